@@ -1,0 +1,7 @@
+"""trinas: trilevel neural architecture search for efficient single-image super-resolution.
+
+The research library: the Genotype format, the plain network inference runs (`TriNet`), data, metrics,
+training. It never imports the `upscale` application.
+"""
+
+__version__ = "0.1.0"

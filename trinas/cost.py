@@ -1,0 +1,47 @@
+"""Parameter and multiply-add counts, computed from the Genotype alone (no tracing, no device)."""
+
+from __future__ import annotations
+
+from .space import OPERATIONS, Cell, Genotype
+
+
+def _op_cost(op: str, cin: int, cout: int) -> int:
+    """Multiply-adds per pixel (= weights) of one operation, ignoring biases."""
+    spec = OPERATIONS[op]
+    k = int(spec["kernel"])
+    kind = spec["kind"]
+    if kind == "skip":
+        return 0
+    if kind == "conv":
+        return k * k * cin * cout
+    if kind == "sepconv":
+        return k * k * cin + cin * cout
+    if kind == "resblock":
+        return 2 * k * k * cin * cin
+    raise ValueError(kind)
+
+
+def madds_per_input_pixel(genotype: Genotype) -> float:
+    """Multiply-adds the network spends per LR input pixel (cost at resolution s counts s^2 times)."""
+    c, w = genotype.channels, genotype.width
+    total = 9 * c * w  # head
+    area = 1
+    for step in genotype.path:
+        if isinstance(step, Cell):
+            cin = w
+            for op, cout in zip(step.ops, step.widths):
+                total += area * _op_cost(op, cin, cout)
+                cin = cout
+        else:
+            total += area * 9 * w * w * step.factor**2
+            area *= step.factor**2
+    total += area * 9 * w * c  # tail
+    return float(total)
+
+
+def madds_per_output_pixel(genotype: Genotype) -> float:
+    return madds_per_input_pixel(genotype) / genotype.scale**2
+
+
+def count_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())

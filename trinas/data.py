@@ -1,0 +1,104 @@
+"""HR image folders -> aligned LR/HR training patches, with the protocol's bicubic and 8-way augmentation.
+
+LR images are made once per HR image (MATLAB bicubic of the whole image, quantised to uint8 as the test
+protocol does), then patches are cut from aligned positions, so training sees exactly the kind of input
+the benchmarks give.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .imresize import imresize
+from .metrics import crop_to_multiple, make_lr
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def list_images(folders: list[str | Path]) -> list[Path]:
+    """Every image file below the given folders, recursively, in a stable order."""
+    files: list[Path] = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"data folder not found: {folder}")
+        files += sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return files
+
+
+def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
+    """An image as uint8 RGB; photos larger than `max_side` are shrunk (bicubic), which also hides JPEG noise."""
+    with Image.open(path) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    if max_side and max(rgb.shape[:2]) > max_side:
+        rgb = imresize(rgb, scale=max_side / max(rgb.shape[:2]))
+    return rgb
+
+
+@dataclass
+class Pair:
+    lr: np.ndarray  # uint8 HxWx3
+    hr: np.ndarray  # uint8 (H*s)x(W*s)x3
+
+
+def make_pairs(files: list[Path], scale: int, min_lr_side: int, max_side: int | None = 2048) -> list[Pair]:
+    """LR/HR pairs for every file big enough to give a `min_lr_side` LR patch."""
+    pairs = []
+    for path in files:
+        hr = crop_to_multiple(load_rgb(path, max_side), scale)
+        if min(hr.shape[:2]) < min_lr_side * scale:
+            continue
+        pairs.append(Pair(make_lr(hr, scale), hr))
+    return pairs
+
+
+def augment(lr: np.ndarray, hr: np.ndarray, code: int) -> tuple[np.ndarray, np.ndarray]:
+    """One of the 8 flips/rotations of the square, applied to both images alike."""
+    if code & 1:
+        lr, hr = lr[:, ::-1], hr[:, ::-1]
+    if code & 2:
+        lr, hr = lr[::-1], hr[::-1]
+    if code & 4:
+        lr, hr = lr.transpose(1, 0, 2), hr.transpose(1, 0, 2)
+    return lr, hr
+
+
+class PatchSampler:
+    """Random aligned patch batches. A batch depends only on (seed, step): resuming needs no RNG state."""
+
+    def __init__(self, pairs: list[Pair], scale: int, patch: int, seed: int = 0) -> None:
+        if not pairs:
+            raise ValueError(f"no training image is large enough for {patch}px LR patches at x{scale}")
+        self.pairs, self.scale, self.patch, self.seed = pairs, scale, patch, seed
+        # Larger images hold more distinct patches: sample them proportionally to sqrt(area).
+        areas = np.array([p.lr.shape[0] * p.lr.shape[1] for p in pairs], dtype=np.float64)
+        self.weights = np.sqrt(areas) / np.sqrt(areas).sum()
+
+    def batch(self, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, step])
+        lrs, hrs = [], []
+        for index in rng.choice(len(self.pairs), size=size, p=self.weights):
+            pair, s, p = self.pairs[index], self.scale, self.patch
+            y = int(rng.integers(0, pair.lr.shape[0] - p + 1))
+            x = int(rng.integers(0, pair.lr.shape[1] - p + 1))
+            lr = pair.lr[y : y + p, x : x + p]
+            hr = pair.hr[y * s : (y + p) * s, x * s : (x + p) * s]
+            lr, hr = augment(lr, hr, int(rng.integers(0, 8)))
+            lrs.append(np.ascontiguousarray(lr))
+            hrs.append(np.ascontiguousarray(hr))
+        return to_tensor(np.stack(lrs)), to_tensor(np.stack(hrs))
+
+
+def to_tensor(batch: np.ndarray) -> torch.Tensor:
+    """uint8 NxHxWxC -> float NxCxHxW in [0, 1]."""
+    return torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def to_uint8(batch: torch.Tensor) -> np.ndarray:
+    """float NxCxHxW in [0, 1] -> uint8 NxHxWxC, rounded as a saved image would be."""
+    return batch.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()

@@ -1,0 +1,177 @@
+"""The model folder <-> TriNet. The same layout as a Hugging Face Hub model repository:
+
+    config.json        format version, architecture, scale, genotype, measured metrics, training, weights sha256
+    model.safetensors  the weights: tensors only, nothing executable
+    README.md          the model card, generated from config.json
+
+Loading never unpickles anything and refuses weights whose sha256 does not match the config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .cost import count_params, madds_per_output_pixel
+from .net import TriNet
+from .space import Genotype
+
+FORMAT_VERSION = 1
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+CARD = "README.md"
+MODEL_FILES = (CONFIG, WEIGHTS, CARD)
+
+
+class ModelFormatError(ValueError):
+    """A model folder that cannot be loaded; the message says what is wrong with which file."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / CONFIG
+    if not path.is_file():
+        raise ModelFormatError(f"{folder} is not a model folder: no {CONFIG}")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict) or config.get("architecture") != "TriNet":
+        raise ModelFormatError(f"{path}: architecture must be 'TriNet'")
+    if int(config.get("format_version", 0)) > FORMAT_VERSION:
+        raise ModelFormatError(f"{path}: format version {config['format_version']} is newer than this "
+                               f"version of trinas understands ({FORMAT_VERSION}); upgrade the package")
+    return config
+
+
+def write_config(folder: Path, config: dict[str, Any]) -> None:
+    """Write config.json and regenerate the model card from it."""
+    folder = Path(folder)
+    _write_atomic(folder / CONFIG, (json.dumps(config, indent=2) + "\n").encode())
+    _write_atomic(folder / CARD, model_card(config).encode())
+
+
+def save_model(model: TriNet, folder: Path, training: dict[str, Any] | None = None,
+               metrics: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """Write a complete model folder for `model`; returns its config."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / WEIGHTS
+    tmp = weights.with_name(f".{WEIGHTS}.tmp")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, weights)
+    genotype = model.genotype
+    config = {
+        "format_version": FORMAT_VERSION,
+        "architecture": "TriNet",
+        "name": folder.name,
+        "scale": genotype.scale,
+        "channels": genotype.channels,
+        "genotype": genotype.to_dict(),
+        "params": count_params(model),
+        "madds_per_output_pixel": madds_per_output_pixel(genotype),
+        "receptive_field": model.receptive_field,
+        "supports_half": model.supports_half,
+        "metrics": metrics or {},
+        "training": training or {},
+        "weights_sha256": sha256_file(weights),
+        **extra,
+    }
+    write_config(folder, config)
+    return config
+
+
+def load_model(folder: Path, verify: bool = True) -> TriNet:
+    """Build the TriNet a model folder describes and load its weights (safetensors only)."""
+    folder = Path(folder)
+    config = read_config(folder)
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        pickled = [p.name for p in folder.glob("*") if p.suffix in (".pt", ".pth", ".bin", ".ckpt")]
+        hint = f" (found {', '.join(pickled)}: pickled weights are never loaded)" if pickled else ""
+        raise ModelFormatError(f"{folder}: no {WEIGHTS}{hint}")
+    expected = config.get("weights_sha256")
+    if verify and expected and sha256_file(weights) != expected:
+        raise ModelFormatError(f"{weights}: sha256 does not match config.json (corrupt or truncated download?)")
+    try:
+        genotype = Genotype.from_dict(config["genotype"])
+    except (KeyError, ValueError) as exc:
+        raise ModelFormatError(f"{folder / CONFIG}: bad genotype: {exc}") from exc
+    model = TriNet(genotype)
+    try:
+        state = load_file(str(weights))
+        model.load_state_dict(state, strict=True)
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ModelFormatError(f"{weights}: weights do not fit the genotype: {first}") from exc
+    model.config = config  # type: ignore[attr-defined]
+    return model.eval()
+
+
+def model_card(config: dict[str, Any]) -> str:
+    """A Hub model card (YAML front matter + prose) that a person reads, generated from config.json."""
+    scale, name = config["scale"], config.get("name", "trinas")
+    metrics = config.get("metrics", {})
+    training = config.get("training", {})
+    searched = config.get("searched", False)
+    lines = ["---", "library_name: trinas-upscale", "license: mit", "pipeline_tag: image-to-image",
+             "tags:", "- super-resolution", "- image-upscaling", f"- x{scale}", "- trinas"]
+    if metrics:
+        lines += ["model-index:", f"- name: {name}", "  results:"]
+        for dataset, values in metrics.items():
+            lines += ["  - task:", "      type: image-super-resolution", "    dataset:",
+                      f"      name: {dataset}", f"      type: {dataset}", "    metrics:",
+                      f"    - type: psnr", f"      value: {values['psnr']:.2f}",
+                      f"    - type: ssim", f"      value: {values['ssim']:.4f}"]
+    lines += ["---", "", f"# {name}", ""]
+    kind = ("a model found by the TriNAS trilevel architecture search" if searched else
+            "a **baseline**: a hand-chosen genotype, not a searched model. It exists to measure searched "
+            "models against")
+    lines += [f"x{scale} single-image super-resolution with TriNet, {kind}.", "",
+              "| | |", "|---|---|",
+              f"| scale | x{scale} |",
+              f"| parameters | {config.get('params', 0):,} |",
+              f"| multiply-adds per output pixel | {config.get('madds_per_output_pixel', 0):,.0f} |",
+              f"| receptive field (input pixels each side) | {config.get('receptive_field', '?')} |",
+              f"| genotype | `{Genotype.from_dict(config['genotype']).describe()}` |", ""]
+    if metrics:
+        lines += ["## Measured quality", "",
+                  "PSNR/SSIM on the Y channel, `scale` border pixels cut, LR made by MATLAB-style bicubic; "
+                  "bicubic upscaling beside it. Reproduce with:", "",
+                  "```", f"upscale eval --model {name} --data DATA/val/Set5 DATA/val/Set14", "```", "",
+                  "| data set | PSNR (dB) | SSIM | bicubic PSNR | bicubic SSIM |", "|---|---|---|---|---|"]
+        for dataset, v in metrics.items():
+            lines.append(f"| {dataset} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['bicubic_psnr']:.2f} | "
+                         f"{v['bicubic_ssim']:.4f} |")
+        lines.append("")
+    if training:
+        lines += ["## Training", ""]
+        for key in ("data", "steps", "batch", "patch", "loss", "optimizer", "lr", "seed", "command"):
+            if key in training:
+                lines.append(f"- {key}: {training[key]}")
+        lines.append("")
+    lines += ["## Use", "", "```", f"upscale image photo.png --model {name}", "```", "",
+              "```python", "from upscale import Upscaler", f'up = Upscaler.from_pretrained("{name}")',
+              "big = up(image)  # PIL image or numpy array", "```", ""]
+    return "\n".join(lines)

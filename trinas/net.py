@@ -1,0 +1,160 @@
+"""TriNet: the plain network built from a Genotype. The only network inference ever runs.
+
+It also answers the questions an inference engine asks of a model (scale, receptive field, channels,
+half-precision support), so the engine never special-cases an architecture.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .space import OPERATIONS, Cell, Genotype, Upsample
+
+
+def make_op(name: str, in_width: int, out_width: int) -> nn.Module:
+    """One operation of a cell, mapping `in_width` channels to `out_width`."""
+    spec = OPERATIONS[name]
+    kernel, dilation = int(spec["kernel"]), int(spec["dilation"])
+    padding = dilation * (kernel - 1) // 2
+    kind = spec["kind"]
+    if kind == "skip":
+        return nn.Identity()
+    if kind == "conv":
+        return nn.Conv2d(in_width, out_width, kernel, padding=padding, dilation=dilation)
+    if kind == "sepconv":
+        return SepConv(in_width, out_width, kernel)
+    if kind == "resblock":
+        return ResBlock(in_width, kernel)
+    raise ValueError(f"unknown operation kind {kind!r}")
+
+
+class SepConv(nn.Module):
+    """Depthwise kxk then pointwise 1x1: most of a conv's reach at a fraction of its cost."""
+
+    def __init__(self, in_width: int, out_width: int, kernel: int) -> None:
+        super().__init__()
+        self.depthwise = nn.Conv2d(in_width, in_width, kernel, padding=kernel // 2, groups=in_width)
+        self.pointwise = nn.Conv2d(in_width, out_width, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pointwise(self.depthwise(x))
+
+
+class ResBlock(nn.Module):
+    """conv-ReLU-conv with an identity skip; keeps the width."""
+
+    def __init__(self, width: int, kernel: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, kernel, padding=kernel // 2)
+        self.conv2 = nn.Conv2d(width, width, kernel, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+class CellBlock(nn.Module):
+    """A Cell from the genotype: its ops in a chain, ReLU between them, a residual around the whole."""
+
+    def __init__(self, cell: Cell, width: int) -> None:
+        super().__init__()
+        ops, current = [], width
+        for name, out_width in zip(cell.ops, cell.widths):
+            ops.append(make_op(name, current, out_width))
+            current = out_width
+        self.ops = nn.ModuleList(ops)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        for i, op in enumerate(self.ops):
+            if i > 0:
+                y = F.relu(y)
+            y = op(y)
+        return x + y
+
+
+class UpsampleBlock(nn.Sequential):
+    """Sub-pixel upsampling: a 3x3 conv to width*factor^2 channels, then pixel shuffle."""
+
+    def __init__(self, width: int, factor: int) -> None:
+        super().__init__(nn.Conv2d(width, width * factor * factor, 3, padding=1), nn.PixelShuffle(factor))
+
+
+class TriNet(nn.Module):
+    """head conv -> path of cells and upsamplers -> tail conv, plus a global bicubic skip.
+
+    Input and output are float tensors in [0, 1] of shape (N, channels, H, W) -> (N, channels, H*s, W*s).
+    """
+
+    supports_half = True
+    size_multiple = 1
+
+    def __init__(self, genotype: Genotype) -> None:
+        super().__init__()
+        self.genotype = genotype
+        width = genotype.width
+        self.head = nn.Conv2d(genotype.channels, width, 3, padding=1)
+        steps: list[nn.Module] = []
+        for step in genotype.path:
+            if isinstance(step, Cell):
+                steps.append(CellBlock(step, width))
+            else:
+                steps.append(UpsampleBlock(width, step.factor))
+        self.body = nn.Sequential(*steps)
+        self.tail = nn.Conv2d(width, genotype.channels, 3, padding=1)
+
+    @property
+    def scale(self) -> int:
+        return self.genotype.scale
+
+    @property
+    def channels(self) -> int:
+        return self.genotype.channels
+
+    @property
+    def receptive_field(self) -> int:
+        return receptive_radius(self.genotype)
+
+    @property
+    def peak_floats_per_pixel(self) -> float:
+        """Rough floats alive at once per input pixel at the widest point: sizes tiles to free memory."""
+        return peak_floats_per_pixel(self.genotype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return skip + self.tail(self.body(self.head(x)))
+
+
+def receptive_radius(genotype: Genotype) -> int:
+    """How many input pixels on each side an output pixel depends on: the context a tile needs.
+
+    Each conv of kernel k and dilation d at resolution factor s reaches d*(k-1)/2 pixels there,
+    which is that divided by s in input pixels. The bicubic skip reaches 2 input pixels.
+    """
+    reach, resolution = 1.0, 1  # the head conv
+    for step in genotype.path:
+        if isinstance(step, Upsample):
+            reach += 1 / resolution  # its 3x3 conv
+            resolution *= step.factor
+            continue
+        for op in step.ops:
+            spec = OPERATIONS[op]
+            convs = 2 if spec["kind"] == "resblock" else (0 if spec["kind"] == "skip" else 1)
+            reach += convs * int(spec["dilation"]) * (int(spec["kernel"]) - 1) / 2 / resolution
+    reach += 1 / resolution  # the tail conv
+    return max(2, math.ceil(reach - 1e-9))
+
+
+def peak_floats_per_pixel(genotype: Genotype) -> float:
+    """The largest input+output activation of any layer, per input pixel, plus the skip and output."""
+    c, w, area, peak = genotype.channels, genotype.width, 1, 0.0
+    for step in genotype.path:
+        if isinstance(step, Upsample):
+            peak = max(peak, area * (w + 2 * w * step.factor**2))  # conv output + shuffled copy
+            area *= step.factor**2
+        else:
+            peak = max(peak, area * (3 * w + max(step.widths)))  # trunk, residual, op in/out
+    return peak + 2 * c * genotype.scale**2

@@ -1,0 +1,153 @@
+"""The Genotype: a JSON-serialisable description of one network, the only thing a TriNet is built from.
+
+A network is a head convolution, then a *path* of steps (cells at the current resolution, and upsamplers that
+multiply the resolution), then a tail convolution, plus a global bicubic skip. The three levels the search
+chooses are all visible here: the path (how many cells, where the upsamplers sit), the operations inside each
+cell, and the width of every convolution inside a cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Operations a cell may contain. Each maps (in_width -> out_width); "skip" only keeps the width.
+# kernel size, dilation and kind are what the receptive field and cost need.
+OPERATIONS: dict[str, dict[str, int | str]] = {
+    "skip": {"kind": "skip", "kernel": 1, "dilation": 1},
+    "conv3x3": {"kind": "conv", "kernel": 3, "dilation": 1},
+    "conv5x5": {"kind": "conv", "kernel": 5, "dilation": 1},
+    "dilconv3x3": {"kind": "conv", "kernel": 3, "dilation": 2},
+    "sepconv3x3": {"kind": "sepconv", "kernel": 3, "dilation": 1},
+    "resblock3x3": {"kind": "resblock", "kernel": 3, "dilation": 1},
+}
+
+# Upsampler factors a path may use: any integer scale 2..8 is a product of these.
+UPSAMPLE_FACTORS = (2, 3, 5, 7)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A chain of operations with a residual connection around it.
+
+    `widths[i]` is the output width of `ops[i]`; the last width always equals the trunk width, so the
+    residual adds up. A "skip" op keeps the width it receives.
+    """
+
+    ops: tuple[str, ...]
+    widths: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Upsample:
+    """A sub-pixel convolution (conv to width*factor^2, then pixel shuffle) multiplying resolution by `factor`."""
+
+    factor: int
+
+
+Step = Cell | Upsample
+
+
+@dataclass(frozen=True)
+class Genotype:
+    """One concrete network. `width` is the trunk width between cells."""
+
+    scale: int
+    width: int
+    path: tuple[Step, ...]
+    channels: int = 3
+    version: int = 1
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def cells(self) -> list[Cell]:
+        return [s for s in self.path if isinstance(s, Cell)]
+
+    def to_dict(self) -> dict[str, Any]:
+        steps: list[dict[str, Any]] = []
+        for step in self.path:
+            if isinstance(step, Cell):
+                steps.append({"type": "cell", "ops": list(step.ops), "widths": list(step.widths)})
+            else:
+                steps.append({"type": "upsample", "factor": step.factor})
+        return {"version": self.version, "scale": self.scale, "channels": self.channels,
+                "width": self.width, "path": steps}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Genotype":
+        try:
+            path: list[Step] = []
+            for step in data["path"]:
+                if step["type"] == "cell":
+                    path.append(Cell(tuple(step["ops"]), tuple(int(w) for w in step["widths"])))
+                elif step["type"] == "upsample":
+                    path.append(Upsample(int(step["factor"])))
+                else:
+                    raise ValueError(f"unknown path step type {step['type']!r}")
+            return cls(scale=int(data["scale"]), width=int(data["width"]), path=tuple(path),
+                       channels=int(data.get("channels", 3)), version=int(data.get("version", 1)))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed genotype: missing or wrong field {exc}") from exc
+
+    def describe(self) -> str:
+        """A one-line human summary, e.g. `32w: [conv3x3>conv3x3] x4 -> up2`."""
+        parts = []
+        for step in self.path:
+            if isinstance(step, Cell):
+                parts.append("[" + ">".join(f"{op}:{w}" for op, w in zip(step.ops, step.widths)) + "]")
+            else:
+                parts.append(f"up{step.factor}")
+        return f"{self.width}w " + " ".join(parts)
+
+
+def validate(genotype: Genotype) -> None:
+    """Raise ValueError naming the problem if the genotype does not describe a buildable network."""
+    if genotype.channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {genotype.channels}")
+    if genotype.width < 1:
+        raise ValueError(f"width must be positive, got {genotype.width}")
+    product = 1
+    for step in genotype.path:
+        if isinstance(step, Upsample):
+            if step.factor not in UPSAMPLE_FACTORS:
+                raise ValueError(f"upsample factor must be one of {UPSAMPLE_FACTORS}, got {step.factor}")
+            product *= step.factor
+            continue
+        if len(step.ops) == 0 or len(step.ops) != len(step.widths):
+            raise ValueError("a cell needs as many widths as operations, and at least one")
+        unknown = [op for op in step.ops if op not in OPERATIONS]
+        if unknown:
+            raise ValueError(f"unknown operations {unknown}; known: {sorted(OPERATIONS)}")
+        current = genotype.width
+        for op, w in zip(step.ops, step.widths):
+            if w < 1:
+                raise ValueError(f"widths must be positive, got {w}")
+            if op in ("skip", "resblock3x3") and w != current:
+                raise ValueError(f"{op} keeps its width: got {current} -> {w}")
+            current = w
+        if current != genotype.width:
+            raise ValueError(f"a cell must end at the trunk width {genotype.width}, ends at {current}")
+    if product != genotype.scale:
+        raise ValueError(f"upsamplers multiply to x{product}, but the genotype says scale {genotype.scale}")
+
+
+def upsample_factors(scale: int) -> list[int]:
+    """Split an integer scale 2..8 into upsampler factors (x4 -> [2, 2], x6 -> [2, 3], x5 -> [5])."""
+    if not 2 <= scale <= 8:
+        raise ValueError(f"scale must be an integer from 2 to 8, got {scale}")
+    factors, rest = [], scale
+    for f in UPSAMPLE_FACTORS:
+        while rest % f == 0:
+            factors.append(f)
+            rest //= f
+    return factors
+
+
+def baseline_genotype(scale: int, width: int = 32, cells: int = 4) -> Genotype:
+    """The hand-chosen baseline: `cells` residual cells of two 3x3 convs at LR, all upsampling at the end."""
+    cell = Cell(("conv3x3", "conv3x3"), (width, width))
+    path: list[Step] = [cell] * cells + [Upsample(f) for f in upsample_factors(scale)]
+    return Genotype(scale=scale, width=width, path=tuple(path))

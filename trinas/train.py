@@ -1,0 +1,163 @@
+"""Train a TriNet on LR/HR patches: L1 loss, Adam, cosine learning rate, checkpoints and exact resume.
+
+A batch is a pure function of (seed, step) and the checkpoint holds the model, the optimiser and the
+step, so a run killed at any moment resumes where its last checkpoint left it and ends with the same
+result. Same code on CPU and GPU.
+
+    python -m trinas.train --scale 2 --train DIR... --val DIR --work runs/x2 --steps 20000 --out weights/x
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import PatchSampler, list_images, make_pairs
+from .evaluate import BenchmarkImage, load_benchmark, score, upscale_with
+from .net import TriNet
+from .space import Genotype, baseline_genotype
+
+
+@dataclass
+class TrainConfig:
+    scale: int
+    steps: int = 20000
+    batch: int = 16
+    patch: int = 48
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup: int = 200
+    seed: int = 0
+    val_every: int = 500
+    checkpoint_every_s: float = 120.0
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay from `lr` to `min_lr` over the run."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    t = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def validate(model: TriNet, val: list[BenchmarkImage], scale: int, device: torch.device) -> float:
+    model.eval()
+    try:
+        return score("val", val, scale, upscale_with(model, device)).mean("psnr")
+    finally:
+        model.train()
+
+
+def train(model: TriNet, sampler: PatchSampler, val: list[BenchmarkImage], config: TrainConfig,
+          checkpoint: Path, device: torch.device | str = "cpu", time_budget_s: float | None = None,
+          log: Callable[[str], None] = print) -> dict:
+    """Train until `config.steps` (or the time budget runs out; rerun to continue). Returns the run state."""
+    device = torch.device(device)
+    torch.manual_seed(config.seed)
+    model.to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    state = load_checkpoint(checkpoint)
+    history: list[dict] = []
+    step = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, history = int(state["step"]), list(state["history"])
+        log(f"resumed from {checkpoint} at step {step}")
+
+    def save() -> None:
+        save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                         "history": history, "config": asdict(config)}, checkpoint)
+
+    started = last_save = time.monotonic()
+    running = 0.0
+    while step < config.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
+        lr_batch, hr_batch = sampler.batch(step, config.batch)
+        loss = F.l1_loss(model(lr_batch.to(device)), hr_batch.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running += loss.item()
+        step += 1
+        if step % config.val_every == 0 or step == config.steps:
+            val_psnr = validate(model, val, config.scale, device) if val else float("nan")
+            history.append({"step": step, "loss": running / config.val_every, "val_psnr": val_psnr,
+                            "seconds": time.monotonic() - started})
+            log(f"step {step}/{config.steps} loss {running / config.val_every:.4f} val {val_psnr:.2f} dB")
+            running = 0.0
+        now = time.monotonic()
+        if now - last_save > config.checkpoint_every_s:
+            save()
+            last_save = now
+        if time_budget_s is not None and now - started > time_budget_s:
+            log(f"time budget reached at step {step}; rerun to resume")
+            break
+    save()
+    return {"step": step, "history": history, "done": step >= config.steps}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=int, required=True)
+    parser.add_argument("--train", nargs="+", required=True, help="HR image folders")
+    parser.add_argument("--val", nargs="*", default=[], help="HR validation folders")
+    parser.add_argument("--work", type=Path, required=True, help="folder for the checkpoint")
+    parser.add_argument("--out", type=Path, help="model folder to write when training is done")
+    parser.add_argument("--genotype", type=Path, help="genotype JSON (default: the baseline)")
+    parser.add_argument("--init", type=Path, help="model folder whose matching weights start the run")
+    parser.add_argument("--steps", type=int, default=20000)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--patch", type=int, default=48)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--val-every", type=int, default=500)
+    parser.add_argument("--max-side", type=int, default=2048)
+    parser.add_argument("--time-budget", type=float, help="seconds before stopping (resumable)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from .export import load_model, save_model  # local: keeps the library import light
+
+    if args.genotype:
+        import json
+        genotype = Genotype.from_dict(json.loads(args.genotype.read_text()))
+    else:
+        genotype = baseline_genotype(args.scale)
+    model = TriNet(genotype)
+    if args.init and not (args.work / "checkpoint.pt").exists():
+        source = load_model(args.init).state_dict()
+        own = model.state_dict()
+        matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(matched, strict=False)
+        print(f"initialised {len(matched)}/{len(own)} tensors from {args.init}")
+    config = TrainConfig(scale=args.scale, steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
+                         seed=args.seed, val_every=args.val_every)
+    t0 = time.monotonic()
+    pairs = make_pairs(list_images(args.train), args.scale, args.patch, args.max_side)
+    val = [img for folder in args.val for img in load_benchmark(Path(folder), args.scale)]
+    print(f"{len(pairs)} training images, {len(val)} validation images, prepared in {time.monotonic() - t0:.0f}s")
+    result = train(model, PatchSampler(pairs, args.scale, args.patch, args.seed), val, config,
+                   args.work / "checkpoint.pt", args.device, args.time_budget)
+    if result["done"] and args.out:
+        training = {"data": [Path(p).name for p in args.train], "steps": config.steps, "batch": config.batch,
+                    "patch": config.patch, "loss": "L1", "optimizer": "Adam, cosine lr", "lr": config.lr,
+                    "seed": config.seed, "history": result["history"]}
+        save_model(model.cpu(), args.out, training=training)
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

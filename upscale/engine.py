@@ -1,0 +1,224 @@
+"""The inference engine: one model, one device, tiles that stitch without seams.
+
+`Upscaler` asks the model only what a descriptor offers (scale, receptive field, channels, half
+support), so any TriNet runs the same way. It takes every image kind the application reads (gray,
+gray+alpha, RGB, RGBA; 8-bit, 16-bit or float) and returns the same kind, scaled.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Callable
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from .alpha import bleed_colors
+
+TileCallback = Callable[[int, int], None]  # (tiles done, tiles total)
+
+
+class EngineError(RuntimeError):
+    """Raised for a request the engine cannot honour; the message names the fix."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto` prefers CUDA, then Apple MPS, then the CPU; anything else is taken as a torch device name."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise EngineError(f"unknown device {name!r} (use auto, cpu, cuda, cuda:N or mps)") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EngineError("--device cuda asked for, but this torch build sees no CUDA GPU")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise EngineError("--device mps asked for, but Apple MPS is not available here")
+    return device
+
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def pick_dtype(device: torch.device, precision: str, supports_half: bool) -> torch.dtype:
+    """Half precision on a GPU when the model allows it; always fp32 on the CPU (half there is slow or crashes)."""
+    if precision == "auto":
+        return torch.float16 if device.type in ("cuda", "mps") and supports_half else torch.float32
+    if precision not in PRECISIONS:
+        raise EngineError(f"unknown precision {precision!r} (use auto, fp32, fp16 or bf16)")
+    dtype = PRECISIONS[precision]
+    if dtype != torch.float32 and device.type == "cpu":
+        raise EngineError(f"{precision} runs only on a GPU; on the CPU the engine uses fp32 (drop --precision)")
+    if dtype != torch.float32 and not supports_half:
+        raise EngineError(f"this model does not support {precision}; use fp32")
+    return dtype
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and ("out of memory" in str(exc) or "can't allocate memory" in str(exc)))
+
+
+def _free_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+class Upscaler:
+    """Upscale images with one model on one device.
+
+    tile: input tile side in pixels, 0 for whole images, or "auto" (from free memory). tile_pad: context
+    read around each tile, default the model's receptive field, which makes tiled output equal untiled.
+    """
+
+    def __init__(self, model: torch.nn.Module, device: str = "auto", precision: str = "auto",
+                 tile: int | str = "auto", tile_pad: int | None = None, threads: int | None = None) -> None:
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device, precision, bool(getattr(model, "supports_half", False)))
+        if self.device.type == "cpu":
+            torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+        self.model = model.eval().to(self.device, self.dtype)
+        self.scale = int(model.scale)
+        self.channels = int(model.channels)
+        self.receptive_field = int(model.receptive_field)
+        if tile != "auto" and (not isinstance(tile, int) or tile < 0):
+            raise EngineError(f"tile must be a non-negative number of pixels or 'auto', got {tile!r}")
+        if tile_pad is not None and tile_pad < 0:
+            raise EngineError(f"tile pad must be non-negative, got {tile_pad}")
+        self.tile = tile
+        self.tile_pad = self.receptive_field if tile_pad is None else tile_pad
+        self.config = getattr(model, "config", {})
+
+    @classmethod
+    def from_pretrained(cls, spec: str, **kwargs) -> "Upscaler":
+        """`spec`: a packaged name (`trinas-x2`), a model folder, or `hf:owner/repo[@revision]`."""
+        from .models import load  # models imports the engine's error types only
+
+        return cls(load(spec), **kwargs)
+
+    # ----------------------------------------------------------------- tensors
+    def auto_tile(self) -> int:
+        """The largest square tile whose activations fit comfortably in the memory free now."""
+        floats = float(getattr(self.model, "peak_floats_per_pixel", 64 * self.scale**2))
+        itemsize = torch.finfo(self.dtype).bits // 8
+        budget = _free_memory(self.device) * (0.5 if self.device.type != "cpu" else 0.125)
+        side = int(math.sqrt(budget / (floats * itemsize * 2)))
+        return max(32, min(side, 2048))
+
+    @torch.inference_mode()
+    def run_tensor(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
+        """NCHW float32 in [0, 1] on the CPU -> NCHW float32 scaled by `scale`, tiled as configured."""
+        from .tiling import plan_tiles
+
+        n, c, h, w = x.shape
+        tile = self.auto_tile() if self.tile == "auto" else int(self.tile)
+        s = self.scale
+        while True:
+            try:
+                out = torch.empty((n, c, h * s, w * s), dtype=torch.float32)
+                tiles = plan_tiles(h, w, tile, self.tile_pad)
+                for index, t in enumerate(tiles):
+                    window = x[:, :, t.read_top:t.read_bottom, t.read_left:t.read_right]
+                    y = self.model(window.to(self.device, self.dtype)).float()
+                    oy, ox = (t.top - t.read_top) * s, (t.left - t.read_left) * s
+                    core = y[:, :, oy:oy + (t.bottom - t.top) * s, ox:ox + (t.right - t.left) * s]
+                    out[:, :, t.top * s:t.bottom * s, t.left * s:t.right * s] = core.cpu()
+                    if on_tile:
+                        on_tile(index + 1, len(tiles))
+                return out.clamp_(0, 1)
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
+                if not _is_oom(exc):
+                    raise
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                current = tile if tile > 0 else max(h, w)
+                if current <= 16:
+                    raise EngineError("out of memory even with 16-pixel tiles; free memory or use --device cpu") from exc
+                tile = current // 2
+                if self.tile == "auto" or self.tile:
+                    self.tile = tile  # remember for the next image
+
+    # ------------------------------------------------------------------ arrays
+    def _run_planes(self, planes: np.ndarray, on_tile: TileCallback | None) -> np.ndarray:
+        """HxWx3 (or HxWx1) float32 -> scaled float32, feeding the model the channels it expects."""
+        c = planes.shape[2]
+        if c != self.channels:
+            planes = np.repeat(planes, 3, axis=2) if c == 1 else planes.mean(axis=2, keepdims=True)
+        x = torch.from_numpy(np.ascontiguousarray(planes)).permute(2, 0, 1)[None]
+        y = self.run_tensor(x, on_tile)[0].permute(1, 2, 0).numpy()
+        if c != self.channels:
+            y = y.mean(axis=2, keepdims=True) if c == 1 else np.repeat(y, 3, axis=2)
+        return y
+
+    def upscale_array(self, pixels: np.ndarray, outscale: float | None = None,
+                      on_tile: TileCallback | None = None) -> np.ndarray:
+        """HxW or HxWxC (C = 1..4) of uint8, uint16 or float in [0, 1] -> the same kind, scaled.
+
+        The pixel type decides the range (uint16 stays 16-bit, never judged by its values). Alpha is
+        upscaled on its own, after colour under transparent pixels was bled from visible neighbours.
+        """
+        if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (1, 2, 3, 4)):
+            raise EngineError(f"expected an HxW or HxWxC image with C in 1..4, got shape {pixels.shape}")
+        if pixels.shape[0] == 0 or pixels.shape[1] == 0:
+            raise EngineError("the image has zero width or height")
+        dtype = pixels.dtype
+        if dtype == np.uint8 or dtype == np.uint16:
+            peak = float(np.iinfo(dtype).max)
+        elif np.issubdtype(dtype, np.floating):
+            peak = 1.0
+        else:
+            raise EngineError(f"unsupported pixel type {dtype}; use uint8, uint16 or float")
+        squeeze = pixels.ndim == 2
+        planes = (pixels[..., None] if squeeze else pixels).astype(np.float32) / peak
+        has_alpha = planes.shape[2] in (2, 4)
+        colour = planes[..., :-1] if has_alpha else planes
+        if has_alpha:
+            alpha = planes[..., -1]
+            if colour.shape[2] == 3:
+                colour = bleed_colors(colour, alpha)
+            else:
+                colour = bleed_colors(np.repeat(colour, 3, axis=2), alpha)[..., :1]
+            up_alpha = self._run_planes(alpha[..., None], on_tile)
+            up_colour = self._run_planes(colour, on_tile)
+            result = np.concatenate([up_colour, up_alpha], axis=2)
+        else:
+            result = self._run_planes(colour, on_tile)
+        if outscale is not None and not math.isclose(outscale, self.scale):
+            result = resize_to(result, round(pixels.shape[0] * outscale), round(pixels.shape[1] * outscale))
+        result = np.clip(result, 0, 1)
+        if dtype in (np.uint8, np.uint16):
+            result = np.round(result * peak).astype(dtype)
+        else:
+            result = result.astype(dtype)
+        return result[..., 0] if squeeze else result
+
+    def __call__(self, image: Image.Image | np.ndarray, outscale: float | None = None) -> Image.Image | np.ndarray:
+        """Upscale a PIL image (returned as PIL) or a numpy array (returned as numpy)."""
+        if isinstance(image, np.ndarray):
+            return self.upscale_array(image, outscale)
+        from .images import from_pil, to_pil
+
+        return to_pil(self.upscale_array(from_pil(image), outscale))
+
+
+def resize_to(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """High-quality resize of float HxWxC: area averaging to shrink, Lanczos to enlarge."""
+    if height < 1 or width < 1:
+        raise EngineError(f"--outscale gives an empty image ({height}x{width})")
+    shrinking = height * width < pixels.shape[0] * pixels.shape[1]
+    method = cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4
+    out = cv2.resize(pixels, (width, height), interpolation=method)
+    return out[..., None] if out.ndim == 2 else out

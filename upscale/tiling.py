@@ -1,0 +1,43 @@
+"""Pure tile geometry: which input window each tile reads and which output region it owns.
+
+A tile owns a core region of the input; it reads that core plus `pad` pixels of context on each side
+(clipped at the image border, where the network's own zero padding applies as it would on the whole
+image). With `pad` >= the model's receptive field, the stitched output equals the whole-image output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Input rows/cols [top, bottom) x [left, right) owned by this tile, and the window read around them."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+    read_top: int
+    read_bottom: int
+    read_left: int
+    read_right: int
+
+
+def _spans(length: int, tile: int) -> list[tuple[int, int]]:
+    """Split [0, length) into nearly equal spans no longer than `tile` (no thin sliver at the end)."""
+    count = max(1, -(-length // tile))
+    edges = [round(i * length / count) for i in range(count + 1)]
+    return [(edges[i], edges[i + 1]) for i in range(count)]
+
+
+def plan_tiles(height: int, width: int, tile: int, pad: int) -> list[Tile]:
+    """Tiles covering a height x width input in row-major order; `tile` <= 0 means one tile."""
+    if tile <= 0:
+        tile = max(height, width)
+    tiles = []
+    for top, bottom in _spans(height, tile):
+        for left, right in _spans(width, tile):
+            tiles.append(Tile(top, bottom, left, right, max(0, top - pad), min(height, bottom + pad),
+                              max(0, left - pad), min(width, right + pad)))
+    return tiles
