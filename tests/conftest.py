@@ -1,0 +1,29 @@
+"""Shared fixtures: tiny untrained models that make the tests fast and independent of packaged weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from trinas.export import save_model
+from trinas.net import TriNet
+from trinas.space import baseline_genotype
+
+
+def make_tiny_model(folder: Path, scale: int = 2, width: int = 8, cells: int = 1, seed: int = 0) -> Path:
+    """Write a small randomly initialised model folder (a valid model, just not a good one)."""
+    torch.manual_seed(seed)
+    save_model(TriNet(baseline_genotype(scale, width=width, cells=cells)), folder)
+    return folder
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-x2")
+
+
+@pytest.fixture
+def tiny_model_x4_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-x4", scale=4)
