@@ -12,10 +12,18 @@ from trinas.net import TriNet
 from trinas.space import baseline_genotype
 
 
-def make_tiny_model(folder: Path, scale: int = 2, width: int = 8, cells: int = 1, seed: int = 0) -> Path:
-    """Write a small randomly initialised model folder (a valid model, just not a good one)."""
+def make_tiny_model(folder: Path, scale: int = 2, width: int = 8, cells: int = 1, seed: int = 0,
+                    bicubic: bool = False) -> Path:
+    """Write a small randomly initialised model folder (a valid model, just not a good one).
+
+    `bicubic=True` zeroes the tail so the model outputs exactly its bicubic skip: colours stay true.
+    """
     torch.manual_seed(seed)
-    save_model(TriNet(baseline_genotype(scale, width=width, cells=cells)), folder)
+    model = TriNet(baseline_genotype(scale, width=width, cells=cells))
+    if bicubic:
+        torch.nn.init.zeros_(model.tail.weight)
+        torch.nn.init.zeros_(model.tail.bias)
+    save_model(model, folder)
     return folder
 
 

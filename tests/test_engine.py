@@ -1,0 +1,121 @@
+"""The engine's promises: seamless tiles, every pixel kind in and out, no alpha fringes, safe precision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import make_tiny_model
+from trinas.export import load_model
+from upscale.engine import EngineError, Upscaler, pick_dtype
+
+
+def _upscaler(folder, **kwargs) -> Upscaler:
+    return Upscaler(load_model(folder), device="cpu", **kwargs)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_tiled_output_equals_whole_image_output(tmp_path, scale):
+    folder = make_tiny_model(tmp_path / "m", scale=scale, width=8, cells=3)
+    rng = np.random.default_rng(0)
+    image = rng.random((53, 41, 3), dtype=np.float32)
+    whole = _upscaler(folder, tile=0).upscale_array(image)
+    tiled = _upscaler(folder, tile=16).upscale_array(image)
+    assert tiled.shape == (53 * scale, 41 * scale, 3)
+    np.testing.assert_allclose(tiled, whole, atol=2e-5)
+
+
+def test_tiles_without_context_show_seams(tmp_path):
+    """The property above is not vacuous: too little context changes pixels along tile borders."""
+    folder = make_tiny_model(tmp_path / "m", width=8, cells=3)
+    image = np.random.default_rng(1).random((48, 48, 3), dtype=np.float32)
+    whole = _upscaler(folder, tile=0).upscale_array(image)
+    seamy = _upscaler(folder, tile=16, tile_pad=0).upscale_array(image)
+    assert np.abs(seamy - whole).max() > 1e-3
+
+
+def test_out_of_memory_splits_the_tile_and_retries(tmp_path, monkeypatch):
+    up = _upscaler(make_tiny_model(tmp_path / "m"), tile=0)
+    real_forward = up.model.forward
+    sizes = []
+
+    def forward(x):
+        sizes.append(max(x.shape[-2:]))
+        if max(x.shape[-2:]) > 40:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_forward(x)
+
+    monkeypatch.setattr(up.model, "forward", forward)
+    image = np.random.default_rng(2).random((64, 64, 3), dtype=np.float32)
+    out = up.upscale_array(image)
+    reference = _upscaler(make_tiny_model(tmp_path / "m2"), tile=0).upscale_array(image)
+    np.testing.assert_allclose(out, reference, atol=2e-5)
+    assert sizes[0] == 64 and max(sizes[1:]) <= 40 + up.tile_pad
+
+
+@pytest.mark.parametrize("shape,dtype", [((20, 30), np.uint8), ((20, 30, 2), np.uint8), ((20, 30, 3), np.uint8),
+                                         ((20, 30, 4), np.uint8), ((20, 30, 3), np.uint16), ((20, 30), np.uint16),
+                                         ((20, 30, 3), np.float32)])
+def test_every_pixel_kind_comes_back_as_the_same_kind(tiny_model_dir, shape, dtype):
+    up = _upscaler(tiny_model_dir)
+    peak = np.iinfo(dtype).max if dtype != np.float32 else 1.0
+    pixels = (np.random.default_rng(3).random(shape) * peak).astype(dtype)
+    out = up.upscale_array(pixels)
+    assert out.dtype == dtype
+    assert out.shape == (shape[0] * 2, shape[1] * 2) + shape[2:]
+
+
+def test_16_bit_precision_survives_the_engine(tmp_path):
+    """Values 0..255 stored in 16 bits stay small 16-bit values: no 8-bit rescale by guessing from values."""
+    up = _upscaler(make_tiny_model(tmp_path / "m", bicubic=True))
+    pixels = np.full((16, 16, 3), 200, dtype=np.uint16)
+    out = up.upscale_array(pixels)
+    assert out.dtype == np.uint16 and np.all(np.abs(out.astype(int) - 200) <= 1)
+
+
+def test_alpha_edges_have_no_dark_fringe(tmp_path):
+    """A red disc on fully transparent black: every visible output pixel stays red."""
+    up = _upscaler(make_tiny_model(tmp_path / "m", bicubic=True))
+    yy, xx = np.mgrid[:64, :64]
+    inside = (yy - 32) ** 2 + (xx - 32) ** 2 < 20**2
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[inside] = (230, 20, 20, 255)
+    out = up.upscale_array(rgba)
+    visible = out[..., 3] >= 8
+    assert visible.sum() > inside.sum() * 3  # the disc grew with the image
+    assert out[visible][:, 0].min() >= 200, "dark fringe: red channel dropped at the edge"
+    assert out[visible][:, 1:3].max() <= 50
+    # Without bleeding, the same upscale of the RGB drags black into the edge (what the fix is for).
+    naive = up.upscale_array(rgba[..., :3])
+    assert naive[visible][:, 0].min() < 150
+
+
+def test_pil_images_and_outscale(tiny_model_dir):
+    up = _upscaler(tiny_model_dir)
+    out = up(Image.new("RGB", (30, 20), (10, 200, 30)))
+    assert isinstance(out, Image.Image) and out.size == (60, 40)
+    assert up(np.zeros((20, 30, 3), np.uint8), outscale=1.5).shape == (30, 45, 3)
+    assert up(np.zeros((20, 30, 3), np.uint8), outscale=3).shape == (60, 90, 3)
+
+
+def test_half_precision_is_refused_on_cpu():
+    with pytest.raises(EngineError, match="only on a GPU"):
+        pick_dtype(torch.device("cpu"), "fp16", True)
+    assert pick_dtype(torch.device("cpu"), "auto", True) == torch.float32
+
+
+def test_bad_arrays_are_clear_errors(tiny_model_dir):
+    up = _upscaler(tiny_model_dir)
+    with pytest.raises(EngineError, match="zero"):
+        up.upscale_array(np.zeros((0, 5, 3), np.uint8))
+    with pytest.raises(EngineError, match="shape"):
+        up.upscale_array(np.zeros((5, 5, 7), np.uint8))
+
+
+def test_cuda_request_without_gpu_is_a_clear_error(tiny_model_dir):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(EngineError, match="no CUDA"):
+        Upscaler(load_model(tiny_model_dir), device="cuda")

@@ -1,0 +1,151 @@
+"""Files, folders and globs -> upscaling jobs, and running them with per-file error handling.
+
+Folders are walked recursively and mirrored into the output folder; files that are not images are
+ignored there. A failing file never stops the run: it is recorded, and the caller reports every failure.
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .engine import EngineError, Upscaler
+from .errors import UpscaleError
+from .images import EXTENSIONS, ImageError, read_image, write_image
+
+FORMAT_SUFFIX = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif", "tif": ".tif",
+                 "bmp": ".bmp"}
+
+
+@dataclass
+class Job:
+    source: Path
+    target: Path
+
+
+@dataclass
+class Failure:
+    path: str
+    error: str
+
+
+@dataclass
+class Plan:
+    jobs: list[Job] = field(default_factory=list)
+    skipped: list[Job] = field(default_factory=list)  # output exists and --overwrite not given
+    failures: list[Failure] = field(default_factory=list)
+
+
+@dataclass
+class OutputOptions:
+    output: Path | None = None  # a file (single input) or a folder; None: beside each input
+    suffix: str | None = None  # added to the stem; default "_x{scale}" beside inputs, "" in a folder
+    format: str | None = None  # png, jpg, webp, tiff, bmp; default: keep the input's
+    overwrite: bool = False
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in EXTENSIONS
+
+
+def _expand(item: str) -> tuple[list[tuple[Path, Path | None]], str | None]:
+    """(file, folder it was found in) pairs for one input argument, or an error message."""
+    path = Path(item).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and _is_image(p))
+        return [(p, path) for p in files], None
+    if path.is_file():
+        return [(path, None)], None
+    if any(ch in item for ch in "*?["):
+        matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
+        files = [p for p in matches if p.is_file() and _is_image(p)]
+        return [(p, None) for p in files], None if files else f"{item}: no image matches this pattern"
+    return [], f"{item}: no such file or folder"
+
+
+def _target_for(source: Path, root: Path | None, options: OutputOptions, scale: int, single: bool) -> Path:
+    suffix = options.suffix
+    extension = FORMAT_SUFFIX[options.format.lower()] if options.format else source.suffix
+    out = options.output
+    if out is not None and single and out.suffix.lower() in EXTENSIONS and not out.is_dir():
+        return out  # an explicit output file for a single input
+    if out is None:
+        name = f"{source.stem}{f'_x{scale}' if suffix is None else suffix}{extension}"
+        return source.with_name(name)
+    relative = source.relative_to(root).parent if root is not None else Path()
+    return out / relative / f"{source.stem}{suffix or ''}{extension}"
+
+
+def plan_jobs(inputs: list[str], options: OutputOptions, scale: int) -> Plan:
+    """Every job the inputs ask for; missing inputs, clashes and would-be overwrites of inputs are failures."""
+    if options.format and options.format.lower() not in FORMAT_SUFFIX:
+        raise UpscaleError(f"unknown --format {options.format!r} (use {', '.join(sorted(set(FORMAT_SUFFIX)))})")
+    plan = Plan()
+    found: list[tuple[Path, Path | None]] = []
+    for item in inputs:
+        files, error = _expand(item)
+        if error:
+            plan.failures.append(Failure(item, error))
+        found += files
+    single = len(found) == 1 and len(inputs) == 1
+    if options.output is not None and not single and options.output.suffix.lower() in EXTENSIONS \
+            and not options.output.is_dir():
+        raise UpscaleError(f"-o {options.output} looks like a file, but there are {len(found)} inputs: give a folder")
+    sources = {p.resolve() for p, _ in found}
+    taken: dict[Path, Path] = {}
+    for source, root in found:
+        target = _target_for(source, root, options, scale, single)
+        resolved = target.resolve()
+        if options.output is not None and not single and not resolved.is_relative_to(options.output.resolve()):
+            plan.failures.append(Failure(str(source), f"{source}: output {target} would leave the output folder"))
+        elif resolved in sources:
+            plan.failures.append(Failure(str(source), f"{source}: output {target} is an input; refusing to "
+                                                      "overwrite it (use -o or --suffix)"))
+        elif resolved in taken:
+            plan.failures.append(Failure(str(source), f"{source}: output {target} is also the output of "
+                                                      f"{taken[resolved]}"))
+        else:
+            taken[resolved] = source
+            (plan.jobs if options.overwrite or not target.exists() else plan.skipped).append(Job(source, target))
+    return plan
+
+
+@dataclass
+class RunReport:
+    done: list[Job] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run_jobs(jobs: list[Job], upscaler: Upscaler, outscale: float | None = None, quality: int = 95,
+             max_pixels: int | None = None, on_start: Callable[[Job], None] | None = None,
+             on_tile: Callable[[int, int], None] | None = None,
+             on_done: Callable[[Job, str | None], None] | None = None) -> RunReport:
+    """Upscale every job; one job's error is recorded and the run goes on with the next."""
+    report = RunReport()
+    start = time.perf_counter()
+    for job in jobs:
+        if on_start:
+            on_start(job)
+        error = None
+        try:
+            image = read_image(job.source, **({"max_pixels": max_pixels} if max_pixels else {}))
+            pixels = upscaler.upscale_array(image.pixels, outscale, on_tile)
+            write_image(job.target, pixels, quality=quality, icc_profile=image.icc_profile, exif=image.exif,
+                        dpi=image.dpi)
+            report.done.append(job)
+        except ImageError as exc:
+            error = str(exc)
+        except (EngineError, UpscaleError) as exc:
+            error = f"{job.source}: {exc}"
+        except OSError as exc:
+            error = f"{job.target}: cannot write: {exc.strerror or exc}"
+        if error:
+            report.failures.append(Failure(str(job.source), error.splitlines()[0]))
+        if on_done:
+            on_done(job, error)
+    report.seconds = time.perf_counter() - start
+    return report

@@ -1,0 +1,52 @@
+"""`upscale eval`: score a model on benchmark folders by the published protocol, bicubic beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from trinas.evaluate import DatasetScore, load_benchmark, score
+
+from .engine import Upscaler
+from .errors import UpscaleError
+
+
+def evaluate(upscaler: Upscaler, folders: list[Path],
+             on_image: Callable[[str], None] | None = None) -> list[DatasetScore]:
+    """One DatasetScore per folder (named after it), every image run through the engine as a user's would be."""
+    results = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise UpscaleError(f"{folder}: no such data folder")
+        images = load_benchmark(folder, upscaler.scale)
+        if not images:
+            raise UpscaleError(f"{folder}: no images in this folder")
+
+        def run(lr):
+            if on_image:
+                on_image(folder.name)
+            return upscaler.upscale_array(lr)
+
+        results.append(score(folder.name, images, upscaler.scale, run))
+    return results
+
+
+def summary(scores: list[DatasetScore]) -> dict:
+    """Mean figures per data set: what config.json records and `--json` prints."""
+    return {s.name: {"psnr": round(s.mean("psnr"), 4), "ssim": round(s.mean("ssim"), 5),
+                     "bicubic_psnr": round(s.mean("bicubic_psnr"), 4), "bicubic_ssim": round(s.mean("bicubic_ssim"), 5),
+                     "seconds_per_image": round(s.mean("seconds"), 4), "images": len(s.images)} for s in scores}
+
+
+def record_metrics(spec: str, means: dict) -> Path:
+    """Write the measured means into a model folder's config.json (and regenerate its card)."""
+    from trinas.export import read_config, write_config
+
+    from .models import resolve
+
+    folder = resolve(spec)
+    config = read_config(folder)
+    config["metrics"] = {name: {k: v for k, v in m.items() if k != "seconds_per_image"} for name, m in means.items()}
+    write_config(folder, config)
+    return folder

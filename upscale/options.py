@@ -1,0 +1,53 @@
+"""Command-line options shared by every command that runs a model, and the Upscaler they describe."""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import click
+
+from .engine import Upscaler
+from .errors import UpscaleError
+from .models import load, packaged_for_scale
+
+
+def parse_tile(value: str) -> int | str:
+    if value == "auto":
+        return "auto"
+    try:
+        tile = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number of pixels, 0 or 'auto'") from None
+    if tile < 0 or 0 < tile < 16:
+        raise click.BadParameter("a tile is 0 (whole image), 'auto', or at least 16 pixels")
+    return tile
+
+
+def engine_options(command: Callable) -> Callable:
+    """--model/--scale/--device/--precision/--tile/--tile-pad, in one place for every command."""
+    options = [
+        click.option("--model", "-m", "model_spec", metavar="SPEC",
+                     help="Packaged name (trinas-x2), model folder, or hf:owner/repo[@revision]."),
+        click.option("--scale", "-s", type=click.IntRange(2, 8), help="Use the packaged model for this factor."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
+        click.option("--precision", default="auto", show_default=True,
+                     type=click.Choice(["auto", "fp32", "fp16", "bf16"]), help="Half precision is GPU-only."),
+        click.option("--tile", default="auto", show_default=True, metavar="N|auto|0",
+                     callback=lambda ctx, param, value: parse_tile(value),
+                     help="Tile side in input pixels; 0 = whole image; auto = from free memory."),
+        click.option("--tile-pad", type=click.IntRange(0), metavar="N",
+                     help="Context around each tile [default: the model's receptive field, seamless]."),
+    ]
+    return functools.reduce(lambda f, option: option(f), reversed(options), command)
+
+
+def build_upscaler(model_spec: str | None, scale: int | None, device: str, precision: str,
+                   tile: int | str, tile_pad: int | None, default_scale: int = 2) -> Upscaler:
+    """The Upscaler for the options; --scale that contradicts --model is an error, never a silent choice."""
+    spec = model_spec or packaged_for_scale(scale or default_scale)
+    model = load(spec)
+    if scale is not None and model.scale != scale:
+        raise UpscaleError(f"model {spec} upscales by {model.scale}; --scale {scale} needs a x{scale} model "
+                           f"(see `upscale models list`) or --outscale {scale}")
+    return Upscaler(model, device=device, precision=precision, tile=tile, tile_pad=tile_pad)

@@ -1,0 +1,85 @@
+"""rich progress displays and summaries; the library itself only calls plain callbacks."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+
+console = Console(stderr=True)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+
+
+@contextlib.contextmanager
+def image_progress(total_files: int, quiet: bool) -> Iterator[dict]:
+    """Callbacks for batch.run_jobs that drive a files bar and a tiles bar (or nothing, when quiet)."""
+    if quiet or total_files == 0:
+        yield {}
+        return
+    with _progress() as progress:
+        files = progress.add_task("files", total=total_files, rate="")
+        tiles = progress.add_task("tiles", total=1, rate="")
+
+        def on_start(job) -> None:
+            progress.update(files, description=f"[bold]{job.source.name}")
+            progress.reset(tiles, total=1)
+
+        def on_tile(done: int, total: int) -> None:
+            progress.update(tiles, completed=done, total=total)
+
+        def on_done(job, error) -> None:
+            progress.advance(files)
+            speed = progress.tasks[files].speed
+            progress.update(files, rate=f"{speed:.2f} files/s" if speed else "")
+
+        yield {"on_start": on_start, "on_tile": on_tile, "on_done": on_done}
+        progress.update(files, description="files")
+
+
+def print_image_summary(summary: dict) -> None:
+    done, skipped, failed = len(summary["done"]), len(summary["skipped"]), len(summary["failed"])
+    colour = "red" if failed else "green"
+    console.print(f"[{colour}]upscaled {done} file(s) x{summary['scale']} on {summary['device']} in "
+                  f"{summary['seconds']:.1f}s[/]; {skipped} skipped (exist, use --overwrite), {failed} failed")
+
+
+def print_scores(scores, upscaler, per_image: bool) -> None:
+    """One table per data set: PSNR/SSIM of the model and of bicubic, and seconds per image."""
+    from rich.table import Table
+
+    name = upscaler.config.get("name", "model")
+    for dataset in scores:
+        table = Table(title=f"{dataset.name} x{upscaler.scale}: {name} on {upscaler.device}", title_justify="left")
+        for column in ("image", "PSNR", "SSIM", "bicubic PSNR", "bicubic SSIM", "s/image"):
+            table.add_column(column, justify="left" if column == "image" else "right")
+        rows = dataset.images if per_image else []
+        for row in rows:
+            table.add_row(row.name, f"{row.psnr:.2f}", f"{row.ssim:.4f}", f"{row.bicubic_psnr:.2f}",
+                          f"{row.bicubic_ssim:.4f}", f"{row.seconds:.3f}")
+        table.add_row(f"[bold]mean of {len(dataset.images)}", f"[bold]{dataset.mean('psnr'):.2f}",
+                      f"[bold]{dataset.mean('ssim'):.4f}", f"{dataset.mean('bicubic_psnr'):.2f}",
+                      f"{dataset.mean('bicubic_ssim'):.4f}", f"{dataset.mean('seconds'):.3f}")
+        Console().print(table)
+
+
+def print_bench(result: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result['model']} x{result['scale']} on {result['device']} ({result['precision']}, "
+                        f"{result['threads']} threads), input {result['input']}, tile {result['tile']}",
+                  title_justify="left")
+    for column in ("variant", "ms/image", "output MP/s", "speed vs first"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for row in result["rows"]:
+        table.add_row(row["name"], f"{row['seconds'] * 1000:.1f}", f"{row['megapixels_per_s']:.2f}",
+                      f"{row['ratio']:.2f}x")
+    Console().print(table)
+    Console().print(f"peak memory: {result['peak_memory_mb']:.0f} MB")
