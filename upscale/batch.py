@@ -94,7 +94,11 @@ def plan_jobs(inputs: list[str], options: OutputOptions, scale: int) -> Plan:
     if options.output is not None and not single and options.output.suffix.lower() in EXTENSIONS \
             and not options.output.is_dir():
         raise UpscaleError(f"-o {options.output} looks like a file, but there are {len(found)} inputs: give a folder")
-    sources = {p.resolve() for p, _ in found}
+    unique: dict[Path, tuple[Path, Path | None]] = {}
+    for source, root in found:  # the same file named twice (as a file and in a folder) runs once
+        unique.setdefault(source.resolve(), (source, root))
+    found = list(unique.values())
+    sources = set(unique)
     taken: dict[Path, Path] = {}
     for source, root in found:
         target = _target_for(source, root, options, scale, single)

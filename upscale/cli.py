@@ -28,10 +28,15 @@ console = Console(stderr=True)
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="trinas-upscale")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.option("--offline", is_flag=True, help="Use Hub models from the local cache only (sets HF_HUB_OFFLINE=1).")
 @click.pass_context
-def main(ctx: click.Context, debug: bool) -> None:
+def main(ctx: click.Context, debug: bool, offline: bool) -> None:
     """Upscale images and videos with networks found by trilevel architecture search."""
-    ctx.obj = {"debug": debug}
+    ctx.obj = {"debug": debug, "offline": offline}
+    if offline:  # every command that resolves a model sees HF_HUB_OFFLINE=1 until this invocation ends
+        from .hub import offline_mode
+
+        ctx.with_resource(offline_mode())
 
 
 @main.command()
@@ -121,6 +126,105 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, siz
             click.echo(json.dumps(result, indent=2))
         else:
             print_bench(result)
+
+
+@main.group()
+def models() -> None:
+    """List, inspect, pre-fetch and publish models: packaged names, folders, hf:owner/repo[@revision]."""
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@click.pass_context
+def models_list(ctx, as_json):
+    """Packaged models and Hub models in the local cache, with scale, parameters and PSNR."""
+    with friendly_errors(ctx.obj["debug"]):
+        from .hub import list_models
+
+        entries = list_models()
+        if as_json:
+            click.echo(json.dumps([e.to_dict() for e in entries], indent=2))
+        else:
+            Console().print(_models_table(entries))
+
+
+@models.command("info")
+@click.argument("spec")
+@click.option("--json", "as_json", is_flag=True, help="Print the entry and config.json on stdout.")
+@click.pass_context
+def models_info(ctx, spec, as_json):
+    """Show a model's numbers, its Hub record and its model card."""
+    with friendly_errors(ctx.obj["debug"]):
+        from .hub import describe
+
+        entry, config, card = describe(spec)
+        if as_json:
+            click.echo(json.dumps({**entry.to_dict(), "config": config}, indent=2))
+        else:
+            _print_model_info(entry, card)
+
+
+@models.command("pull")
+@click.argument("spec")
+@click.option("--json", "as_json", is_flag=True, help="Print the cached entry as JSON on stdout.")
+@click.pass_context
+def models_pull(ctx, spec, as_json):
+    """Download hf:owner/repo[@revision] into the Hugging Face cache (verified), for later offline use."""
+    with friendly_errors(ctx.obj["debug"]):
+        from .hub import pull
+
+        entry = pull(spec)
+        if as_json:
+            click.echo(json.dumps(entry.to_dict(), indent=2))
+        else:
+            Console().print(f"[green]cached[/] {escape(entry.hub)} x{entry.scale} in {escape(str(entry.folder))}")
+
+
+@models.command("push")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--repo", required=True, metavar="OWNER/NAME", help="Hub repository to publish to (created if new).")
+@click.option("--private", is_flag=True, help="Create the repository private.")
+@click.option("--message", "-m", help="Commit message.")
+@click.option("--json", "as_json", is_flag=True, help="Print the commit as JSON on stdout.")
+@click.pass_context
+def models_push(ctx, folder, repo, private, message, as_json):
+    """Publish a model folder (e.g. a search result); the card is generated from config.json. Token: HF_TOKEN or
+    `hf auth login`."""
+    with friendly_errors(ctx.obj["debug"]):
+        from .hub import push
+
+        result = push(folder, repo, private=private, message=message)
+        if as_json:
+            click.echo(json.dumps(result.__dict__, indent=2))
+        else:
+            Console().print(f"[green]pushed[/] {', '.join(result.files)} -> {escape(result.url)}")
+
+
+def _models_table(entries):
+    from rich.table import Table
+
+    table = Table("model", "source", "scale", "params", "PSNR (dB)", "hub")
+    for e in entries:
+        psnr = ", ".join(f"{name} {value:.2f}" for name, value in e.psnr.items()) or "-"
+        table.add_row(escape(e.spec), e.source, f"x{e.scale}", f"{e.params:,}", psnr, escape(e.hub or "-"))
+    return table
+
+
+def _print_model_info(entry, card):
+    from rich.markdown import Markdown
+    from rich.table import Table
+
+    from .hub import default_repo
+
+    hub = entry.hub or (f"no hub record (publish as hf:{default_repo(entry.name)})" if entry.source == "packaged"
+                        else "-")
+    table = Table(show_header=False, box=None)
+    for key, value in [("model", entry.spec), ("source", entry.source), ("folder", str(entry.folder)),
+                       ("scale", f"x{entry.scale}"), ("params", f"{entry.params:,}"), ("hub", hub)]:
+        table.add_row(key, escape(value))
+    out = Console()
+    out.print(table)
+    out.print(Markdown(card.split("\n---\n", 1)[-1] if card.startswith("---") else card))
 
 
 def parse_size(size: str) -> tuple[int, int]:

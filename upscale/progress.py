@@ -47,8 +47,12 @@ def image_progress(total_files: int, quiet: bool) -> Iterator[dict]:
 def print_image_summary(summary: dict) -> None:
     done, skipped, failed = len(summary["done"]), len(summary["skipped"]), len(summary["failed"])
     colour = "red" if failed else "green"
-    console.print(f"[{colour}]upscaled {done} file(s) x{summary['scale']} on {summary['device']} in "
-                  f"{summary['seconds']:.1f}s[/]; {skipped} skipped (exist, use --overwrite), {failed} failed")
+    line = f"[{colour}]upscaled {done} file(s) x{summary['scale']} on {summary['device']} in {summary['seconds']:.1f}s[/]"
+    if skipped:
+        line += f"; {skipped} skipped (output exists; --overwrite redoes it)"
+    if failed:
+        line += f"; [red]{failed} failed[/]"
+    console.print(line)
 
 
 def print_scores(scores, upscaler, per_image: bool) -> None:

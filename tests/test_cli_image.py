@@ -1,0 +1,166 @@
+"""`upscale image` as a user runs it: folders, skipping, atomic writes, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from upscale import images as images_module
+from upscale.cli import main
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def save(path: Path, size=(12, 10), mode="RGB", colour=(200, 100, 50)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, colour if mode != "L" else 128).save(path)
+    return path
+
+
+def png_with_zero_width() -> bytes:
+    """A PNG whose header says 0 x 10 pixels (with a correct CRC): a zero-size image."""
+    ihdr = struct.pack(">IIBBBBB", 0, 10, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
+            + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF) + b"\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+def test_folder_is_walked_recursively_and_mirrored(tmp_path, tiny_model_dir):
+    src = tmp_path / "in"
+    save(src / "a.png")
+    save(src / "sub" / "deeper" / "b.jpg")
+    (src / "notes.txt").write_text("not an image")
+    (src / "sub" / "data.json").write_text("{}")
+    result = run("image", str(src), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir), "--quiet")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out" / "a.png").size == (24, 20)
+    assert Image.open(tmp_path / "out" / "sub" / "deeper" / "b.jpg").size == (24, 20)
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*") if p.is_file()) == ["a.png", "b.jpg"]
+
+
+def test_existing_outputs_are_skipped_unless_overwrite(tmp_path, tiny_model_dir):
+    src = save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    first = json.loads(run("image", str(src), "-o", str(out), "--model", str(tiny_model_dir), "--json").output)
+    assert len(first["done"]) == 1
+    again = json.loads(run("image", str(src), "-o", str(out), "--model", str(tiny_model_dir), "--json").output)
+    assert again["done"] == [] and len(again["skipped"]) == 1
+    forced = run("image", str(src), "-o", str(out), "--model", str(tiny_model_dir), "--json", "--overwrite")
+    assert len(json.loads(forced.output)["done"]) == 1
+
+
+def test_default_output_sits_beside_the_input_and_never_replaces_it(tmp_path, tiny_model_dir):
+    src = save(tmp_path / "photo.png")
+    before = src.read_bytes()
+    assert run("image", str(src), "--model", str(tiny_model_dir), "-q").exit_code == 0
+    assert (tmp_path / "photo_x2.png").is_file() and src.read_bytes() == before
+    clash = run("image", str(src), "--model", str(tiny_model_dir), "--suffix", "", "--json")
+    assert clash.exit_code == 1 and "input" in json.loads(clash.output)["failed"][0]["error"]
+    assert src.read_bytes() == before
+
+
+def test_globs_formats_and_outscale(tmp_path, tiny_model_dir):
+    for name in ("a.png", "b.png", "c.bmp"):
+        save(tmp_path / "g" / name)
+    result = run("image", str(tmp_path / "g" / "*.png"), "-o", str(tmp_path / "out"), "--model",
+                 str(tiny_model_dir), "--format", "webp", "--outscale", "1.5", "-q")
+    assert result.exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.webp", "b.webp"]
+    assert Image.open(tmp_path / "out" / "a.webp").size == (18, 15)
+
+
+def test_interrupted_run_leaves_no_half_written_file_and_resumes(tmp_path, tiny_model_dir, monkeypatch):
+    src = tmp_path / "in"
+    for name in ("1.png", "2.png", "3.png"):
+        save(src / name)
+    out = tmp_path / "out"
+    real_encode = images_module._encode
+    calls = []
+
+    def encode_then_die(f, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            f.write(b"\x89PNG half a file")
+            raise KeyboardInterrupt
+        return real_encode(f, *args, **kwargs)
+
+    monkeypatch.setattr(images_module, "_encode", encode_then_die)
+    interrupted = CliRunner().invoke(main, ["image", str(src), "-o", str(out), "--model", str(tiny_model_dir), "-q"])
+    assert interrupted.exit_code == 130
+    assert sorted(p.name for p in out.iterdir()) == ["1.png"]  # no partial 2.png, no temporary file
+    Image.open(out / "1.png").verify()
+    monkeypatch.setattr(images_module, "_encode", real_encode)
+    resumed = json.loads(run("image", str(src), "-o", str(out), "--model", str(tiny_model_dir), "--json").output)
+    assert [Path(p).name for p in resumed["done"]] == ["2.png", "3.png"] and len(resumed["skipped"]) == 1
+
+
+@pytest.mark.parametrize("kind", ["missing", "corrupt", "truncated", "zero-size", "bomb", "unsupported"])
+def test_each_bad_input_is_one_line_and_the_run_goes_on(tmp_path, tiny_model_dir, kind):
+    good = save(tmp_path / "good.png", size=(12, 10))
+    bad = tmp_path / {"unsupported": "anim.gif"}.get(kind, "bad.png")
+    if kind == "corrupt":
+        bad.write_bytes(b"this is not a png at all")
+    elif kind == "truncated":
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)).save(bad)
+        bad.write_bytes(bad.read_bytes()[:300])
+    elif kind == "zero-size":
+        bad.write_bytes(png_with_zero_width())
+    elif kind == "bomb":
+        save(bad, size=(400, 300))
+    elif kind == "unsupported":
+        Image.new("RGB", (8, 8)).save(bad)
+    args = ["image", str(good), str(bad), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir)]
+    result = CliRunner().invoke(main, args + (["--max-pixels", "1000"] if kind == "bomb" else []))
+    assert result.exit_code == 1
+    assert (tmp_path / "out" / "good.png").is_file()
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and bad.name in errors[0], result.output
+    assert "Traceback" not in result.output
+
+
+def test_unwritable_output_is_reported(tmp_path, tiny_model_dir):
+    src = save(tmp_path / "a.png")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run("image", str(src), "-o", str(blocker / "out"), "--model", str(tiny_model_dir), "--json")
+    assert result.exit_code == 1
+    assert "a.png" in json.loads(result.output)["failed"][0]["path"]
+
+
+def test_model_scale_mismatch_is_an_error_not_a_wrong_image(tmp_path, tiny_model_dir):
+    src = save(tmp_path / "a.png")
+    result = run("image", str(src), "--model", str(tiny_model_dir), "--scale", "4")
+    assert result.exit_code == 1
+    assert "upscales by 2" in result.output and "--outscale" in result.output
+    assert not (tmp_path / "a_x4.png").exists() and not (tmp_path / "a_x2.png").exists()
+
+
+def test_unknown_model_and_bad_options_are_one_line(tmp_path, tiny_model_dir):
+    src = save(tmp_path / "a.png")
+    result = run("image", str(src), "--model", str(tmp_path / "nope"))
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "unknown model" in result.output
+    assert run("image", str(src), "--tile", "abc").exit_code == 2
+    half = run("image", str(src), "--device", "cpu", "--precision", "fp16", "--model", str(tiny_model_dir))
+    assert half.exit_code == 1 and "only on a GPU" in half.output and half.output.count("\n") == 1
+
+
+def test_modes_round_trip_through_the_command(tmp_path, tiny_model_dir):
+    src = tmp_path / "modes"
+    save(src / "gray.png", mode="L")
+    Image.new("LA", (8, 6), (100, 200)).save(src / "gray_alpha.png")
+    Image.new("RGBA", (8, 6), (1, 2, 3, 128)).save(src / "rgba.png")
+    Image.new("P", (8, 6), 3).save(src / "palette.png")
+    Image.fromarray(np.full((6, 8), 1000, np.uint16)).save(src / "deep.png")
+    assert run("image", str(src), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir), "-q").exit_code == 0
+    modes = {p.name: Image.open(p).mode for p in (tmp_path / "out").iterdir()}
+    assert modes["gray.png"] == "L" and modes["gray_alpha.png"] == "LA" and modes["rgba.png"] == "RGBA"
+    assert modes["palette.png"] == "RGB" and modes["deep.png"].startswith("I")
