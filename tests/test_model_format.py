@@ -1,0 +1,110 @@
+"""The model folder and the TriNet descriptor: what loads, what is refused, and what the engine relies on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import make_tiny_model
+from trinas.cost import count_params, madds_per_output_pixel
+from trinas.export import ModelFormatError, load_model, read_config
+from trinas.net import TriNet
+from trinas.space import Cell, Genotype, Upsample, baseline_genotype, upsample_factors
+
+
+def test_round_trip_keeps_outputs_and_records_the_facts(tiny_model_dir):
+    model = load_model(tiny_model_dir)
+    config = read_config(tiny_model_dir)
+    assert config["scale"] == 2 and config["params"] == count_params(model)
+    assert config["receptive_field"] == model.receptive_field
+    assert Genotype.from_dict(config["genotype"]) == model.genotype
+    card = (tiny_model_dir / "README.md").read_text()
+    assert card.startswith("---\n") and "baseline" in card
+
+
+def test_corrupted_or_truncated_weights_are_refused(tiny_model_dir):
+    weights = tiny_model_dir / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelFormatError, match="sha256"):
+        load_model(tiny_model_dir)
+    weights.write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(ModelFormatError, match="sha256"):
+        load_model(tiny_model_dir)
+
+
+def test_pickled_weights_are_never_loaded(tiny_model_dir):
+    (tiny_model_dir / "model.safetensors").unlink()
+    torch.save({"x": torch.zeros(1)}, tiny_model_dir / "pytorch_model.bin")
+    with pytest.raises(ModelFormatError, match="pickled weights are never loaded"):
+        load_model(tiny_model_dir)
+
+
+def test_weights_that_do_not_fit_the_genotype_are_refused(tiny_model_dir, tmp_path):
+    other = make_tiny_model(tmp_path / "wide", width=16)
+    (tiny_model_dir / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    config.pop("weights_sha256")
+    (tiny_model_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFormatError, match="do not fit"):
+        load_model(tiny_model_dir)
+
+
+def test_bad_config_is_a_clear_error(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ModelFormatError, match="not valid JSON"):
+        load_model(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"architecture": "TriNet", "format_version": 99}))
+    with pytest.raises(ModelFormatError, match="newer"):
+        load_model(tmp_path)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(scale=4, width=8, path=(Upsample(2),)), "multiply to x2"),
+    (dict(scale=2, width=8, path=(Cell(("conv3x3",), (4,)), Upsample(2))), "end at the trunk width"),
+    (dict(scale=2, width=8, path=(Cell(("nope",), (8,)), Upsample(2))), "unknown operations"),
+    (dict(scale=2, width=8, path=(Cell(("skip",), (4,)), Upsample(2))), "keeps its width"),
+])
+def test_invalid_genotypes_name_the_problem(bad, match):
+    with pytest.raises(ValueError, match=match):
+        Genotype(**bad)
+
+
+def test_every_scale_from_2_to_8_has_an_upsampler_path():
+    for scale in range(2, 9):
+        factors = upsample_factors(scale)
+        assert torch.tensor(factors).prod().item() == scale
+        assert TriNet(baseline_genotype(scale, width=4, cells=1))(torch.rand(1, 3, 5, 6)).shape[-2:] == (5 * scale,
+                                                                                                       6 * scale)
+
+
+@pytest.mark.parametrize("genotype", [
+    baseline_genotype(2, width=4, cells=2),
+    Genotype(scale=4, width=4, path=(Cell(("dilconv3x3", "conv5x5"), (6, 4)), Upsample(2),
+                                     Cell(("sepconv3x3", "resblock3x3"), (4, 4)), Upsample(2))),
+])
+def test_receptive_field_covers_the_real_dependency(genotype):
+    """Perturb one input pixel: no output pixel farther than the declared receptive field may change."""
+    torch.manual_seed(0)
+    model = TriNet(genotype).double().eval()
+    x = torch.rand(1, 3, 31, 31, dtype=torch.float64)
+    bumped = x.clone()
+    bumped[0, :, 15, 15] += 1.0
+    with torch.no_grad():
+        changed = (model(bumped) - model(x)).abs().sum(1)[0] > 1e-12
+    rows, cols = torch.nonzero(changed, as_tuple=True)
+    s = genotype.scale
+    reach = max((rows // s - 15).abs().max().item(), (cols // s - 15).abs().max().item())
+    assert 0 < reach <= model.receptive_field
+
+
+def test_cost_counts_grow_with_width():
+    small, large = baseline_genotype(2, width=16), baseline_genotype(2, width=32)
+    assert madds_per_output_pixel(large) > 3 * madds_per_output_pixel(small)
+    # The count agrees with the parameters of a network made only of convs at input resolution.
+    g = baseline_genotype(2, width=8, cells=2)
+    weights = sum(p.numel() for n, p in TriNet(g).named_parameters() if n.endswith("weight") and "body" in n)
+    assert madds_per_output_pixel(g) * 4 >= weights
