@@ -38,11 +38,6 @@ def _timed(run: Callable[[], object], repeats: int) -> list[float]:
     return times
 
 
-def set_memory_format(upscaler: Upscaler, channels_last: bool) -> None:
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    upscaler.model.to(memory_format=fmt)
-
-
 def bench(upscaler: Upscaler, height: int, width: int, repeats: int = 5, rounds: int = 3,
           variants: dict[str, Callable[[Upscaler], None]] | None = None) -> list[BenchRow]:
     """Median time per image of each variant (a function that reconfigures the upscaler), interleaved."""

@@ -85,7 +85,8 @@ class Upscaler:
     """
 
     def __init__(self, model: torch.nn.Module, device: str = "auto", precision: str = "auto",
-                 tile: int | str = "auto", tile_pad: int | None = None, threads: int | None = None) -> None:
+                 tile: int | str = "auto", tile_pad: int | None = None, threads: int | None = None,
+                 channels_last: bool | None = None) -> None:
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, precision, bool(getattr(model, "supports_half", False)))
         if self.device.type == "cpu":
@@ -101,6 +102,13 @@ class Upscaler:
         self.tile = tile
         self.tile_pad = self.receptive_field if tile_pad is None else tile_pad
         self.config = getattr(model, "config", {})
+        # channels-last: measured with `upscale bench` (see CHANGELOG); None = what is faster on this device type.
+        self.set_channels_last(self.device.type == "cuda" if channels_last is None else channels_last)
+
+    def set_channels_last(self, enabled: bool) -> None:
+        """Keep weights and tile windows in channels-last (NHWC) memory layout, or in the default NCHW."""
+        self.memory_format = torch.channels_last if enabled else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
 
     @classmethod
     def from_pretrained(cls, spec: str, **kwargs) -> "Upscaler":
@@ -132,7 +140,8 @@ class Upscaler:
                 tiles = plan_tiles(h, w, tile, self.tile_pad)
                 for index, t in enumerate(tiles):
                     window = x[:, :, t.read_top:t.read_bottom, t.read_left:t.read_right]
-                    y = self.model(window.to(self.device, self.dtype)).float()
+                    window = window.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
+                    y = self.model(window).float()
                     oy, ox = (t.top - t.read_top) * s, (t.left - t.read_left) * s
                     core = y[:, :, oy:oy + (t.bottom - t.top) * s, ox:ox + (t.right - t.left) * s]
                     out[:, :, t.top * s:t.bottom * s, t.left * s:t.right * s] = core.cpu()

@@ -1,0 +1,482 @@
+"""Models on the Hugging Face Hub: fetch into the standard cache, verify, work offline, publish.
+
+All transfers go through `huggingface_hub` (`snapshot_download`, `upload_folder`); this module decides which files
+a model needs, checks the weights against the sha256 in config.json, keeps broken downloads out of the cache, and
+turns Hub failures into one-line errors that name the fix. Settings (HF_HOME, HF_HUB_CACHE, HF_ENDPOINT,
+HF_HUB_OFFLINE, HF_TOKEN) are read when a function is called, not at import, so setting them late still counts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import importlib
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import huggingface_hub
+from huggingface_hub import constants
+
+from trinas.export import CARD, CONFIG, MODEL_FILES, WEIGHTS, ModelFormatError, model_card, read_config, sha256_file
+
+from .errors import UpscaleError
+
+HUB_ORG = "trinas-upscale"
+LIBRARY = "trinas-upscale"
+PICKLED = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+class HubError(UpscaleError):
+    """A Hub download or upload that failed; the one-line message names the repo and the fix."""
+
+
+@dataclass(frozen=True)
+class HubSpec:
+    """`owner/repo` at an optional revision (branch, tag or commit); None means the default branch."""
+
+    repo: str
+    revision: str | None = None
+
+    def __str__(self) -> str:
+        return f"hf:{self.repo}" + (f"@{self.revision}" if self.revision else "")
+
+    @property
+    def pinned(self) -> bool:
+        """A full commit hash: immutable, so a cached copy is used without asking the Hub."""
+        return bool(self.revision and _COMMIT.match(self.revision))
+
+
+@dataclass
+class ModelEntry:
+    """One model a user can pass as a spec, with the numbers `models list` shows."""
+
+    spec: str
+    source: str  # "packaged" | "cache" | "folder" | "hub"
+    folder: Path
+    name: str
+    scale: int
+    params: int
+    psnr: dict[str, float] = field(default_factory=dict)
+    hub: str | None = None  # hf:owner/repo@revision this model corresponds to
+    commit: str | None = None
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], **fields: Any) -> "ModelEntry":
+        psnr = {name: float(v["psnr"]) for name, v in (config.get("metrics") or {}).items()
+                if isinstance(v, dict) and "psnr" in v}
+        return cls(name=config.get("name", Path(fields["folder"]).name), scale=int(config["scale"]),
+                   params=int(config.get("params", 0)), psnr=psnr, **fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "folder": str(self.folder)}
+
+
+@dataclass(frozen=True)
+class PushResult:
+    repo: str
+    commit: str
+    url: str
+    files: tuple[str, ...]
+
+
+# ---- settings, read at call time -------------------------------------------------------------------------------
+
+def _true(value: str | None) -> bool:
+    return (value or "").strip().upper() in constants.ENV_VARS_TRUE_VALUES
+
+
+def is_offline() -> bool:
+    """HF_HUB_OFFLINE=1 (or `upscale --offline`, which sets it): use the cache only, never the network."""
+    return (_true(os.environ.get("HF_HUB_OFFLINE")) or _true(os.environ.get("TRANSFORMERS_OFFLINE"))
+            or constants.HF_HUB_OFFLINE)
+
+
+@contextlib.contextmanager
+def offline_mode() -> Iterator[None]:
+    """HF_HUB_OFFLINE=1 while the block runs, then as before: how `upscale --offline` reaches every command."""
+    previous = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = previous
+
+
+def cache_dir() -> Path:
+    """The standard Hub cache: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub."""
+    env = os.environ
+    explicit = env.get("HF_HUB_CACHE") or env.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return Path(os.path.expandvars(explicit)).expanduser()
+    home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or "~/.cache", "huggingface")
+    return Path(os.path.expandvars(home)).expanduser() / "hub"
+
+
+def endpoint() -> str:
+    return (os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
+
+
+def _library_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version(LIBRARY)
+    except Exception:  # noqa: BLE001 - a source checkout without metadata still works
+        return None
+
+
+# ---- specs and records -----------------------------------------------------------------------------------------
+
+def parse_spec(text: str) -> HubSpec:
+    """`hf:owner/repo[@revision]` (the `hf:` prefix is optional) -> HubSpec, or a HubError saying the form."""
+    body = text[3:] if text.startswith("hf:") else text
+    repo, at, revision = body.partition("@")
+    if not _REPO_ID.match(repo) or "--" in repo or ".." in repo or (at and not revision):
+        raise HubError(f"bad Hub model spec {text!r}: expected hf:owner/repo or hf:owner/repo@revision")
+    return HubSpec(repo, revision or None)
+
+
+def default_repo(name: str) -> str:
+    """The Hub repository a packaged model is published under: `trinas-x4` -> `trinas-upscale/trinas-x4`."""
+    return f"{HUB_ORG}/{name}"
+
+
+def hub_record(config: dict[str, Any]) -> HubSpec | None:
+    """The Hub repo and commit a packaged model corresponds to (config `"hub": {"repo", "revision"}`), if recorded."""
+    record = config.get("hub")
+    if not isinstance(record, dict) or not record.get("repo"):
+        return None
+    return HubSpec(str(record["repo"]), str(record["revision"]) if record.get("revision") else None)
+
+
+def with_hub_record(config: dict[str, Any], repo: str, revision: str) -> dict[str, Any]:
+    """A copy of `config` recording the Hub commit it was published as (for packaged models)."""
+    return {**config, "hub": {"repo": repo, "revision": revision}}
+
+
+# ---- fetch -----------------------------------------------------------------------------------------------------
+
+def fetch(spec: str | HubSpec, *, offline: bool | None = None, token: str | None = None) -> Path:
+    """Download (or find in the cache) the model files of a Hub repo and return the verified snapshot folder.
+
+    Only config.json, model.safetensors and README.md are fetched. A cached full commit hash, or offline mode,
+    makes no request at all; weights that do not match config.json are removed from the cache and refused.
+    """
+    spec = parse_spec(spec) if isinstance(spec, str) else spec
+    offline = is_offline() if offline is None else offline
+    cache = cache_dir()
+    storage = cache / f"models--{spec.repo.replace('/', '--')}"
+    if spec.pinned and _complete(storage / "snapshots" / spec.revision):
+        return _verified(storage / "snapshots" / spec.revision, spec)
+    try:
+        folder = Path(huggingface_hub.snapshot_download(
+            spec.repo, revision=spec.revision, cache_dir=str(cache), endpoint=endpoint(),
+            local_files_only=offline, allow_patterns=list(MODEL_FILES), token=token,
+            library_name=LIBRARY, library_version=_library_version()))
+    except BaseException as exc:
+        if not offline:
+            _discard_incomplete(storage, spec)
+        if isinstance(exc, Exception):
+            raise HubError(explain(exc, spec, offline=offline)) from exc
+        raise
+    _require_model_files(folder, spec, cache)
+    return _verified(folder, spec)
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / CONFIG).is_file() and (folder / WEIGHTS).is_file()
+
+
+def _require_model_files(folder: Path, spec: HubSpec, cache: Path) -> None:
+    """Refuse a repo without safetensors weights, naming pickled files if that is all it has."""
+    if _complete(folder):
+        return
+    files = _repo_files(spec, folder, cache)
+    pickled = sorted(f for f in files if f.endswith(PICKLED))
+    if WEIGHTS not in files and pickled:
+        raise HubError(f"{spec} has only pickled weights ({', '.join(pickled)}); they are never loaded because "
+                       f"unpickling runs code: ask the author for {WEIGHTS}")
+    missing = [f for f in (CONFIG, WEIGHTS) if not (folder / f).is_file()]
+    raise HubError(f"{spec} is not a TriNAS model repository: no {' or '.join(missing)} "
+                   f"(a model repo holds {', '.join(MODEL_FILES)})")
+
+
+def _repo_files(spec: HubSpec, folder: Path, cache: Path) -> list[str]:
+    """The files the repo has at the fetched commit, from the tree listing snapshot_download cached."""
+    try:
+        tree = huggingface_hub.get_cached_repo_tree(spec.repo, revision=folder.name, cache_dir=str(cache))
+        return [f.path for f in tree]
+    except Exception:  # noqa: BLE001 - no listing cached: fall back to what is on disk
+        return [p.name for p in folder.glob("*")] if folder.is_dir() else []
+
+
+def _verified(folder: Path, spec: HubSpec) -> Path:
+    """The folder, once config.json is intact and model.safetensors matches its sha256; otherwise the damaged
+    files are purged from the cache (so a retry downloads them again) and refused."""
+    retry = f"removed it from the cache, run `upscale models pull {spec}` to retry"
+    try:
+        if not _matches_blob_name(folder / CONFIG):
+            raise ModelFormatError("its content does not match the Hub's checksum")
+        config = read_config(folder)
+    except ModelFormatError as exc:
+        purge_snapshot(folder, CONFIG)
+        raise HubError(f"{spec}: config.json is damaged or not a TriNAS config ({exc}); {retry}") from exc
+    expected = config.get("weights_sha256")
+    if not expected:
+        raise HubError(f"{spec}: config.json has no weights_sha256, so its weights cannot be verified; "
+                       f"republish it with `upscale models push`")
+    if sha256_file(folder / WEIGHTS) != expected:
+        purge_snapshot(folder, WEIGHTS)
+        raise HubError(f"{spec}: {WEIGHTS} does not match the sha256 in config.json (corrupt, truncated or "
+                       f"tampered download); {retry}")
+    return folder
+
+
+def _matches_blob_name(path: Path) -> bool:
+    """A cached file against the Hub checksum its blob is named by (git sha1, or sha256 for LFS files)."""
+    if not path.is_symlink():
+        return True  # a copied file (no symlinks on this file system): nothing to compare against
+    name = Path(os.path.realpath(path)).name
+    data = path.read_bytes()
+    if re.fullmatch(r"[0-9a-f]{40}", name):
+        return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == name
+    if re.fullmatch(r"[0-9a-f]{64}", name):
+        return hashlib.sha256(data).hexdigest() == name
+    return True
+
+
+def purge_snapshot(folder: Path, *damaged: str) -> None:
+    """Remove a cached snapshot and the blobs of its `damaged` files, so nothing half-valid stays loadable."""
+    for name in damaged:
+        if (folder / name).is_symlink():
+            Path(os.path.realpath(folder / name)).unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _discard_incomplete(storage: Path, spec: HubSpec) -> None:
+    """After a failed download, drop the snapshot it was filling if it lacks the config or the weights."""
+    commit = spec.revision if spec.pinned else None
+    ref = storage / "refs" / (spec.revision or constants.DEFAULT_REVISION)
+    if commit is None and ref.is_file():
+        commit = ref.read_text().strip()
+    snapshot = storage / "snapshots" / commit if commit else None
+    if snapshot is not None and snapshot.is_dir() and not _complete(snapshot):
+        shutil.rmtree(snapshot, ignore_errors=True)
+
+
+# ---- errors ----------------------------------------------------------------------------------------------------
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and all(exc is not s for s in seen):
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def _find(chain: list[BaseException], kind: type | tuple[type, ...]) -> Any:
+    return next((e for e in chain if isinstance(e, kind)), None)
+
+
+def _transport_errors() -> tuple[type, ...]:
+    """Connection-level failures of whichever HTTP client this huggingface_hub version uses."""
+    kinds: list[type] = [ConnectionError, TimeoutError]
+    for module, name in (("httpx2", "TransportError"), ("httpx", "TransportError"), ("requests", "ConnectionError"),
+                         ("requests", "Timeout")):
+        try:
+            kinds.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(kinds)
+
+
+def explain(exc: BaseException, spec: HubSpec, *, offline: bool = False, push: bool = False) -> str:
+    """One line for a failed Hub call: what went wrong with which repo, and what to do about it."""
+    from huggingface_hub import errors as hf
+
+    chain = _chain(exc)
+    pull = f"`upscale models pull {spec}`"
+    where = f"{endpoint()}/{spec.repo}"
+    disk = next((e for e in chain if isinstance(e, OSError) and e.errno == errno.ENOSPC), None)
+    if disk is not None:
+        return (f"disk full while downloading {spec} into {cache_dir()}; nothing was kept: free some space or "
+                f"point HF_HOME/HF_HUB_CACHE at a larger disk, then run {pull}")
+    if push and (offline or _find(chain, hf.OfflineModeIsEnabled)):
+        return f"cannot push to {spec.repo} in offline mode: drop --offline / unset HF_HUB_OFFLINE"
+    if offline or _find(chain, hf.OfflineModeIsEnabled):
+        return (f"{spec} is not in the cache and offline mode is on (--offline / HF_HUB_OFFLINE): "
+                f"run {pull} once while online")
+    if _find(chain, hf.GatedRepoError):
+        return f"{spec} is gated: accept its terms at {where} and log in (`hf auth login` or HF_TOKEN)"
+    if _find(chain, hf.RevisionNotFoundError):
+        return (f"{spec}: the repository has no revision {spec.revision or constants.DEFAULT_REVISION!r}; "
+                f"check the branch, tag or commit at {where}")
+    if _find(chain, hf.RepositoryNotFoundError):
+        if push:
+            return (f"cannot push to {spec.repo}: not found or no write access; check the name and that your "
+                    f"token (HF_TOKEN or `hf auth login`) has write permission there")
+        return (f"{spec}: no such repository on the Hub (or it is private): check the name, or log in with "
+                f"`hf auth login` / HF_TOKEN if it is private")
+    if any(isinstance(e, hf.EntryNotFoundError) and not isinstance(e, hf.LocalEntryNotFoundError) for e in chain):
+        return f"{spec}: a file the model needs is missing from the repository ({', '.join(MODEL_FILES)})"
+    http = _find(chain, hf.HfHubHTTPError)
+    status = getattr(getattr(http, "response", None), "status_code", None) if http is not None else None
+    if status == 401:
+        return (f"{spec}: the Hub rejected the credentials (401): log in again with `hf auth login` or fix "
+                f"HF_TOKEN")
+    if status == 403:
+        what = "write to" if push else "read"
+        return (f"{spec}: access denied (403): your token may not {what} {spec.repo}; use a token with that "
+                f"permission (HF_TOKEN or `hf auth login`)")
+    if status == 429:
+        return f"{spec}: the Hub is rate-limiting requests (429); wait a minute and try again"
+    if status is not None and status >= 500:
+        return (f"{spec}: the Hub answered {status} (server error); try again later" +
+                ("" if push else ", or use a cached copy with --offline"))
+    if status is not None:
+        return f"{spec}: the Hub answered {status}: {str(http).strip().splitlines()[0]}"
+    if _find(chain, _transport_errors()):
+        return (f"cannot reach the Hub at {endpoint()} for {spec}: check the network (or HF_ENDPOINT)" +
+                ("" if push else f"; a model fetched before works with --offline"))
+    consistency = next((e for e in chain if isinstance(e, OSError) and "Consistency check failed" in str(e)), None)
+    if consistency is not None:
+        return f"download of {spec} was cut short (truncated file); nothing was kept: run {pull} to retry"
+    if _find(chain, hf.HFValidationError):
+        return f"bad Hub repo id in {spec}: expected owner/name"
+    if _find(chain, hf.LocalEntryNotFoundError):
+        return f"{spec} is not in the cache and the Hub could not be reached; run {pull} when online"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{spec}: {first}"
+
+
+# ---- cache inspection ------------------------------------------------------------------------------------------
+
+def cached_models() -> list[ModelEntry]:
+    """TriNAS models in the Hub cache, one entry per cached revision; other libraries' repos are skipped."""
+    try:
+        info = huggingface_hub.scan_cache_dir(cache_dir())
+    except huggingface_hub.CacheNotFound:
+        return []
+    entries = []
+    for repo in sorted(info.repos, key=lambda r: r.repo_id):
+        if repo.repo_type != "model":
+            continue
+        for revision in sorted(repo.revisions, key=lambda r: r.commit_hash):
+            folder = revision.snapshot_path
+            if not _complete(folder):
+                continue
+            try:
+                config = read_config(folder)
+            except ModelFormatError:
+                continue
+            refs = sorted(revision.refs, key=lambda r: (r != constants.DEFAULT_REVISION, r))
+            rev = refs[0] if refs else revision.commit_hash
+            spec = HubSpec(repo.repo_id, None if rev == constants.DEFAULT_REVISION else rev)
+            entries.append(ModelEntry.from_config(config, spec=str(spec), source="cache", folder=folder,
+                                                  hub=str(HubSpec(repo.repo_id, revision.commit_hash)),
+                                                  commit=revision.commit_hash))
+    return entries
+
+
+def packaged_entries() -> list[ModelEntry]:
+    """Packaged models; one without a hub record is listed all the same."""
+    from .models import packaged_models
+
+    entries = []
+    for name, folder in packaged_models().items():
+        try:
+            config = read_config(folder)
+        except ModelFormatError:
+            continue
+        record = hub_record(config)
+        entries.append(ModelEntry.from_config(config, spec=name, source="packaged", folder=folder,
+                                              hub=str(record) if record else None,
+                                              commit=record.revision if record else None))
+    return entries
+
+
+def list_models() -> list[ModelEntry]:
+    """Everything `--model` accepts without a path: packaged names, then cached Hub models."""
+    return packaged_entries() + cached_models()
+
+
+def pull(spec: str) -> ModelEntry:
+    """Pre-fetch a Hub model into the cache (verified) so it later works offline; returns its cache entry."""
+    from .models import packaged_models
+
+    packaged = packaged_models()
+    if spec in packaged:
+        record = hub_record(read_config(packaged[spec])) or HubSpec(default_repo(spec))
+        raise HubError(f"{spec} is packaged and already on this machine; its Hub copy is `upscale models pull "
+                       f"{record}`")
+    hub_spec = parse_spec(spec)
+    folder = fetch(hub_spec)
+    return ModelEntry.from_config(read_config(folder), spec=str(hub_spec), source="cache", folder=folder,
+                                  hub=str(HubSpec(hub_spec.repo, folder.name)), commit=folder.name)
+
+
+def describe(spec: str) -> tuple[ModelEntry, dict[str, Any], str]:
+    """(entry, config, model card text) for any model spec; a Hub spec is fetched (or read from the cache)."""
+    from .models import HUB_PREFIX, packaged_models, resolve
+
+    folder = resolve(spec)
+    config = read_config(folder)
+    card = (folder / CARD).read_text() if (folder / CARD).is_file() else model_card(config)
+    if spec.startswith(HUB_PREFIX):
+        hub_spec = parse_spec(spec)
+        entry = ModelEntry.from_config(config, spec=spec, source="hub", folder=folder,
+                                       hub=str(HubSpec(hub_spec.repo, folder.name)), commit=folder.name)
+    else:
+        record = hub_record(config)
+        source = "packaged" if spec in packaged_models() else "folder"
+        entry = ModelEntry.from_config(config, spec=spec, source=source, folder=folder,
+                                       hub=str(record) if record else None,
+                                       commit=record.revision if record else None)
+    return entry, config, card
+
+
+# ---- publish ---------------------------------------------------------------------------------------------------
+
+def push(folder: Path | str, repo: str, *, private: bool = False, message: str | None = None,
+         token: str | None = None) -> PushResult:
+    """Publish a model folder (e.g. a search result) to `owner/name`: config.json, model.safetensors, and a
+    README.md card generated from the config. The token is the standard one (argument, HF_TOKEN, or login)."""
+    from trinas.export import load_model
+
+    folder = Path(folder)
+    spec = parse_spec(repo)
+    if spec.revision:
+        raise HubError(f"push takes a repository, not a revision: --repo {spec.repo}")
+    load_model(folder)  # refuses a folder that would not load: bad config, sha256 mismatch, pickled weights
+    config = read_config(folder)
+    if is_offline():
+        raise HubError(explain(ConnectionError(), spec, offline=True, push=True))  # before any request
+    token = token or huggingface_hub.get_token()
+    if not token:
+        raise HubError(f"pushing to {spec.repo} needs a Hugging Face token: run `hf auth login` or set HF_TOKEN")
+    api = huggingface_hub.HfApi(endpoint=endpoint(), token=token, library_name=LIBRARY,
+                                library_version=_library_version())
+    with tempfile.TemporaryDirectory(prefix="trinas-push-") as tmp:
+        stage = Path(tmp)
+        shutil.copyfile(folder / CONFIG, stage / CONFIG)
+        shutil.copyfile(folder / WEIGHTS, stage / WEIGHTS)
+        (stage / CARD).write_text(model_card(config))
+        try:
+            api.create_repo(spec.repo, private=True if private else None, exist_ok=True)
+            info = api.upload_folder(repo_id=spec.repo, folder_path=stage, allow_patterns=list(MODEL_FILES),
+                                     commit_message=message or f"Upload {config.get('name', folder.name)} "
+                                                               f"(x{config['scale']}) with {LIBRARY}")
+        except Exception as exc:
+            raise HubError(explain(exc, spec, push=True)) from exc
+    return PushResult(repo=spec.repo, commit=info.oid, url=info.commit_url, files=MODEL_FILES)
