@@ -151,3 +151,86 @@ def baseline_genotype(scale: int, width: int = 32, cells: int = 4) -> Genotype:
     cell = Cell(("conv3x3", "conv3x3"), (width, width))
     path: list[Step] = [cell] * cells + [Upsample(f) for f in upsample_factors(scale)]
     return Genotype(scale=scale, width=width, path=tuple(path))
+
+
+# Operations whose output width the kernel level may choose; the others ("skip", "resblock3x3") keep the
+# width they receive, so a cell position only narrows where both it and the next operation can change width.
+WIDTH_CHANGING = frozenset(name for name, spec in OPERATIONS.items() if spec["kind"] in ("conv", "sepconv"))
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What the trilevel search may choose from, for one scale.
+
+    Network level: `max_cells` cell slots at the input resolution, then after each upsampler (factors from
+    `upsample_factors(scale)`) `max_cells_upsampled` more slots at the new resolution, as long as that is at
+    most `max_upsampled_scale` times the input (a cell at 4x the pixels costs 16 cells at the input); a depth
+    distribution per segment keeps a prefix of its slots, so the segment lengths place the upsamplers.
+    Cell level: `ops_per_cell` positions, each choosing from `ops`. Kernel level: the trunk width and the
+    width between cell positions, each a fraction of `max_width`.
+    """
+
+    scale: int
+    max_width: int = 32
+    width_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+    ops: tuple[str, ...] = tuple(OPERATIONS)
+    ops_per_cell: int = 2
+    max_cells: int = 6
+    max_cells_upsampled: int = 1
+    max_upsampled_scale: int = 3
+    channels: int = 3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "width_fractions", tuple(float(f) for f in self.width_fractions))
+        object.__setattr__(self, "ops", tuple(self.ops))
+        upsample_factors(self.scale)  # raises for a scale out of range
+        unknown = [op for op in self.ops if op not in OPERATIONS]
+        if unknown or not self.ops or len(set(self.ops)) != len(self.ops):
+            raise ValueError(f"ops must be distinct names from {sorted(OPERATIONS)}, got {list(self.ops)}")
+        if not self.width_fractions or not all(0 < f <= 1 for f in self.width_fractions):
+            raise ValueError(f"width fractions must lie in (0, 1], got {self.width_fractions}")
+        if self.max_width < 1 or not 1 <= self.ops_per_cell <= 3:
+            raise ValueError("max_width must be positive and ops_per_cell 1..3")
+        if self.max_cells < 0 or self.max_cells_upsampled < 0:
+            raise ValueError("cell counts cannot be negative")
+
+    @property
+    def factors(self) -> list[int]:
+        return upsample_factors(self.scale)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """The candidate widths, ascending: slimmable convolutions use the first `w` filters of `max_width`."""
+        return tuple(sorted({max(1, round(f * self.max_width)) for f in self.width_fractions}))
+
+    @property
+    def segments(self) -> list[int]:
+        """Cell slots per resolution: before the first upsampler, then after each one."""
+        segments, resolution = [self.max_cells], 1
+        for f in self.factors:
+            resolution *= f
+            segments.append(self.max_cells_upsampled if resolution <= self.max_upsampled_scale else 0)
+        return segments
+
+    @property
+    def slots(self) -> int:
+        return sum(self.segments)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scale": self.scale, "max_width": self.max_width, "width_fractions": list(self.width_fractions),
+                "ops": list(self.ops), "ops_per_cell": self.ops_per_cell, "max_cells": self.max_cells,
+                "max_cells_upsampled": self.max_cells_upsampled, "max_upsampled_scale": self.max_upsampled_scale,
+                "channels": self.channels}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SearchSpace":
+        return cls(**{**data, "width_fractions": tuple(data["width_fractions"]), "ops": tuple(data["ops"])})
+
+
+def cell_widths(ops: tuple[str, ...], inner: tuple[int, ...], trunk: int) -> tuple[int, ...]:
+    """The widths of a cell's operations: `inner[i]` where ops i and i+1 both change width, else the trunk."""
+    widths = []
+    for i, op in enumerate(ops):
+        narrows = i + 1 < len(ops) and op in WIDTH_CHANGING and ops[i + 1] in WIDTH_CHANGING
+        widths.append(inner[i] if narrows else trunk)
+    return tuple(widths)

@@ -5,6 +5,7 @@ Every command turns known errors into one red line and a non-zero exit; `--debug
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .batch import OutputOptions, plan_jobs, run_jobs
-from .bench import bench, peak_memory_mb, set_memory_format
+from .bench import bench, peak_memory_mb
 from .errors import friendly_errors
 from .evaluation import evaluate, record_metrics, summary
 from .images import DEFAULT_MAX_PIXELS
@@ -114,8 +115,8 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, siz
     with friendly_errors(ctx.obj["debug"]):
         width, height = parse_size(size)
         upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
-        variants = {"contiguous": lambda up: set_memory_format(up, False),
-                    "channels-last": lambda up: set_memory_format(up, True)}
+        variants = {"contiguous": lambda up: up.set_channels_last(False),
+                    "channels-last": lambda up: up.set_channels_last(True)}
         rows = bench(upscaler, height, width, repeats, rounds, variants)
         result = {"model": upscaler.config.get("name"), "device": str(upscaler.device),
                   "precision": str(upscaler.dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
@@ -128,12 +129,115 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, siz
             print_bench(result)
 
 
-@main.group()
-def models() -> None:
+@main.command("video")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Output video; its extension picks the container (.mkv keeps every stream, .mp4, .mov, .webm).")
+@engine_options
+@click.option("--codec", help="Video encoder [default: libx264; libvpx-vp9 for .webm], e.g. libx265, ffv1.")
+@click.option("--crf", type=click.IntRange(0, 63), help="Constant quality, lower is better [default: 18 for x264].")
+@click.option("--preset", help="Encoder speed preset, e.g. veryfast, slow (x264/x265), 0-13 (SVT-AV1).")
+@click.option("--pix-fmt", help="Output pixel format [default: the input's when the encoder takes it].")
+@click.option("--start", metavar="T", help="Start at T: seconds or [HH:]MM:SS[.ms]; all streams are cut alike.")
+@click.option("--end", metavar="T", help="Stop before T (same forms as --start).")
+@click.option("--frames-out", type=click.Path(path_type=Path), metavar="DIR",
+              help="Write numbered PNG frames (frame_000001.png...) to DIR instead of a video.")
+@click.option("--batch", type=click.IntRange(1), default=4, show_default=True, help="Frames per engine call.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT (or the frames in DIR) if it exists.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+def video_command(ctx, src, output, model_spec, scale, device, precision, tile, tile_pad, codec, crf, preset,
+                  pix_fmt, start, end, frames_out, batch, overwrite, quiet):
+    """Upscale a video; timestamps, audio, subtitles, rotation, colour tags, metadata and chapters are kept.
+
+    Folders of frames go through `upscale image DIR -o OUT`."""
+    with friendly_errors(ctx.obj["debug"]):
+        from .video import VideoOptions, parse_time, upscale_frames, upscale_video
+
+        if (output is None) == (frames_out is None):
+            raise click.UsageError("give -o OUT for a video, or --frames-out DIR for numbered PNG frames")
+        options = VideoOptions(codec, crf, preset, pix_fmt, parse_time(start), parse_time(end), batch, overwrite)
+        upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
+        run, target = (upscale_frames, frames_out) if frames_out else (upscale_video, output)
+        with _video_progress(quiet) as on_progress:
+            report = run(src, target, upscaler, options, on_progress)
+        for warning in report.warnings:
+            console.print(f"[yellow]warning:[/] {escape(warning)}")
+        console.print(f"[green]upscaled {report.frames} frames x{upscaler.scale} on {upscaler.device} in "
+                      f"{report.seconds:.1f}s ({report.fps:.1f} frames/s)[/] -> {escape(str(target))}")
+
+
+@contextlib.contextmanager
+def _video_progress(quiet: bool):
+    """A frames bar (done of total, or of the estimate when the container has no count), frames/s and ETA;
+    it appears with the first frame, so a bad input shows only its error line."""
+    if quiet:
+        yield None
+        return
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=console)
+    task = progress.add_task("frames", total=None, rate="", start=False)
+
+    def on_progress(done: int, total: int | None) -> None:
+        if not progress.tasks[task].started:
+            progress.start()
+            progress.start_task(task)
+        speed = progress.tasks[task].speed
+        progress.update(task, completed=done, total=None if total is None else max(total, done),
+                        rate=f"{speed:.1f} fps" if speed else "")
+
+    try:
+        yield on_progress
+    finally:
+        progress.stop()
+
+
+@main.command("search")
+@click.option("--scale", "-s", type=click.IntRange(2, 8), required=True, help="Upscaling factor, 2 to 8.")
+@click.option("--train", "train_dirs", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="Folder of HR training images (repeatable).")
+@click.option("--val", "val_dirs", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="Folder of HR validation images (repeatable).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Model folder to create.")
+@click.option("--budget-madds", metavar="X", help="Multiply-adds per output pixel the network may spend, e.g. 30k.")
+@click.option("--time-budget", metavar="DURATION", help="Wall-clock length, e.g. 45m or 2h [default: 2h].")
+@click.option("--epochs", type=click.FloatRange(min=0, min_open=True), help="Length in epochs instead of time.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the search whose checkpoint is in --out.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--max-width", type=click.IntRange(4), default=32, show_default=True, help="Widest convolution.")
+@click.option("--max-cells", type=click.IntRange(0, 16), default=6, show_default=True,
+              help="Cell slots before the first upsampler.")
+@click.option("--ops", metavar="A,B,..", help="Candidate operations [default: all].")
+@click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--patch", type=click.IntRange(4), default=32, show_default=True, help="LR patch side.")
+@click.option("--quiet", "-q", is_flag=True, help="No live view.")
+@click.pass_context
+def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, time_budget, epochs, seed, resume, device,
+                   max_width, max_cells, ops, batch, patch, quiet):
+    """Search a network for your data and train it in one phase; --out becomes a model folder."""
+    with friendly_errors(ctx.obj["debug"]):
+        from .searching import print_search_result, search_config, search_with_live_view
+
+        if time_budget and epochs:
+            raise click.UsageError("give --time-budget or --epochs, not both")
+        config = search_config(scale, budget_madds, time_budget, epochs, seed, max_width, max_cells, ops, batch,
+                               patch)
+        result = search_with_live_view(config, list(train_dirs), list(val_dirs), out, device, resume, quiet,
+                                       command=" ".join(["upscale", *sys.argv[1:]]))
+        print_search_result(result)
+
+
+@main.group("models")
+def models_group() -> None:
     """List, inspect, pre-fetch and publish models: packaged names, folders, hf:owner/repo[@revision]."""
 
 
-@models.command("list")
+@models_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 @click.pass_context
 def models_list(ctx, as_json):
@@ -148,7 +252,7 @@ def models_list(ctx, as_json):
             Console().print(_models_table(entries))
 
 
-@models.command("info")
+@models_group.command("info")
 @click.argument("spec")
 @click.option("--json", "as_json", is_flag=True, help="Print the entry and config.json on stdout.")
 @click.pass_context
@@ -164,7 +268,7 @@ def models_info(ctx, spec, as_json):
             _print_model_info(entry, card)
 
 
-@models.command("pull")
+@models_group.command("pull")
 @click.argument("spec")
 @click.option("--json", "as_json", is_flag=True, help="Print the cached entry as JSON on stdout.")
 @click.pass_context
@@ -180,7 +284,7 @@ def models_pull(ctx, spec, as_json):
             Console().print(f"[green]cached[/] {escape(entry.hub)} x{entry.scale} in {escape(str(entry.folder))}")
 
 
-@models.command("push")
+@models_group.command("push")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--repo", required=True, metavar="OWNER/NAME", help="Hub repository to publish to (created if new).")
 @click.option("--private", is_flag=True, help="Create the repository private.")

@@ -1,0 +1,228 @@
+"""The trilevel search as a user relies on it: the derived network is the supernet, a run is deterministic and
+resumes exactly, bad input fails before any training, and a tiny search ends with a usable model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image, ImageDraw
+
+from trinas import search as search_module
+from trinas.cost import madds_per_output_pixel
+from trinas.derive import derive
+from trinas.export import load_model
+from trinas.search import (SearchConfig, SearchInputError, check_inputs, load_data, parse_count, parse_duration,
+                           search)
+from trinas.space import SearchSpace
+from trinas.sparsestmax import MAX_RADIUS
+from trinas.supernet import Architecture, SuperNet, cell_cost_table, cheapest_madds, expected_madds
+from upscale.cli import main
+
+
+def shapes_image(path: Path, seed: int, size: int) -> None:
+    """Flat colours with sharp rectangles and ellipses: edges that bicubic blurs and a network can restore."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(0, 255, 3)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(8):
+        x, y = (int(v) for v in rng.integers(0, size, 2))
+        w, h = (int(v) for v in rng.integers(4, size // 2, 2))
+        shape = draw.rectangle if rng.random() < 0.5 else draw.ellipse
+        shape([x, y, x + w, y + h], fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("search-data")
+    for i in range(6):
+        shapes_image(root / "train" / f"{i}.png", i, 48)
+    for i in range(2):
+        shapes_image(root / "val" / f"{i}.png", 100 + i, 32)
+    return root / "train", root / "val"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors run fastest on one thread, above all on a machine that is busy with other work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(**changes) -> SearchConfig:
+    space = SearchSpace(2, max_width=6, width_fractions=(0.5, 1.0), max_cells=2, max_cells_upsampled=1)
+    config = SearchConfig(space, steps=16, batch=4, patch=8, lr=3e-3, arch_lr=2e-2, val_every=8, log_every=4,
+                          arch_start=0.15, search_end=0.5)
+    return replace(config, **changes)
+
+
+@pytest.fixture(scope="module")
+def data(folders):
+    return load_data(tiny_config(), [folders[0]], [folders[1]])
+
+
+# ------------------------------------------------------------------------------- supernet == derived TriNet
+
+@pytest.mark.parametrize("scale,ops_per_cell", [(2, 2), (3, 3), (4, 1), (4, 2), (6, 2)])
+def test_one_hot_supernet_is_exactly_its_derived_trinet(scale, ops_per_cell):
+    torch.manual_seed(scale * 10 + ops_per_cell)
+    space = SearchSpace(scale, max_width=8, width_fractions=(0.25, 0.5, 1.0), ops_per_cell=ops_per_cell,
+                        max_cells=3, max_cells_upsampled=1, max_upsampled_scale=scale)  # cells at every resolution
+    supernet, arch = SuperNet(space).double(), Architecture(space).double()
+    for p in supernet.parameters():
+        torch.nn.init.normal_(p, std=0.2)  # the zero tail of a fresh supernet would hide every difference
+    table = cell_cost_table(space)
+    x = torch.rand(2, 3, 11, 9, dtype=torch.float64)
+    for _ in range(4):
+        for p in arch.parameters():
+            torch.nn.init.normal_(p, std=2.0)
+        weights = arch.weights(MAX_RADIUS)
+        assert weights.one_hot()
+        net, _ = derive(supernet, weights)
+        assert torch.allclose(supernet(x, weights), net(x), rtol=0, atol=1e-10), net.genotype.describe()
+        expected = float(expected_madds(space, weights.detach(), table))
+        assert expected == pytest.approx(madds_per_output_pixel(net.genotype))
+
+
+def test_expected_cost_lies_between_the_cheapest_and_the_largest_network():
+    space = SearchSpace(2)
+    arch = Architecture(space)
+    madds = float(expected_madds(space, arch.weights(0.0).detach(), cell_cost_table(space)))
+    assert cheapest_madds(space) < madds < cheapest_madds(space) * 1000
+    with torch.no_grad():
+        arch.trunk.copy_(torch.tensor([0.0, 0.0, 0.0, 9.0]))  # the widest trunk only
+    assert float(expected_madds(space, arch.weights(0.0).detach(), cell_cost_table(space))) > madds
+
+
+# ------------------------------------------------------------------------------ determinism and exact resume
+
+def _same_result(a, b) -> None:
+    assert a.net is not None and b.net is not None
+    assert a.net.genotype == b.net.genotype
+    sa, sb = a.net.state_dict(), b.net.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert [r["loss"] for r in a.history] == [r["loss"] for r in b.history]
+    assert all(torch.equal(x, y) for x, y in zip(a.arch.parameters(), b.arch.parameters()))
+
+
+def test_same_seed_same_search_and_a_killed_run_resumes_exactly(tmp_path, data):
+    config, quiet = tiny_config(), (lambda line: None)
+    whole = search(config, data, tmp_path / "a", device="cpu", log=quiet)
+    assert whole.step == config.steps and whole.phase == "train"
+    assert all(v == 0 for v in whole.history[-1]["entropy"].values())  # every distribution one-hot
+
+    again = search(config, data, tmp_path / "b", device="cpu", log=quiet)
+    _same_result(whole, again)
+
+    first = search(config, data, tmp_path / "c", device="cpu", until_step=5, log=quiet)
+    assert first.phase == "search" and (tmp_path / "c" / search_module.CHECKPOINT).exists()
+    second = search(config, data, tmp_path / "c", device="cpu", resume=True, until_step=11, log=quiet)
+    assert second.phase == "train"  # killed once while searching, once while training the derived network
+    last = search(config, data, tmp_path / "c", device="cpu", resume=True, log=quiet)
+    _same_result(whole, last)
+
+    with pytest.raises(SearchInputError, match="other settings"):
+        search(replace(config, seed=1), data, tmp_path / "c", device="cpu", resume=True, log=quiet)
+
+
+# --------------------------------------------------------------------------------------------- bad input
+
+def test_bad_input_is_refused_before_any_training(tmp_path, folders, monkeypatch):
+    train, val = folders
+    config = tiny_config()
+    with pytest.raises(ValueError, match="scale must be an integer from 2 to 8"):
+        SearchSpace(9)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SearchInputError, match="no images in"):
+        check_inputs(config, [empty], [val], tmp_path / "out", resume=False)
+    with pytest.raises(SearchInputError, match="not found"):
+        check_inputs(config, [tmp_path / "missing"], [val], tmp_path / "out", resume=False)
+    minimum = cheapest_madds(config.space)
+    with pytest.raises(SearchInputError, match=f"{minimum:,.0f}"):
+        check_inputs(replace(config, budget_madds=minimum - 1), [train], [val], tmp_path / "out", resume=False)
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (broken / "b.jpg").write_bytes(b"")
+    with pytest.raises(SearchInputError, match="no usable training image"):
+        load_data(config, [broken], [val])
+
+    monkeypatch.setattr(search_module.shutil, "disk_usage", lambda path: type("U", (), {"free": 1000})())
+    with pytest.raises(SearchInputError, match="free disk space"):
+        check_inputs(config, [train], [val], tmp_path / "deep" / "out", resume=False)
+
+
+def test_durations_and_counts_read_like_people_write_them():
+    assert parse_duration("2h") == 7200 and parse_duration("45m") == 2700 and parse_duration("90s") == 90
+    assert parse_duration("1h30m") == 5400 and parse_duration("600") == 600
+    assert parse_count("28728") == 28728 and parse_count("30k") == 30000 and parse_count("1.5M") == 1.5e6
+    with pytest.raises(SearchInputError):
+        parse_duration("two hours")
+    with pytest.raises(SearchInputError):
+        parse_count("lots")
+
+
+def test_cli_names_the_problem(tmp_path, folders):
+    train, val = folders
+    result = CliRunner().invoke(main, ["search", "--scale", "2", "--train", str(train), "--val", str(val),
+                                       "--out", str(tmp_path / "o"), "--budget-madds", "10", "--quiet"])
+    assert result.exit_code == 1 and "below the cheapest network" in result.output
+    result = CliRunner().invoke(main, ["search", "--scale", "9", "--train", str(train), "--val", str(val),
+                                       "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "2<=x<=8" in result.output
+
+
+# ----------------------------------------------------------------------------------- a whole tiny search
+
+def test_tiny_search_from_the_cli_gives_a_model_that_beats_bicubic(tmp_path, folders):
+    train, val = folders
+    out = tmp_path / "found-x2"
+    args = ["search", "--scale", "2", "--train", str(train), "--val", str(val), "--out", str(out),
+            "--epochs", "6", "--max-width", "8", "--max-cells", "2", "--batch", "4", "--patch", "8",
+            "--budget-madds", "2k", "--device", "cpu", "--quiet"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["searched"] is True and config["scale"] == 2
+    history = json.loads((out / "search-history.json").read_text())
+    assert all(v == 0 for v in history[-1]["entropy"].values())  # every distribution ended one-hot
+    assert history[-1]["phase"] == "train"
+    model = load_model(out)
+    assert config["madds_per_output_pixel"] <= 2000
+    for metrics in config["metrics"].values():
+        assert metrics["psnr"] > metrics["bicubic_psnr"]
+    for name in ("architecture.png", "curves.png", "report.md"):
+        assert (out / name).stat().st_size > 0
+    image = CliRunner().invoke(main, ["image", str(val / "0.png"), "-o", str(tmp_path / "big.png"),
+                                      "--model", str(out), "--quiet"])
+    assert image.exit_code == 0, image.output
+    assert Image.open(tmp_path / "big.png").size == (64, 64) and model.scale == 2
+
+
+@pytest.mark.slow
+def test_distributed_search_with_two_cpu_processes(tmp_path, folders):
+    train, val = folders
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "trinas.search", "--scale", "2", "--train", str(train), "--val", str(val), "--out", str(out),
+               "--steps", "10", "--max-width", "4", "--max-cells", "1", "--batch", "4", "--patch", "8",
+               "--val-every", "5", "--device", "cpu", "--threads", "1"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert load_model(out).scale == 2
+    assert json.loads((out / "config.json").read_text())["training"]["steps"] == 10

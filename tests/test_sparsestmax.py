@@ -1,0 +1,75 @@
+"""sparsemax / sparsestmax / sorted sparsestmax: on the simplex, sparser as the radius grows, one-hot at the
+maximal radius, and gradients that agree with finite differences."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trinas.sparsestmax import MAX_RADIUS, entropy, sorted_sparsestmax, sparsemax, sparsestmax
+
+RADII = [0.0, 0.1, 0.3, 0.5, 0.65, 0.72, 0.8, 0.9, MAX_RADIUS]
+
+
+def logits(rows: int = 500, k: int = 6, seed: int = 0) -> torch.Tensor:
+    return torch.randn(rows, k, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 1.5
+
+
+def test_sparsemax_is_the_projection_onto_the_simplex():
+    p = sparsemax(torch.tensor([0.5, 0.2, 0.1], dtype=torch.float64))
+    assert torch.allclose(p, torch.tensor([0.5667, 0.2667, 0.1667], dtype=torch.float64), atol=1e-4)
+    assert torch.equal(sparsemax(torch.tensor([3.0, 0.0, -1.0])), torch.tensor([1.0, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize("k", [2, 3, 6, 9])
+def test_every_radius_gives_distributions_on_the_simplex(k):
+    z = logits(k=k)
+    for radius in RADII:
+        p = sparsestmax(z, radius)
+        assert p.shape == z.shape
+        assert (p >= 0).all()
+        assert torch.allclose(p.sum(-1), torch.ones(len(z), dtype=z.dtype))
+    assert torch.allclose(sparsestmax(z, 0.0), sparsemax(z), rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("k", [2, 4, 6])
+def test_sparsity_grows_with_the_radius_until_one_hot(k):
+    z = logits(k=k, seed=k)
+    support = (sparsemax(z) > 0).sum(-1)
+    peak = sparsemax(z).max(-1).values
+    for radius in RADII[1:]:
+        p = sparsestmax(z, radius)
+        assert ((p > 0).sum(-1) <= support).all(), radius  # never revives a choice
+        assert (p.max(-1).values >= peak - 1e-9).all(), radius  # the leader only gains
+        support, peak = (p > 0).sum(-1), p.max(-1).values
+    one_hot = sparsestmax(z, MAX_RADIUS)
+    assert ((one_hot == 0) | (one_hot == 1)).all() and (one_hot.sum(-1) == 1).all()
+    assert torch.equal(one_hot.argmax(-1), z.argmax(-1))  # the final choice is the leading logit
+    assert float(entropy(one_hot).max()) == 0.0
+
+
+def test_ties_resolve_to_the_first_choice():
+    p = sparsestmax(torch.zeros(3, 5), MAX_RADIUS)
+    assert torch.equal(p, torch.eye(5)[[0, 0, 0]])
+    assert torch.allclose(sparsestmax(torch.zeros(4), 0.0), torch.full((4,), 0.25))
+
+
+def test_sorted_variant_keeps_a_prefix_of_slots():
+    z = logits(k=5, seed=3)
+    for radius in RADII:
+        keep = sorted_sparsestmax(z, radius)
+        assert keep.shape == (len(z), 4)
+        assert ((keep >= -1e-12) & (keep <= 1 + 1e-12)).all()
+        assert (keep[:, 1:] <= keep[:, :-1] + 1e-12).all()  # sorted: slot n+1 never outweighs slot n
+        counts = torch.arange(5, dtype=z.dtype)
+        assert torch.allclose(keep.sum(-1), (sparsestmax(z, radius) * counts).sum(-1))  # = expected depth
+    final = sorted_sparsestmax(z, MAX_RADIUS)
+    assert ((final == 0) | (final == 1)).all()
+    assert torch.equal(final.sum(-1).long(), z.argmax(-1))
+
+
+@pytest.mark.parametrize("radius", [0.0, 0.3, 0.55, 0.8])
+def test_gradients_match_finite_differences(radius):
+    z = logits(rows=6, k=4, seed=11).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: sparsestmax(t, radius), (z,), eps=1e-6, atol=1e-5)
+    assert torch.autograd.gradcheck(lambda t: sorted_sparsestmax(t, radius), (z,), eps=1e-6, atol=1e-5)

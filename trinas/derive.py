@@ -1,0 +1,93 @@
+"""Supernet -> Genotype -> TriNet, the TriNet inheriting the trained weights by slicing.
+
+The choice is the most likely entry of every distribution (ties go to the first: fewer cells, the earlier
+operation, the narrower width). Once every distribution is one-hot that is the only entry, and the derived
+TriNet computes exactly what the supernet computes (tested), so training simply goes on with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .net import TriNet
+from .space import OPERATIONS, Cell, Genotype, SearchSpace, Step, Upsample, cell_widths
+from .supernet import ArchWeights, SuperNet
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The discrete architecture: trunk width and, per segment, the kept slots with their ops and widths."""
+
+    width: int
+    segments: tuple[tuple[tuple[int, Cell], ...], ...]  # per segment: (slot index, cell) for each kept slot
+
+
+def choose(space: SearchSpace, weights: ArchWeights) -> Choice:
+    """The leading architecture under `weights` (argmax of every distribution)."""
+    width = space.widths[int(weights.trunk.argmax())]
+    segments, slot = [], 0
+    for size, depth in zip(space.segments, weights.depth):
+        cells = []
+        for n in range(int(depth.argmax())):
+            ops = tuple(space.ops[int(i)] for i in weights.ops[slot + n].argmax(dim=-1))
+            inner = tuple(space.widths[int(i)] for i in weights.widths[slot + n].argmax(dim=-1))
+            cells.append((slot + n, Cell(ops, cell_widths(ops, inner, width))))
+        segments.append(tuple(cells))
+        slot += size
+    return Choice(width, tuple(segments))
+
+
+def genotype_of(space: SearchSpace, choice: Choice, **extra) -> Genotype:
+    path: list[Step] = []
+    for k, cells in enumerate(choice.segments):
+        path += [cell for _, cell in cells]
+        if k < len(space.factors):
+            path.append(Upsample(space.factors[k]))
+    return Genotype(scale=space.scale, width=choice.width, path=tuple(path), channels=space.channels,
+                    extra=extra)
+
+
+def parameter_map(space: SearchSpace, choice: Choice) -> list[tuple[str, str]]:
+    """(TriNet parameter name, SuperNet parameter name) for every parameter of the derived TriNet."""
+    pairs = [(f"head.{p}", f"head.{p}") for p in ("weight", "bias")]
+    body = 0
+    for k, cells in enumerate(choice.segments):
+        for slot, cell in cells:
+            for i, op in enumerate(cell.ops):
+                for p in _op_parameters(op):
+                    pairs.append((f"body.{body}.ops.{i}.{p}", f"cells.{slot}.positions.{i}.candidates.{op}.{p}"))
+            body += 1
+        if k < len(space.factors):
+            pairs += [(f"body.{body}.0.{p}", f"upsamplers.{k}.0.{p}") for p in ("weight", "bias")]
+            body += 1
+    pairs += [(f"tail.{p}", f"tail.{p}") for p in ("weight", "bias")]
+    return pairs
+
+
+def _op_parameters(op: str) -> list[str]:
+    return {"skip": [], "conv": ["weight", "bias"],
+            "sepconv": ["depthwise.weight", "depthwise.bias", "pointwise.weight", "pointwise.bias"],
+            "resblock": ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias"]}[str(OPERATIONS[op]["kind"])]
+
+
+def slice_to(source: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """The leading corner of `source` with `shape`: a slimmable layer's first filters and input channels."""
+    return source[tuple(slice(0, n) for n in shape)]
+
+
+def derive(supernet: SuperNet, weights: ArchWeights) -> tuple[TriNet, Choice]:
+    """The TriNet of the leading architecture, its weights sliced from the supernet's."""
+    space = supernet.space
+    choice = choose(space, weights)
+    like = next(supernet.parameters())
+    net = TriNet(genotype_of(space, choice)).to(device=like.device, dtype=like.dtype)
+    source = dict(supernet.named_parameters())
+    target = dict(net.named_parameters())
+    pairs = parameter_map(space, choice)
+    assert sorted(t for t, _ in pairs) == sorted(target), "parameter map does not cover the TriNet"
+    with torch.no_grad():
+        for t, s in pairs:
+            target[t].copy_(slice_to(source[s], target[t].shape))
+    return net, choice

@@ -1,0 +1,717 @@
+"""One-phase trilevel search-and-train: rerun the search for any scale on your own data.
+
+Weights and architecture parameters train together: every step takes an architecture step on held-out
+training images (L1 + cost over budget + order term), then a weight step. The sparsestmax radius grows from
+0 at `arch_start` to its maximum at `search_end` (fractions of the run), so every distribution becomes
+one-hot; at that moment the supernet *is* its derived TriNet (same output), which then simply keeps training
+with the weights (and Adam moments) it has, at the speed of the final network. No retraining from scratch.
+
+A batch is a pure function of (seed, step) and the checkpoint holds both models' state, both optimisers, the
+phase and the step, so a killed run resumes exactly (with `steps`; a wall-clock budget follows the clock).
+Single process on CPU or GPU, or one process per device under torchrun (DistributedDataParallel; gloo on
+CPU, nccl on GPU; the global batch is split between ranks and rank 0 writes everything):
+
+    python -m trinas.search --scale 2 --train DIR... --val DIR --out runs/search-x2 --time-budget 2h
+    python -m torch.distributed.run --standalone --nproc-per-node 2 -m trinas.search --scale 2 ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .cost import count_params, madds_per_output_pixel
+from .data import IMAGE_SUFFIXES, Pair, PatchSampler, list_images, load_rgb
+from .derive import choose, derive, genotype_of, parameter_map, slice_to
+from .evaluate import BenchmarkImage, score, upscale_with
+from .metrics import crop_to_multiple, make_lr
+from .net import TriNet
+from .space import Genotype, SearchSpace
+from .sparsestmax import MAX_RADIUS
+from .supernet import Architecture, ArchWeights, SuperNet, cell_cost_table, cheapest_madds, expected_madds
+
+CHECKPOINT = "search-checkpoint.pt"
+
+
+class SearchInputError(ValueError):
+    """Input that would waste hours: the message names the problem and the fix."""
+
+
+@dataclass
+class SearchConfig:
+    """Everything that defines a run; stored in the checkpoint (a resume must match it)."""
+
+    space: SearchSpace
+    steps: int | None = None  # a fixed number of steps: deterministic for a seed
+    epochs: float | None = None  # converted to steps once the data is known
+    time_budget_s: float | None = None  # or a wall-clock budget: schedules follow the clock
+    batch: int = 16
+    patch: int = 32
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup: float = 0.01  # fraction of the run with a linear learning-rate warm-up
+    arch_lr: float = 1e-3
+    arch_weight_decay: float = 1e-3
+    arch_start: float = 0.15  # fraction of the run training weights only, so cells can prove their worth
+    search_end: float = 0.5  # fraction of the run at which the radius reaches MAX_RADIUS: all one-hot
+    budget_madds: float | None = None  # per output pixel
+    cost_weight: float = 0.1
+    order_weight: float = 2e-4
+    heldout: float = 0.1  # fraction of training images kept for architecture steps
+    seed: int = 0
+    val_every: int = 200
+    log_every: int = 10
+    checkpoint_every_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.space, dict):
+            self.space = SearchSpace.from_dict(self.space)
+        chosen = [v for v in (self.steps, self.epochs, self.time_budget_s) if v is not None]
+        if len(chosen) != 1 or chosen[0] <= 0:
+            raise SearchInputError("give exactly one positive length: steps, epochs or a time budget")
+        if not 0 <= self.arch_start < self.search_end <= 1:
+            raise SearchInputError("need 0 <= arch_start < search_end <= 1")
+
+    @property
+    def scale(self) -> int:
+        return self.space.scale
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "space": self.space.to_dict()}
+
+
+# ---------------------------------------------------------------------------------------------- schedules
+
+def progress_of(config: SearchConfig, step: int, elapsed_s: float) -> float:
+    """How far the run is, 0..1: by steps, or by the clock under a time budget."""
+    if config.steps is not None:
+        return step / config.steps
+    return elapsed_s / config.time_budget_s
+
+
+def radius_at(config: SearchConfig, progress: float) -> float:
+    """0 until `arch_start`, then linear up to MAX_RADIUS at `search_end`."""
+    t = (progress - config.arch_start) / (config.search_end - config.arch_start)
+    return MAX_RADIUS * min(1.0, max(0.0, t))
+
+
+def lr_at(config: SearchConfig, progress: float) -> float:
+    """Linear warm-up, then cosine decay from `lr` to `min_lr` over the whole run."""
+    if progress < config.warmup:
+        return config.lr * max(progress / config.warmup, 0.01)
+    t = (progress - config.warmup) / max(1e-9, 1 - config.warmup)
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '45m', '2h', '1h30m' or plain seconds -> seconds."""
+    text = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smh])", text)
+    if not parts or "".join(a + b for a, b in parts) != text.replace(" ", ""):
+        raise SearchInputError(f"cannot read the duration {text!r}: use e.g. 90s, 45m, 2h or 1h30m")
+    return sum(float(v) * {"s": 1, "m": 60, "h": 3600}[u] for v, u in parts)
+
+
+def parse_count(text: str) -> float:
+    """'28728', '28.7k', '1.5M' -> a number."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", str(text))
+    if not match:
+        raise SearchInputError(f"cannot read the number {text!r}: use e.g. 30000, 30k or 1.2M")
+    return float(match.group(1)) * {"": 1, "k": 1e3, "m": 1e6}[match.group(2).lower()]
+
+
+# ------------------------------------------------------------------------------------------ input and data
+
+@dataclass
+class SearchData:
+    train: PatchSampler  # weight steps
+    arch: PatchSampler  # architecture steps: held-out training images
+    val: dict[str, list[BenchmarkImage]]
+    images: int
+    skipped: list[str]
+    patches_per_epoch: float
+
+
+def check_inputs(config: SearchConfig, train_dirs: list[Path], val_dirs: list[Path], out: Path,
+                 resume: bool) -> None:
+    """Everything that can be checked in a second, before data preparation and hours of search."""
+    for folder in [*train_dirs, *val_dirs]:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise SearchInputError(f"data folder not found: {folder}")
+        if not any(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in folder.rglob("*")):
+            raise SearchInputError(f"no images in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    if not train_dirs or not val_dirs:
+        raise SearchInputError("a search needs at least one training folder and one validation folder")
+    cheapest = cheapest_madds(config.space)
+    if config.budget_madds is not None and config.budget_madds < cheapest:
+        raise SearchInputError(
+            f"budget {config.budget_madds:,.0f} multiply-adds per output pixel is below the cheapest network of "
+            f"this search space ({cheapest:,.0f}: no cells, width {min(config.space.widths)}); raise the budget")
+    if config.batch < 1 or config.patch < 4:
+        raise SearchInputError("batch must be at least 1 and patch at least 4 pixels")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SearchInputError(f"--out {out} is a file; it must be a folder")
+    checkpoint = out / CHECKPOINT
+    if not resume and checkpoint.exists():
+        raise SearchInputError(f"{out} holds a search checkpoint: pass --resume to continue it, "
+                               "or choose another output folder")
+    if not resume and (out / "config.json").exists():
+        raise SearchInputError(f"{out} already holds a model; choose another output folder")
+    need = checkpoint_bytes(config.space) * 3 + 20 * 2**20  # checkpoint + its temporary copy + the model
+    existing = out
+    while not existing.exists():
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if free < need:
+        raise SearchInputError(f"not enough free disk space for checkpoints in {existing}: "
+                               f"{free / 2**20:,.0f} MB free, about {need / 2**20:,.0f} MB needed")
+
+
+def checkpoint_bytes(space: SearchSpace) -> int:
+    """Supernet weights and two Adam moments in float32, plus the architecture parameters."""
+    params = sum(p.numel() for p in SuperNet(space).parameters()) + count_params(Architecture(space)) * 3
+    return params * 4 * 3
+
+
+def load_pairs(folders: list[Path], scale: int, patch: int, max_side: int | None) -> tuple[list[Pair], list[str]]:
+    """LR/HR pairs of every readable image large enough for a patch; the rest named in `skipped`."""
+    pairs, skipped = [], []
+    for path in list_images(folders):
+        try:
+            hr = crop_to_multiple(load_rgb(path, max_side), scale)
+        except (OSError, ValueError) as exc:
+            skipped.append(f"{path}: unreadable ({exc.__class__.__name__})")
+            continue
+        if min(hr.shape[:2]) < patch * scale:
+            skipped.append(f"{path}: smaller than a {patch * scale}px patch")
+            continue
+        pairs.append(Pair(make_lr(hr, scale), hr))
+    return pairs, skipped
+
+
+def load_val(folder: Path, scale: int) -> list[BenchmarkImage]:
+    images = []
+    for path in list_images([folder]):
+        try:
+            hr = crop_to_multiple(load_rgb(path), scale)
+        except (OSError, ValueError):
+            continue
+        if min(hr.shape[:2]) >= 4 * scale:
+            images.append(BenchmarkImage(path.stem, make_lr(hr, scale), hr))
+    if not images:
+        raise SearchInputError(f"no readable validation image of at least {4 * scale}px in {folder}")
+    return images
+
+
+def load_data(config: SearchConfig, train_dirs: list[Path], val_dirs: list[Path],
+              max_side: int | None = 2048) -> SearchData:
+    """Training pairs split into weight and architecture images (an even spread), and the val sets."""
+    scale, patch = config.scale, config.patch
+    pairs, skipped = load_pairs([Path(d) for d in train_dirs], scale, patch, max_side)
+    if not pairs:
+        raise SearchInputError(f"no usable training image in {', '.join(map(str, train_dirs))}: need readable "
+                               f"images of at least {patch * scale}px for {patch}px LR patches at x{scale}")
+    held = min(len(pairs) - 1, max(1, round(len(pairs) * config.heldout))) if config.heldout > 0 else 0
+    chosen = {int((k + 1) * len(pairs) / held) - 1 for k in range(held)} if held else set()
+    arch = [p for i, p in enumerate(pairs) if i in chosen] or pairs  # one image: it serves both
+    train = [p for i, p in enumerate(pairs) if i not in chosen]
+    val = {Path(d).name: load_val(Path(d), scale) for d in val_dirs}
+    pixels = sum(p.lr.shape[0] * p.lr.shape[1] for p in train)
+    return SearchData(PatchSampler(train, scale, patch, config.seed), PatchSampler(arch, scale, patch, config.seed + 1),
+                      val, len(pairs), skipped, pixels / patch**2)
+
+
+# ------------------------------------------------------------------------------------------------ the run
+
+@dataclass
+class Ranks:
+    """This process's place in a torchrun job (rank 0 of 1 when single-process)."""
+
+    rank: int = 0
+    world: int = 1
+    started_group: bool = False
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_ranks(device: str) -> tuple[Ranks, torch.device]:
+    """Join the process group torchrun describes in the environment, and pick this process's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if world == 1:
+        return Ranks(), torch.device(device)
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    started = False
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        started = True
+    if device.startswith("cuda"):
+        torch.cuda.set_device(local)
+        return Ranks(rank, world, started), torch.device("cuda", local)
+    return Ranks(rank, world, started), torch.device(device)
+
+
+@dataclass
+class Status:
+    """What a live view shows; sent after every step."""
+
+    phase: str  # "search" (supernet, radius growing) or "train" (the derived network)
+    step: int
+    total_steps: int | None
+    progress: float
+    radius: float
+    loss: float
+    arch_loss: float | None
+    expected_madds: float
+    budget_madds: float | None
+    val_psnr: float | None
+    leading: str
+    elapsed_s: float
+    remaining_s: float
+    entropy: dict[str, float]
+
+
+@dataclass
+class Run:
+    """The mutable state of a search: what the checkpoint holds."""
+
+    config: SearchConfig
+    supernet: SuperNet
+    arch: Architecture
+    weight_opt: torch.optim.Optimizer
+    arch_opt: torch.optim.Optimizer
+    net: TriNet | None = None  # the derived network, from the moment every distribution is one-hot
+    net_opt: torch.optim.Optimizer | None = None
+    step: int = 0
+    elapsed_s: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    pending: dict[str, list[float]] = field(default_factory=lambda: {"loss": [], "arch_loss": []})  # since last row
+
+    @property
+    def phase(self) -> str:
+        return "search" if self.net is None else "train"
+
+
+def new_run(config: SearchConfig, device: torch.device) -> Run:
+    torch.manual_seed(config.seed)
+    supernet = SuperNet(config.space).to(device)
+    arch = Architecture(config.space).to(device)
+    weight_opt = torch.optim.Adam(supernet.parameters(), lr=config.lr)
+    arch_opt = torch.optim.Adam(arch.parameters(), lr=config.arch_lr, betas=(0.5, 0.999),
+                                weight_decay=config.arch_weight_decay)
+    return Run(config, supernet, arch, weight_opt, arch_opt)
+
+
+def state_of(run: Run) -> dict:
+    state = {"format": 1, "config": run.config.to_dict(), "step": run.step, "elapsed_s": run.elapsed_s,
+             "history": run.history, "pending": run.pending, "supernet": run.supernet.state_dict(),
+             "arch": run.arch.state_dict(), "weight_opt": run.weight_opt.state_dict(),
+             "arch_opt": run.arch_opt.state_dict()}
+    if run.net is not None:
+        state |= {"genotype": run.net.genotype.to_dict(), "net": run.net.state_dict(),
+                  "net_opt": run.net_opt.state_dict()}
+    return state
+
+
+def restore(run: Run, state: dict, device: torch.device) -> None:
+    saved = SearchConfig(**{**state["config"], "space": SearchSpace.from_dict(state["config"]["space"])})
+    mismatch = [k for k in ("space", "batch", "patch", "seed", "budget_madds", "steps", "time_budget_s")
+                if getattr(saved, k) != getattr(run.config, k)]
+    if mismatch:
+        raise SearchInputError(f"the checkpoint was made with other settings ({', '.join(mismatch)}); "
+                               "resume with the same options, or start in another output folder")
+    run.supernet.load_state_dict(state["supernet"])
+    run.arch.load_state_dict(state["arch"])
+    run.weight_opt.load_state_dict(state["weight_opt"])
+    run.arch_opt.load_state_dict(state["arch_opt"])
+    run.step, run.elapsed_s, run.history = int(state["step"]), float(state["elapsed_s"]), list(state["history"])
+    run.pending = {k: list(v) for k, v in state["pending"].items()}
+    if "genotype" in state:
+        run.net = TriNet(Genotype.from_dict(state["genotype"])).to(device)
+        run.net.load_state_dict(state["net"])
+        run.net_opt = torch.optim.Adam(run.net.parameters(), lr=run.config.lr)
+        run.net_opt.load_state_dict(state["net_opt"])
+
+
+def switch_to_final(run: Run, weights: ArchWeights) -> None:
+    """Every distribution is one-hot: go on with the derived TriNet, its weights and Adam moments sliced."""
+    run.net, choice = derive(run.supernet, weights)
+    run.net_opt = torch.optim.Adam(run.net.parameters(), lr=run.config.lr)
+    source = dict(run.supernet.named_parameters())
+    target = dict(run.net.named_parameters())
+    for t, s in parameter_map(run.config.space, choice):
+        moments = run.weight_opt.state.get(source[s])
+        if moments:
+            run.net_opt.state[target[t]] = {
+                "step": moments["step"].clone(),
+                "exp_avg": slice_to(moments["exp_avg"], target[t].shape).clone(),
+                "exp_avg_sq": slice_to(moments["exp_avg_sq"], target[t].shape).clone()}
+
+
+def architecture_loss(run: Run, weights: ArchWeights, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cost over budget (relative, log scale) + the order term (mean kept fraction of the cell slots)."""
+    config = run.config
+    madds = expected_madds(config.space, weights, table)
+    loss = madds.new_zeros(())
+    if config.budget_madds:
+        loss = loss + config.cost_weight * F.relu(torch.log(madds / config.budget_madds))
+    kept = [keep.mean() for keep in weights.keep if keep.numel()]
+    if kept:
+        loss = loss + config.order_weight * torch.stack(kept).mean()
+    return loss, madds
+
+
+def _shard(batch: tuple[torch.Tensor, torch.Tensor], ranks: Ranks, device: torch.device):
+    lr, hr = batch
+    return lr[ranks.rank :: ranks.world].to(device), hr[ranks.rank :: ranks.world].to(device)
+
+
+def _average_grads(params, ranks: Ranks) -> None:
+    if ranks.world == 1:
+        return
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad /= ranks.world
+
+
+def _wrap(model: torch.nn.Module, ranks: Ranks, device: torch.device) -> torch.nn.Module:
+    if ranks.world == 1:
+        return model
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+
+def validate(run: Run, data: SearchData, weights: ArchWeights | None, device: torch.device) -> float:
+    """Mean PSNR over every validation image, of the supernet (under `weights`) or of the derived network."""
+    model = run.net if run.net is not None else partial(run.supernet, weights=weights)
+    module = run.net if run.net is not None else run.supernet
+    module.eval()
+    try:
+        scores = [s for name, images in data.val.items()
+                  for s in score(name, images, run.config.scale, upscale_with(model, device)).images]
+    finally:
+        module.train()
+    return float(np.mean([s.psnr for s in scores]))
+
+
+def architecture_step(run: Run, data: SearchData, radius: float, table: torch.Tensor, ranks: Ranks,
+                      device: torch.device) -> float:
+    """One architecture step on held-out images: L1 + cost + order, gradients for the architecture only."""
+    x, y = _shard(data.arch.batch(run.step, run.config.batch), ranks, device)
+    weights = run.arch.weights(radius)
+    extra, _ = architecture_loss(run, weights, table)
+    # The plain module, not the DDP wrapper: the weights' gradients are neither computed nor synchronised.
+    loss = F.l1_loss(run.supernet(x, weights), y) + extra
+    params = list(run.arch.parameters())
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    for p, g in zip(params, grads):
+        p.grad = torch.zeros_like(p) if g is None else g
+    _average_grads(params, ranks)
+    run.arch_opt.step()
+    return loss.item()
+
+
+def weight_step(run: Run, model: torch.nn.Module, data: SearchData, weights: ArchWeights, lr: float,
+                ranks: Ranks, device: torch.device) -> float:
+    """One weight step of the supernet (under `weights`) or of the derived network; returns the batch's L1."""
+    optimizer = run.weight_opt if run.net is None else run.net_opt
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    x, y = _shard(data.train.batch(run.step, run.config.batch), ranks, device)
+    loss = F.l1_loss(model(x) if run.net is not None else model(x, weights), y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    loss = loss.detach()
+    if ranks.world > 1:  # the loss of the whole batch, not of this rank's share
+        loss = loss.clone()
+        dist.all_reduce(loss)
+        loss /= ranks.world
+    return loss.item()
+
+
+def history_row(run: Run, data: SearchData, radius: float, lr: float, seconds: float, table: torch.Tensor,
+                validate_now: bool, device: torch.device) -> dict:
+    """A point of the curves: losses since the last row, cost, entropies, leading network, validation PSNR."""
+    weights = run.arch.weights(radius).detach()
+    losses, arch_losses = run.pending["loss"], run.pending["arch_loss"]
+    row = {"step": run.step, "seconds": round(seconds, 2), "phase": run.phase, "radius": radius, "lr": lr,
+           "loss": float(np.mean(losses)) if losses else None,
+           "arch_loss": float(np.mean(arch_losses)) if arch_losses else None,
+           "expected_madds": float(expected_madds(run.config.space, weights, table)),
+           "entropy": weights.entropies(), "leading": leading(run, weights).describe(),
+           "val_psnr": validate(run, data, weights, device) if validate_now else None}
+    run.pending = {"loss": [], "arch_loss": []}
+    return row
+
+
+def search(config: SearchConfig, data: SearchData, out: Path, device: str = "auto", resume: bool = False,
+           until_step: int | None = None, on_status: Callable[[Status], None] | None = None,
+           log: Callable[[str], None] = print) -> Run:
+    """Run (or resume) the search-and-train loop until done, the time budget, or `until_step`."""
+    ranks, dev = setup_ranks(device)
+    if config.batch % ranks.world:
+        raise SearchInputError(f"batch {config.batch} does not split over {ranks.world} processes")
+    if config.steps is None and config.epochs is not None:
+        steps = max(1, math.ceil(config.epochs * data.patches_per_epoch / config.batch))
+        config = replace(config, steps=steps, epochs=None)
+    checkpoint = Path(out) / CHECKPOINT
+    run = new_run(config, dev)
+    state = load_checkpoint(checkpoint) if resume else None
+    if state is not None:
+        restore(run, state, dev)
+        log(f"resumed {checkpoint} at step {run.step} ({run.phase})")
+    table = cell_cost_table(config.space)
+    model = _wrap(run.supernet if run.net is None else run.net, ranks, dev)
+
+    def save() -> None:
+        if ranks.main:
+            save_checkpoint(state_of(run), checkpoint)
+
+    started, last_save = time.monotonic() - run.elapsed_s, time.monotonic()
+    last_row = next((r for r in reversed(run.history)), None)
+    while True:
+        run.elapsed_s = time.monotonic() - started
+        if ranks.world > 1 and config.steps is None:  # every rank follows rank 0's clock
+            clock = torch.tensor([run.elapsed_s], dtype=torch.float64, device=dev)
+            dist.broadcast(clock, 0)
+            run.elapsed_s = float(clock)
+        progress = progress_of(config, run.step, run.elapsed_s)
+        if progress >= 1 or (until_step is not None and run.step >= until_step):
+            break
+        radius, lr = radius_at(config, progress), lr_at(config, progress)
+        searching = run.net is None and progress >= config.arch_start
+        if searching:
+            run.pending["arch_loss"].append(architecture_step(run, data, radius, table, ranks, dev))
+        weights = run.arch.weights(radius).detach()
+        if searching and weights.one_hot():
+            switch_to_final(run, weights)
+            model = _wrap(run.net, ranks, dev)
+            log(f"step {run.step}: every distribution is one-hot; training {run.net.genotype.describe()}")
+            save()
+        run.pending["loss"].append(weight_step(run, model, data, weights, lr, ranks, dev))
+        run.step += 1
+
+        validate_now = run.step % config.val_every == 0 or run.step == config.steps
+        if validate_now or run.step % config.log_every == 0:
+            if ranks.main:
+                last_row = history_row(run, data, radius, lr, time.monotonic() - started, table, validate_now, dev)
+                run.history.append(last_row)
+            else:
+                run.pending = {"loss": [], "arch_loss": []}
+        if ranks.main:
+            if on_status and last_row is not None:
+                on_status(status_of(run, last_row, time.monotonic() - started))
+            if time.monotonic() - last_save > config.checkpoint_every_s:
+                save()
+                last_save = time.monotonic()
+    run.elapsed_s = time.monotonic() - started
+    save()
+    if ranks.world > 1:
+        dist.barrier()
+    return run
+
+
+def leading(run: Run, weights: ArchWeights) -> Genotype:
+    if run.net is not None:
+        return run.net.genotype
+    return genotype_of(run.config.space, choose(run.config.space, weights))
+
+
+def status_of(run: Run, row: dict, seconds: float) -> Status:
+    """The live view's numbers: the latest history row, at the current step and time."""
+    config = run.config
+    progress = min(1.0, progress_of(config, run.step, seconds))
+    if config.steps is None:
+        remaining = config.time_budget_s - seconds
+    else:
+        remaining = seconds / max(progress, 1e-9) * (1 - progress)
+    val = next((r["val_psnr"] for r in reversed(run.history) if r.get("val_psnr") is not None), None)
+    return Status(run.phase, run.step, config.steps, progress, row["radius"], row["loss"] or 0.0,
+                  row["arch_loss"], row["expected_madds"], config.budget_madds, val, row["leading"], seconds,
+                  max(0.0, remaining), row["entropy"])
+
+
+def is_done(run: Run) -> bool:
+    return progress_of(run.config, run.step, run.elapsed_s) >= 1
+
+
+# -------------------------------------------------------------------------------------------- the result
+
+@dataclass
+class SearchResult:
+    out: Path
+    genotype: Genotype
+    params: int
+    madds_per_output_pixel: float
+    budget_madds: float | None
+    metrics: dict[str, dict[str, float]]
+    steps: int
+    seconds: float
+    history: list[dict]
+    files: list[str]
+
+
+def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device: str = "auto",
+           command: str | None = None, log: Callable[[str], None] = print) -> SearchResult:
+    """Measure the final network on the validation sets and write the model folder and the report."""
+    from .export import save_model
+    from .search_report import write_report
+
+    net = run.net
+    if net is None:  # a run stopped before its distributions were one-hot: take the leading architecture
+        net, _ = derive(run.supernet, run.arch.weights(MAX_RADIUS).detach())
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    net = net.to(dev).eval()
+    metrics = {}
+    for name, images in data.val.items():
+        result = score(name, images, run.config.scale, upscale_with(net, dev))
+        metrics[name] = {"psnr": result.mean("psnr"), "ssim": result.mean("ssim"),
+                         "bicubic_psnr": result.mean("bicubic_psnr"), "bicubic_ssim": result.mean("bicubic_ssim")}
+    config = run.config
+    training = {"data": [Path(d).name for d in train_dirs], "steps": run.step,
+                "batch": config.batch, "patch": config.patch, "loss": "L1 (+ cost and order terms while searching)",
+                "optimizer": "Adam, cosine lr; architecture: Adam", "lr": config.lr, "seed": config.seed,
+                "seconds": round(run.elapsed_s, 1)}
+    if command:
+        training["command"] = command
+    search_info = {"space": config.space.to_dict(), "budget_madds": config.budget_madds,
+                   "arch_start": config.arch_start, "search_end": config.search_end,
+                   "switched_at_step": next((r["step"] for r in run.history if r["phase"] == "train"), None)}
+    save_model(net.cpu(), out, training={k: v for k, v in training.items() if v is not None}, metrics=metrics,
+               searched=True, search=search_info)
+    madds = madds_per_output_pixel(net.genotype)
+    result = SearchResult(Path(out), net.genotype, count_params(net), madds, config.budget_madds, metrics,
+                          run.step, run.elapsed_s, run.history, [])
+    if config.budget_madds and madds > config.budget_madds:
+        log(f"warning: the found network spends {madds:,.0f} multiply-adds per output pixel, over the budget of "
+            f"{config.budget_madds:,.0f}; search longer or lower --budget-madds")
+    result.files = write_report(result)
+    (Path(out) / "search-history.json").write_text(json.dumps(run.history, indent=1) + "\n")
+    result.files.append("search-history.json")
+    return result
+
+
+def run_search(config: SearchConfig, train_dirs: list[Path], val_dirs: list[Path], out: Path,
+               device: str = "auto", resume: bool = False, max_side: int | None = 2048,
+               until_step: int | None = None, on_status: Callable[[Status], None] | None = None,
+               log: Callable[[str], None] = print, command: str | None = None) -> SearchResult | None:
+    """Check the input, prepare the data, search and train, write the model folder with its report.
+
+    Returns None when the run stopped before the end (`until_step`), or on ranks other than 0.
+    """
+    check_inputs(config, train_dirs, val_dirs, out, resume)
+    started = time.monotonic()
+    data = load_data(config, train_dirs, val_dirs, max_side)
+    for line in data.skipped[:5]:
+        log(f"skipped {line}")
+    if len(data.skipped) > 5:
+        log(f"... and {len(data.skipped) - 5} more skipped images")
+    log(f"{data.images} training images ({len(data.arch.pairs)} held out for architecture steps), "
+        f"{sum(len(v) for v in data.val.values())} validation images, prepared in {time.monotonic() - started:.0f}s")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    run = search(config, data, out, device, resume, until_step, on_status, log)
+    ranks = Ranks(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+    try:
+        if not is_done(run) or not ranks.main:
+            return None
+        return finish(run, data, out, train_dirs, device, command, log)
+    finally:
+        if ranks.world > 1 and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------------------------------- command line
+
+def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    space = SearchSpace(args.scale, max_width=args.max_width, ops=tuple(args.ops.split(",")) if args.ops else
+                        SearchSpace(args.scale).ops, ops_per_cell=args.ops_per_cell, max_cells=args.max_cells,
+                        max_cells_upsampled=args.max_cells_upsampled)
+    budget = parse_count(args.budget_madds) if args.budget_madds else None
+    length = {"steps": args.steps, "epochs": args.epochs,
+              "time_budget_s": parse_duration(args.time_budget) if args.time_budget else None}
+    if all(v is None for v in length.values()):
+        length["time_budget_s"] = parse_duration("2h")
+    return SearchConfig(space, batch=args.batch, patch=args.patch, budget_madds=budget, seed=args.seed,
+                        val_every=args.val_every, **length)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scale", type=int, required=True)
+    parser.add_argument("--train", nargs="+", required=True, type=Path, help="HR image folders")
+    parser.add_argument("--val", nargs="+", required=True, type=Path, help="HR validation folders")
+    parser.add_argument("--out", type=Path, required=True, help="model folder to write (holds the checkpoint)")
+    parser.add_argument("--budget-madds", help="multiply-adds per output pixel, e.g. 28728 or 30k")
+    parser.add_argument("--time-budget", help="wall-clock budget, e.g. 2h or 45m (default 2h)")
+    parser.add_argument("--epochs", type=float)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--patch", type=int, default=32)
+    parser.add_argument("--val-every", type=int, default=200)
+    parser.add_argument("--max-width", type=int, default=32)
+    parser.add_argument("--max-cells", type=int, default=6)
+    parser.add_argument("--max-cells-upsampled", type=int, default=1)
+    parser.add_argument("--ops-per-cell", type=int, default=2)
+    parser.add_argument("--ops", help="comma-separated candidate operations (default: all)")
+    parser.add_argument("--max-side", type=int, default=2048)
+    parser.add_argument("--threads", type=int)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rank = int(os.environ.get("RANK", "0"))
+    log = print if rank == 0 else (lambda line: None)
+
+    def show(status: Status) -> None:
+        if status.step % 50 and status.progress < 1:
+            return
+        val = f"{status.val_psnr:.2f} dB" if status.val_psnr is not None else "-"
+        log(f"[{status.phase}] step {status.step} r={status.radius:.2f} loss {status.loss:.4f} val {val} "
+            f"madds {status.expected_madds:,.0f} {status.leading}")
+
+    try:
+        result = run_search(config_from_args(args), args.train, args.val, args.out, args.device, args.resume,
+                            args.max_side, on_status=show, log=log)
+    except SearchInputError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if result is not None:
+        log(f"wrote {result.out}: {result.genotype.describe()}, {result.params:,} params, "
+            f"{result.madds_per_output_pixel:,.0f} multiply-adds per output pixel")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""The trilevel supernet: every network of a SearchSpace at once, mixed by three levels of distributions.
+
+It mirrors TriNet (head conv -> cells and upsamplers -> tail conv, plus the global bicubic skip) with the
+largest choice everywhere, so a derived TriNet is a slice of it:
+
+- network level: cell slots in segments, one per resolution (before the first upsampler, after each one);
+  each segment has a distribution over how many of its slots are kept, turned into sorted keep weights
+  (`sorted_sparsestmax`), and a slot's residual is scaled by its keep weight. The upsampler positions are
+  the cumulative segment lengths, so "where the x2 sits" is searched by how long each segment is.
+- cell level: each position of a slot's cell mixes the candidate operations by their weights.
+- kernel level: the trunk width and each width between cell positions are distributions over widths,
+  applied as soft channel masks on convolutions of the maximum width (slimmable convolutions).
+
+Weights below zero never run, so the supernet gets cheaper as sparsestmax makes the distributions sparse;
+once every distribution is one-hot, its output is exactly that of the derived TriNet.
+"""
+
+from __future__ import annotations
+
+import itertools
+import string
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cost import madds_per_input_pixel
+from .net import UpsampleBlock
+from .ops import as_channels, changes_width, make_candidate, run_candidate, width_mask
+from .space import Cell, Genotype, SearchSpace, Upsample, cell_widths
+from .sparsestmax import entropy, sparsestmax, tail_sums
+
+
+class ArchWeights(NamedTuple):
+    """The architecture distributions at one radius (all rows on the simplex)."""
+
+    trunk: torch.Tensor  # (widths,)
+    depth: tuple[torch.Tensor, ...]  # per segment: (slots + 1,) over how many slots are kept
+    ops: torch.Tensor  # (slots, ops_per_cell, ops)
+    widths: torch.Tensor  # (slots, ops_per_cell - 1, widths)
+
+    @property
+    def keep(self) -> tuple[torch.Tensor, ...]:
+        """Per segment, the sorted keep weight of each slot: P(more than n slots are kept)."""
+        return tuple(tail_sums(d) for d in self.depth)
+
+    def detach(self) -> "ArchWeights":
+        return ArchWeights(self.trunk.detach(), tuple(d.detach() for d in self.depth), self.ops.detach(),
+                           self.widths.detach())
+
+    def rows(self) -> dict[str, list[torch.Tensor]]:
+        """Every distribution, grouped by level."""
+        return {"network": list(self.depth),
+                "cell": list(self.ops.reshape(-1, self.ops.shape[-1])),
+                "kernel": [self.trunk] + list(self.widths.reshape(-1, self.widths.shape[-1]))}
+
+    def one_hot(self) -> bool:
+        return all(bool((row.max() >= 1 - 1e-6)) for level in self.rows().values() for row in level)
+
+    def entropies(self) -> dict[str, float]:
+        """Mean normalised entropy per level: 1 while uniform, 0 once every choice is made."""
+        return {level: float(torch.stack([entropy(r.detach()) for r in rows]).mean()) if rows else 0.0
+                for level, rows in self.rows().items()}
+
+
+class Architecture(nn.Module):
+    """The architecture parameters (logits) of all three levels; zeros make every distribution uniform."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        super().__init__()
+        kw, kops, length = len(space.widths), len(space.ops), space.ops_per_cell
+        self.trunk = nn.Parameter(torch.zeros(kw))
+        self.depth = nn.ParameterList([nn.Parameter(torch.zeros(n + 1)) for n in space.segments])
+        self.ops = nn.Parameter(torch.zeros(space.slots, length, kops))
+        self.widths = nn.Parameter(torch.zeros(space.slots, length - 1, kw))
+
+    def weights(self, radius: float) -> ArchWeights:
+        return ArchWeights(sparsestmax(self.trunk, radius), tuple(sparsestmax(d, radius) for d in self.depth),
+                           sparsestmax(self.ops, radius), sparsestmax(self.widths, radius))
+
+
+class SuperCell(nn.Module):
+    """One cell slot: `ops_per_cell` positions, each holding every candidate at the maximum width."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        super().__init__()
+        self.names = space.ops
+        self.positions = nn.ModuleList(
+            nn.ModuleDict({"candidates": nn.ModuleDict({n: make_candidate(n, space.max_width) for n in space.ops})})
+            for _ in range(space.ops_per_cell))
+
+    def forward(self, x: torch.Tensor, op_weights: torch.Tensor, inner_masks: torch.Tensor,
+                trunk_mask: torch.Tensor) -> torch.Tensor:
+        """The cell body (without its residual). A width-changing op's output is masked to the inner width
+        only where the next op changes width too; otherwise it is the trunk width (see `cell_widths`)."""
+        trunk = as_channels(trunk_mask)
+        narrow_in = keep_in = x
+        in_mask = trunk_mask
+        changed = kept = None
+        for i, position in enumerate(self.positions):
+            a = op_weights[i]
+            active = (a > 0).tolist()
+            uses_narrow = any(on and changes_width(n) for on, n in zip(active, self.names))
+            uses_keep = any(on and not changes_width(n) for on, n in zip(active, self.names))
+            if i > 0:
+                inner = inner_masks[i - 1]
+                if uses_narrow:
+                    narrow_in = F.relu(_sum(as_channels(inner) * changed if changed is not None else None,
+                                            trunk * kept if kept is not None else None))
+                    share = sum(a_prev for a_prev, n in zip(op_weights[i - 1], self.names) if changes_width(n))
+                    in_mask = share * inner + (1 - share) * trunk_mask
+                if uses_keep:
+                    keep_in = F.relu(trunk * _sum(changed, kept))
+            changed = kept = None
+            for weight, on, name in zip(a, active, self.names):
+                if not on:
+                    continue
+                module = position["candidates"][name]
+                if changes_width(name):
+                    changed = _sum(changed, weight * run_candidate(name, module, narrow_in, in_mask, trunk_mask))
+                else:
+                    kept = _sum(kept, weight * run_candidate(name, module, keep_in, trunk_mask, trunk_mask))
+        return trunk * _sum(changed, kept)
+
+
+def _sum(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor:
+    return b if a is None else (a if b is None else a + b)
+
+
+class SuperNet(nn.Module):
+    """head -> segments of cell slots with an upsampler after each but the last -> tail, + bicubic skip."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        super().__init__()
+        self.space = space
+        width, channels = space.max_width, space.channels
+        self.head = nn.Conv2d(channels, width, 3, padding=1)
+        self.cells = nn.ModuleList(SuperCell(space) for _ in range(space.slots))
+        self.upsamplers = nn.ModuleList(UpsampleBlock(width, f) for f in space.factors)
+        self.tail = nn.Conv2d(width, channels, 3, padding=1)
+        # Start as bicubic: the skip alone, so early architecture gradients are not drowned in noise.
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(self, x: torch.Tensor, weights: ArchWeights) -> torch.Tensor:
+        space = self.space
+        trunk_mask = width_mask(weights.trunk, space.widths, space.max_width)
+        trunk = as_channels(trunk_mask)
+        inner_masks = width_mask(weights.widths, space.widths, space.max_width)
+        h = self.head(x) * trunk
+        slot = 0
+        for k, keep in enumerate(weights.keep):
+            for n, on in enumerate((keep > 0).tolist()):
+                if on:
+                    cell = self.cells[slot + n]
+                    h = h + keep[n] * cell(h, weights.ops[slot + n], inner_masks[slot + n], trunk_mask)
+            slot += len(keep)
+            if k < len(self.upsamplers):
+                h = self.upsamplers[k](h) * trunk
+        skip = F.interpolate(x, scale_factor=space.scale, mode="bicubic", align_corners=False)
+        return skip + self.tail(h)
+
+
+def cell_cost_table(space: SearchSpace) -> torch.Tensor:
+    """Multiply-adds per pixel of one cell for every (op per position, inner width per gap, trunk width)."""
+    kops, widths, length = len(space.ops), space.widths, space.ops_per_cell
+    table = torch.zeros([kops] * length + [len(widths)] * (length - 1) + [len(widths)], dtype=torch.float64)
+    ups = tuple(Upsample(f) for f in space.factors)
+    for t, trunk in enumerate(widths):
+        base = madds_per_input_pixel(Genotype(space.scale, trunk, ups, channels=space.channels))
+        for op_index in itertools.product(range(kops), repeat=length):
+            ops = tuple(space.ops[i] for i in op_index)
+            for w_index in itertools.product(range(len(widths)), repeat=length - 1):
+                cell = Cell(ops, cell_widths(ops, tuple(widths[i] for i in w_index), trunk))
+                genotype = Genotype(space.scale, trunk, (cell,) + ups, channels=space.channels)
+                table[op_index + w_index + (t,)] = madds_per_input_pixel(genotype) - base
+    return table
+
+
+def expected_madds(space: SearchSpace, weights: ArchWeights, table: torch.Tensor) -> torch.Tensor:
+    """Expected multiply-adds per output pixel under the distributions: the cost term of the search.
+
+    Exact (the levels are independent), and equal to `cost.madds_per_output_pixel` of the derived network
+    once every distribution is one-hot.
+    """
+    length = space.ops_per_cell
+    letters = iter(string.ascii_letters.replace("s", "").replace("t", ""))
+    op_letters = [next(letters) for _ in range(length)]
+    width_letters = [next(letters) for _ in range(length - 1)]
+    spec = ",".join([f"s{c}" for c in op_letters] + [f"s{c}" for c in width_letters] + ["t"])
+    spec += "," + "".join(op_letters + width_letters) + "t->s"
+    operands = [weights.ops[:, i] for i in range(length)] + [weights.widths[:, i] for i in range(length - 1)]
+    table = table.to(weights.ops.dtype).to(weights.ops.device)
+    per_slot = torch.einsum(spec, *operands, weights.trunk, table)
+    widths = torch.tensor(space.widths, dtype=weights.trunk.dtype, device=weights.trunk.device)
+    mean_w, mean_w2 = weights.trunk @ widths, weights.trunk @ widths**2
+    c = space.channels
+    total = 9 * c * mean_w  # head
+    area, slot = 1, 0
+    for k, keep in enumerate(weights.keep):
+        total = total + area * (keep * per_slot[slot : slot + len(keep)]).sum()
+        slot += len(keep)
+        if k < len(space.factors):
+            f = space.factors[k]
+            total = total + area * 9 * f * f * mean_w2
+            area *= f * f
+    total = total + area * 9 * c * mean_w  # tail
+    return total / space.scale**2
+
+
+def cheapest_madds(space: SearchSpace) -> float:
+    """Multiply-adds per output pixel of the cheapest network in the space: no cells, the narrowest trunk."""
+    path = tuple(Upsample(f) for f in space.factors)
+    genotype = Genotype(space.scale, min(space.widths), path, channels=space.channels)
+    return madds_per_input_pixel(genotype) / space.scale**2
