@@ -1,0 +1,362 @@
+"""`upscale video`: what users notice about a video is kept (frames, timing, audio, subtitles, rotation,
+colour), bad input gives one line, and a stopped run leaves nothing that looks finished.
+
+Every clip is generated here with PyAV: tiny (32x24) and short, so the whole file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from upscale.cli import main
+from upscale.engine import Upscaler
+from upscale.video import Cancelled, VideoError, VideoOptions, upscale_frames, upscale_video
+
+W, H = 32, 24
+
+
+# ----------------------------------------------------------------------------- clips
+def pattern(i: int, w: int = W, h: int = H) -> np.ndarray:
+    """A moving gradient: every frame differs, so dropped or repeated frames would show."""
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.empty((h, w, 3), np.uint8)
+    img[..., 0] = (x * 7 + i * 9) % 256
+    img[..., 1] = (y * 9 + i * 5) % 256
+    img[..., 2] = ((x + y) * 4 + i * 3) % 256
+    return img
+
+
+def make_clip(path: Path, frames: int = 24, fps: int = 24, codec: str = "libx264", vfr: bool = False,
+              rotate: int | None = None, audio: bool = True, subtitles: bool = False, chapters: bool = False,
+              options: dict | None = None, colour: dict | None = None, size: tuple[int, int] = (W, H)) -> Path:
+    """Write a test clip: moving pattern video, optional 440 Hz sine (AAC), SubRip subtitles, chapters."""
+    w, h = size
+    out = av.open(str(path), "w")
+    video = out.add_stream(codec, rate=fps, options=options or {})
+    video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+    tb = Fraction(1, 1000) if vfr else Fraction(1, fps)
+    video.codec_context.time_base = tb
+    for key, value in (colour or {}).items():
+        setattr(video.codec_context, key, value)
+    if rotate is not None:
+        video.set_display_rotation(rotate)
+    out.metadata["title"] = "test clip"
+    sound = out.add_stream("aac", rate=8000) if audio else None
+    if sound is not None:
+        sound.layout = "mono"
+    text = out.add_mux_stream("subrip", time_base=Fraction(1, 1000)) if subtitles else None
+    if chapters:
+        out.set_chapters([{"id": 1, "start": 0, "end": 500, "time_base": Fraction(1, 1000), "metadata": {"title": "one"}},
+                          {"id": 2, "start": 500, "end": 1000, "time_base": Fraction(1, 1000), "metadata": {"title": "two"}}])
+    pts = 0
+    for i in range(frames):
+        frame = av.VideoFrame.from_ndarray(pattern(i, w, h), format="rgb24")
+        if colour:
+            frame = frame.reformat(format="yuv420p", dst_colorspace=1, dst_color_range=colour.get("color_range"))
+        frame.pts, frame.time_base = pts, tb
+        pts += (20, 40, 60)[i % 3] if vfr else 1
+        out.mux(video.encode(frame))
+    out.mux(video.encode(None))
+    if sound is not None:
+        samples = (0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)).astype(np.float32)
+        for k in range(0, len(samples), 1024):
+            chunk = av.AudioFrame.from_ndarray(samples[None, k:k + 1024], format="flt", layout="mono")
+            chunk.sample_rate, chunk.pts, chunk.time_base = 8000, k, Fraction(1, 8000)
+            out.mux(sound.encode(chunk))
+        out.mux(sound.encode(None))
+    if text is not None:
+        for j, line in enumerate((b"hello", b"world")):
+            packet = av.Packet(line)
+            packet.pts = packet.dts = j * 400
+            packet.duration, packet.time_base, packet.stream = 300, Fraction(1, 1000), text
+            out.mux(packet)
+    out.close()
+    return path
+
+
+def video_frames(path: Path) -> list[av.VideoFrame]:
+    with av.open(str(path)) as c:
+        return list(c.decode(c.streams.video[0]))
+
+
+def times(frames: list[av.VideoFrame]) -> list[Fraction]:
+    return [f.pts * f.time_base for f in frames]
+
+
+def packets(path: Path, kind: str) -> list[tuple[Fraction, bytes]]:
+    """(time, payload) of every packet of the first stream of `kind`."""
+    with av.open(str(path)) as c:
+        stream = getattr(c.streams, kind)[0]
+        return [(p.pts * p.time_base, bytes(p)) for p in c.demux(stream) if p.size]
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files a finished or stopped run must not leave behind."""
+    return sorted(p.name for p in folder.rglob("*") if ".partial" in p.name or ".tmp" in p.name)
+
+
+class Nearest:
+    """A stand-in engine that repeats pixels: exact, so colour round trips can be checked; `delay` slows it."""
+
+    scale, channels = 2, 3
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+
+    def run_tensor(self, x: torch.Tensor, on_tile=None) -> torch.Tensor:
+        time.sleep(self.delay)
+        if on_tile:
+            on_tile(1, 1)
+        return x.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+
+
+@pytest.fixture
+def upscaler(tiny_model_dir: Path) -> Upscaler:
+    return Upscaler.from_pretrained(str(tiny_model_dir), tile=0)
+
+
+# ----------------------------------------------------------------------------- what is kept
+def test_mkv_keeps_frames_timestamps_audio_subtitles_chapters(tmp_path, upscaler):
+    src = make_clip(tmp_path / "in.mkv", subtitles=True, chapters=True)
+    seen = []
+    report = upscale_video(src, tmp_path / "out.mkv", upscaler, progress=lambda done, total: seen.append((done, total)))
+
+    before, after = video_frames(src), video_frames(tmp_path / "out.mkv")
+    assert len(after) == len(before) == report.frames == 24
+    assert times(after) == times(before)
+    assert (after[0].width, after[0].height) == (W * 2, H * 2)
+    assert after[-1].duration * after[-1].time_base == before[-1].duration * before[-1].time_base
+    assert packets(tmp_path / "out.mkv", "audio") == packets(src, "audio")        # byte for byte, same times
+    assert packets(tmp_path / "out.mkv", "subtitles") == [(Fraction(0), b"hello"), (Fraction(2, 5), b"world")]
+    with av.open(str(src)) as a, av.open(str(tmp_path / "out.mkv")) as b:
+        assert [c["metadata"]["title"] for c in b.chapters()] == ["one", "two"]
+        assert [(c["start"], c["end"]) for c in b.chapters()] == [(c["start"], c["end"]) for c in a.chapters()]
+        assert b.metadata["title"] == "test clip"
+        assert abs(b.duration - a.duration) <= 0.03 * av.time_base  # within one AAC frame of padding
+    # Matroska has no frame count: progress runs against an estimate and ends at the real count
+    assert not report.total_exact and abs(report.total - 24) <= 1
+    assert seen[-1][0] == 24 and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert [c.split(" (")[0] for c in report.copied] == ["audio #1", "subtitle #2"] and report.warnings == []
+    assert leftovers(tmp_path) == []
+
+
+def test_variable_frame_rate_survives_a_change_of_container(tmp_path, upscaler):
+    src = make_clip(tmp_path / "vfr.mkv", frames=18, vfr=True)
+    upscale_video(src, tmp_path / "vfr.mp4", upscaler)
+    before, after = video_frames(src), video_frames(tmp_path / "vfr.mp4")
+    assert times(after) == times(before)
+    assert len({b - a for a, b in zip(times(after), times(after)[1:])}) == 3  # 20, 40 and 60 ms gaps kept
+    assert packets(tmp_path / "vfr.mp4", "audio") == packets(src, "audio")
+
+
+def test_exact_frame_count_and_rotation_are_kept(tmp_path, upscaler):
+    src = make_clip(tmp_path / "rot.mp4", rotate=90)
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].frames == 24  # mp4 states its frame count
+    report = upscale_video(src, tmp_path / "rot_up.mp4", upscaler)
+    assert report.total_exact and report.total == report.frames == 24
+    for out in (tmp_path / "rot_up.mp4", tmp_path / "rot_up.mkv"):
+        if not out.exists():
+            upscale_video(src, out, upscaler)
+        frames = video_frames(out)
+        assert frames[0].rotation == 90 and len(frames) == 24
+        assert (frames[0].width, frames[0].height) == (W * 2, H * 2)  # stored size x scale, rotation as metadata
+
+
+def test_container_without_rotation_or_subtitles_says_so(tmp_path, upscaler):
+    src = make_clip(tmp_path / "in.mkv", rotate=90, subtitles=True, audio=False)
+    report = upscale_video(src, tmp_path / "out.avi", upscaler, VideoOptions(codec="mpeg4"))
+    assert len(video_frames(tmp_path / "out.avi")) == 24
+    assert any("cannot store rotation" in w for w in report.warnings)
+    assert any("subtitle #1" in w and "not copied" in w for w in report.warnings)
+
+
+def test_matroska_attachments_are_copied(tmp_path):
+    plain = make_clip(tmp_path / "plain.mkv", frames=3, audio=False)
+    src = tmp_path / "fonts.mkv"
+    with av.open(str(plain)) as a, av.open(str(src), "w") as out:
+        video = out.add_stream_from_template(a.streams.video[0])
+        out.add_attachment("sub.ttf", "font/ttf", b"FONT" * 64)
+        for packet in a.demux(a.streams.video[0]):
+            if packet.size:
+                packet.stream = video
+                out.mux(packet)
+    report = upscale_video(src, tmp_path / "out.mkv", Nearest())
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert [(s.metadata["filename"], s.data) for s in c.streams.attachments] == [("sub.ttf", b"FONT" * 64)]
+    assert report.copied == ["attachment #1 (sub.ttf)"]
+
+
+def test_colour_range_and_matrix_tags_and_values_survive(tmp_path):
+    colour = {"color_range": 2, "colorspace": 1, "color_primaries": 1, "color_trc": 1}  # full range BT.709
+    src = make_clip(tmp_path / "full.mkv", codec="ffv1", colour=colour, audio=False, frames=4)
+    upscale_video(src, tmp_path / "out.mkv", Nearest(), VideoOptions(codec="ffv1"))
+    before, after = video_frames(src), video_frames(tmp_path / "out.mkv")
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        ctx = c.streams.video[0].codec_context
+        assert (ctx.color_range, ctx.colorspace, ctx.color_primaries, ctx.color_trc) == (2, 1, 1, 1)
+    for a, b in zip(before, after):
+        a_rgb = a.to_ndarray(format="rgb24", src_color_range=2).astype(int)
+        b_rgb = b.to_ndarray(format="rgb24", src_color_range=2)[::2, ::2].astype(int)
+        assert np.abs(a_rgb - b_rgb).mean() < 2.0  # no shift from a wrong range or matrix
+
+
+def test_start_and_end_trim_every_stream_alike(tmp_path, upscaler):
+    src = make_clip(tmp_path / "in.mkv", subtitles=True)
+    start, end = Fraction(1, 4), Fraction(3, 4)
+    report = upscale_video(src, tmp_path / "cut.mkv", upscaler, VideoOptions(start=start, end=end))
+    kept = [t - start for t in times(video_frames(src)) if start <= t < end]
+    assert times(video_frames(tmp_path / "cut.mkv")) == kept and report.frames == len(kept) == 12
+    audio = [(t - start, data) for t, data in packets(src, "audio") if start <= t < end]
+    assert packets(tmp_path / "cut.mkv", "audio") == audio  # whole packets, same bytes, same shift
+    assert packets(tmp_path / "cut.mkv", "subtitles") == [(Fraction(3, 20), b"world")]
+
+
+# ----------------------------------------------------------------------------- damaged and wrong input
+def test_corrupt_packets_are_skipped_with_a_count_and_timing_kept(tmp_path, upscaler):
+    src = make_clip(tmp_path / "clean.mkv", frames=30, codec="ffv1", options={"slicecrc": "1"}, audio=False)
+    with av.open(str(src)) as c:
+        spots = [(p.pos, p.size) for p in c.demux(c.streams.video[0]) if p.size]
+    data = bytearray(src.read_bytes())
+    for pos, size in (spots[10], spots[11], spots[20]):
+        for j in range(pos + size // 4, pos + size - 2):
+            data[j] ^= 0xFF
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(bytes(data))
+
+    report = upscale_video(bad, tmp_path / "out.mkv", upscaler)
+    assert report.corrupt_packets == 3 and report.frames == 27
+    assert any("3 corrupt packet" in w for w in report.warnings)
+    lost = {times(video_frames(src))[i] for i in (10, 11, 20)}
+    assert times(video_frames(tmp_path / "out.mkv")) == [t for t in times(video_frames(src)) if t not in lost]
+
+
+def test_bad_inputs_and_outputs_are_one_line_errors(tmp_path, upscaler):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all\n" * 50)
+    with pytest.raises(VideoError, match="not a video"):
+        upscale_video(text, tmp_path / "a.mp4", upscaler)
+    sound = tmp_path / "sound.m4a"
+    with av.open(str(sound), "w") as out:
+        stream = out.add_stream("aac", rate=8000)
+        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        chunk.sample_rate = 8000
+        out.mux(stream.encode(chunk))
+        out.mux(stream.encode(None))
+    with pytest.raises(VideoError, match="no video stream"):
+        upscale_video(sound, tmp_path / "b.mp4", upscaler)
+    with pytest.raises(VideoError, match="upscale image"):
+        upscale_video(tmp_path, tmp_path / "c.mp4", upscaler)
+
+    src = make_clip(tmp_path / "in.mp4", audio=False, frames=3)
+    with pytest.raises(VideoError, match="overwrite the input"):
+        upscale_video(src, tmp_path / "." / "in.mp4", upscaler, VideoOptions(overwrite=True))
+    with pytest.raises(VideoError, match="cannot hold libx264"):
+        upscale_video(src, tmp_path / "d.webm", upscaler, VideoOptions(codec="libx264"))
+    with pytest.raises(VideoError, match="unknown video encoder"):
+        upscale_video(src, tmp_path / "e.mkv", upscaler, VideoOptions(codec="nonesuch"))
+    (tmp_path / "taken.mp4").write_bytes(b"keep me")
+    with pytest.raises(VideoError, match="--overwrite"):
+        upscale_video(src, tmp_path / "taken.mp4", upscaler)
+    assert (tmp_path / "taken.mp4").read_bytes() == b"keep me"
+    assert leftovers(tmp_path) == [] and not (tmp_path / "d.webm").exists()
+
+
+def test_cli_bad_input_is_one_red_line_not_a_traceback(tmp_path, tiny_model_dir):
+    text = tmp_path / "notes.mkv"
+    text.write_text("hello")
+    result = CliRunner().invoke(main, ["video", str(text), "-o", str(tmp_path / "o.mkv"), "--model", str(tiny_model_dir)])
+    assert result.exit_code == 1
+    assert result.output.strip().startswith("error:") and len(result.output.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+# ----------------------------------------------------------------------------- stopping and frames
+def test_cancel_stops_and_leaves_nothing_at_the_output(tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=48)
+    cancel = threading.Event()
+
+    def progress(done, total):
+        if done >= 4:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        upscale_video(src, tmp_path / "out.mkv", Nearest(delay=0.05), VideoOptions(batch=2), progress, cancel)
+    assert not (tmp_path / "out.mkv").exists() and leftovers(tmp_path) == []
+
+
+def test_ctrl_c_stops_within_a_second_or_two(tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=48)
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(src, tmp_path / "out.mkv", Nearest(delay=0.2), VideoOptions(batch=2))
+    assert time.monotonic() - began < 2.5
+    assert not (tmp_path / "out.mkv").exists() and leftovers(tmp_path) == []
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
+def test_cli_ctrl_c_exits_130_and_keeps_no_partial_file(tmp_path, tiny_model_dir):
+    src = make_clip(tmp_path / "long.mkv", frames=240, audio=False, size=(96, 72))
+    out = tmp_path / "out.mkv"
+    proc = subprocess.Popen([sys.executable, "-m", "upscale", "video", str(src), "-o", str(out), "--model",
+                             str(tiny_model_dir), "--tile", "0", "--batch", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)  # a runner that ignores SIGINT would pass that on
+    deadline = time.monotonic() + 30
+    while not leftovers(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if proc.poll() is not None:
+        pytest.skip("the run finished before it could be interrupted")
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _, err = proc.communicate(timeout=10)
+    assert time.monotonic() - sent < 4  # stopping takes well under a second; the rest is interpreter exit
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_frames_out_writes_numbered_pngs(tmp_path, upscaler):
+    src = make_clip(tmp_path / "in.mkv", frames=6)
+    report = upscale_frames(src, tmp_path / "frames", upscaler)
+    names = sorted(p.name for p in (tmp_path / "frames").iterdir())
+    assert names == [f"frame_{i:06d}.png" for i in range(1, 7)] and report.frames == 6
+    from PIL import Image
+
+    with Image.open(tmp_path / "frames" / "frame_000001.png") as img:
+        assert img.size == (W * 2, H * 2)
+    with pytest.raises(VideoError, match="--overwrite"):
+        upscale_frames(src, tmp_path / "frames", upscaler)
+
+
+def test_cli_video_command(tmp_path, tiny_model_dir):
+    src = make_clip(tmp_path / "in.mp4", frames=6)
+    out = tmp_path / "sub" / "out.mkv"
+    result = CliRunner().invoke(main, ["video", str(src), "-o", str(out), "--model", str(tiny_model_dir),
+                                       "--codec", "libx264", "--crf", "20", "--preset", "ultrafast"])
+    assert result.exit_code == 0, result.output
+    assert len(video_frames(out)) == 6 and "6 frames" in result.output
+    result = CliRunner().invoke(main, ["video", str(src), "--frames-out", str(tmp_path / "f"), "--model",
+                                       str(tiny_model_dir), "--end", "0:00.125"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["frame_000001.png", "frame_000002.png",
+                                                                  "frame_000003.png"]
