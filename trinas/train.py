@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -125,6 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-budget", type=float, help="seconds before stopping (resumable)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--export-only", action="store_true",
+                        help="write --out from the checkpoint as it is now, without training")
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -145,6 +150,19 @@ def main(argv: list[str] | None = None) -> None:
         print(f"initialised {len(matched)}/{len(own)} tensors from {args.init}")
     config = TrainConfig(scale=args.scale, steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
                          seed=args.seed, val_every=args.val_every)
+    training = {"data": [Path(p).name for p in args.train], "steps": config.steps, "batch": config.batch,
+                "patch": config.patch, "loss": "L1", "optimizer": "Adam, cosine lr", "lr": config.lr,
+                "seed": config.seed,
+                "command": "python -m trinas.train " + shlex.join(a for a in argv if a != "--export-only")}
+    if args.export_only:
+        state = load_checkpoint(args.work / "checkpoint.pt")
+        if state is None or args.out is None:
+            parser.error("--export-only needs --out and a checkpoint in --work")
+        model.load_state_dict(state["model"])
+        training.update(steps=int(state["step"]), history=state["history"])
+        save_model(model, args.out, training=training)
+        print(f"wrote {args.out} from the checkpoint at step {state['step']}")
+        return
     t0 = time.monotonic()
     pairs = make_pairs(list_images(args.train), args.scale, args.patch, args.max_side)
     val = [img for folder in args.val for img in load_benchmark(Path(folder), args.scale)]
@@ -152,9 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     result = train(model, PatchSampler(pairs, args.scale, args.patch, args.seed), val, config,
                    args.work / "checkpoint.pt", args.device, args.time_budget)
     if result["done"] and args.out:
-        training = {"data": [Path(p).name for p in args.train], "steps": config.steps, "batch": config.batch,
-                    "patch": config.patch, "loss": "L1", "optimizer": "Adam, cosine lr", "lr": config.lr,
-                    "seed": config.seed, "history": result["history"]}
+        training["history"] = result["history"]
         save_model(model.cpu(), args.out, training=training)
         print(f"wrote {args.out}")
 
