@@ -157,8 +157,7 @@ class Upscaler:
                 if current <= 16:
                     raise EngineError("out of memory even with 16-pixel tiles; free memory or use --device cpu") from exc
                 tile = current // 2
-                if self.tile == "auto" or self.tile:
-                    self.tile = tile  # remember for the next image
+                self.tile = tile  # the next image starts from the size that fitted
 
     # ------------------------------------------------------------------ arrays
     def _run_planes(self, planes: np.ndarray, on_tile: TileCallback | None) -> np.ndarray:
