@@ -167,7 +167,7 @@ def model_card(config: dict[str, Any]) -> str:
         lines.append("")
     if training:
         lines += ["## Training", ""]
-        for key in ("data", "steps", "batch", "patch", "loss", "optimizer", "lr", "seed", "command"):
+        for key in ("data", "steps", "batch", "patch", "loss", "optimizer", "lr", "seed", "command", "note"):
             if key in training:
                 lines.append(f"- {key}: {training[key]}")
         lines.append("")

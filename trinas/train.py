@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"initialised {len(matched)}/{len(own)} tensors from {args.init}")
     config = TrainConfig(scale=args.scale, steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
                          seed=args.seed, val_every=args.val_every)
-    training = {"data": [Path(p).name for p in args.train], "steps": config.steps, "batch": config.batch,
+    training = {"data": list(args.train), "steps": config.steps, "batch": config.batch,
                 "patch": config.patch, "loss": "L1", "optimizer": "Adam, cosine lr", "lr": config.lr,
                 "seed": config.seed,
                 "command": "python -m trinas.train " + shlex.join(a for a in argv if a != "--export-only")}
