@@ -20,7 +20,7 @@ from .bench import bench, peak_memory_mb
 from .errors import friendly_errors
 from .evaluation import evaluate, record_metrics, summary
 from .images import DEFAULT_MAX_PIXELS
-from .options import build_upscaler, engine_options
+from .options import build_upscaler, engine_options, parse_tile
 from .progress import image_progress, print_bench, print_image_summary, print_scores
 
 console = Console(stderr=True)
@@ -108,19 +108,25 @@ def eval_command(ctx, model_spec, scale, device, precision, tile, tile_pad, fold
 @click.option("--size", default="256x256", show_default=True, metavar="WxH", help="Input image size.")
 @click.option("--repeats", type=click.IntRange(1), default=5, show_default=True, help="Timed runs per round.")
 @click.option("--rounds", type=click.IntRange(1), default=3, show_default=True, help="Interleaved rounds.")
+@click.option("--tiles", metavar="N,N,..", help="Compare these tile sides (0 = whole image) instead of layouts.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON on stdout.")
 @click.pass_context
-def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, size, repeats, rounds, as_json):
-    """Engine throughput: contiguous vs channels-last memory layout, measured in the same run."""
+def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, size, repeats, rounds, tiles, as_json):
+    """Engine throughput: memory layouts (or tile sides) compared in the same run, as ratios."""
     with friendly_errors(ctx.obj["debug"]):
         width, height = parse_size(size)
         upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
-        variants = {"contiguous": lambda up: up.set_channels_last(False),
-                    "channels-last": lambda up: up.set_channels_last(True)}
+        if tiles:
+            sides = [parse_tile(value.strip()) for value in tiles.split(",")]
+            variants = {f"tile {side}": (lambda up, side=side: setattr(up, "tile", side)) for side in sides}
+        else:
+            variants = {"contiguous": lambda up: up.set_channels_last(False),
+                        "channels-last": lambda up: up.set_channels_last(True)}
+        configured_tile = upscaler.tile
         rows = bench(upscaler, height, width, repeats, rounds, variants)
         result = {"model": upscaler.config.get("name"), "device": str(upscaler.device),
                   "precision": str(upscaler.dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
-                  "input": f"{width}x{height}", "tile": upscaler.tile, "scale": upscaler.scale,
+                  "input": f"{width}x{height}", "tile": configured_tile, "scale": upscaler.scale,
                   "peak_memory_mb": round(peak_memory_mb(upscaler.device), 1),
                   "rows": [row.__dict__ for row in rows]}
         if as_json:
