@@ -328,6 +328,8 @@ def _print_model_info(entry, card):
 
     hub = entry.hub or (f"no hub record (publish as hf:{default_repo(entry.name)})" if entry.source == "packaged"
                         else "-")
+    if entry.hub and not entry.commit and entry.source == "packaged":
+        hub += " (not published yet: no commit recorded)"
     table = Table(show_header=False, box=None)
     for key, value in [("model", entry.spec), ("source", entry.source), ("folder", str(entry.folder)),
                        ("scale", f"x{entry.scale}"), ("params", f"{entry.params:,}"), ("hub", hub)]:
