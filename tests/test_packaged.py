@@ -12,7 +12,7 @@ from upscale.models import packaged_for_scale, packaged_models, weights_root
 from upscale import Upscaler
 
 VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "val"
-PACKAGED = ["trinas-x2", "trinas-x4"]
+PACKAGED = ["trinas-x2", "trinas-x3", "trinas-x4"]
 
 
 @pytest.mark.parametrize("name", PACKAGED)
