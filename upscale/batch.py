@@ -14,7 +14,7 @@ from typing import Callable
 
 from .engine import EngineError, Upscaler
 from .errors import UpscaleError
-from .images import EXTENSIONS, ImageError, read_image, write_image
+from .images import ImageError, is_image_path, read_image, write_image
 
 FORMAT_SUFFIX = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif", "tif": ".tif",
                  "bmp": ".bmp"}
@@ -47,21 +47,17 @@ class OutputOptions:
     overwrite: bool = False
 
 
-def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in EXTENSIONS
-
-
 def _expand(item: str) -> tuple[list[tuple[Path, Path | None]], str | None]:
     """(file, folder it was found in) pairs for one input argument, or an error message."""
     path = Path(item).expanduser()
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and _is_image(p))
+        files = sorted(p for p in path.rglob("*") if p.is_file() and is_image_path(p))
         return [(p, path) for p in files], None
     if path.is_file():
         return [(path, None)], None
     if any(ch in item for ch in "*?["):
         matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
-        files = [p for p in matches if p.is_file() and _is_image(p)]
+        files = [p for p in matches if p.is_file() and is_image_path(p)]
         return [(p, None) for p in files], None if files else f"{item}: no image matches this pattern"
     return [], f"{item}: no such file or folder"
 
@@ -70,7 +66,7 @@ def _target_for(source: Path, root: Path | None, options: OutputOptions, scale: 
     suffix = options.suffix
     extension = FORMAT_SUFFIX[options.format.lower()] if options.format else source.suffix
     out = options.output
-    if out is not None and single and out.suffix.lower() in EXTENSIONS and not out.is_dir():
+    if out is not None and single and is_image_path(out) and not out.is_dir():
         return out  # an explicit output file for a single input
     if out is None:
         name = f"{source.stem}{f'_x{scale}' if suffix is None else suffix}{extension}"
@@ -91,7 +87,7 @@ def plan_jobs(inputs: list[str], options: OutputOptions, scale: int) -> Plan:
             plan.failures.append(Failure(item, error))
         found += files
     single = len(found) == 1 and len(inputs) == 1
-    if options.output is not None and not single and options.output.suffix.lower() in EXTENSIONS \
+    if options.output is not None and not single and is_image_path(options.output) \
             and not options.output.is_dir():
         raise UpscaleError(f"-o {options.output} looks like a file, but there are {len(found)} inputs: give a folder")
     unique: dict[Path, tuple[Path, Path | None]] = {}

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from .alpha import bleed_colors
+from .tiling import plan_tiles
 
 TileCallback = Callable[[int, int], None]  # (tiles done, tiles total)
 CPU_TILE = 256  # the fastest tile side on the CPU, measured with `upscale bench --tiles 0,128,192,256,384`
@@ -132,8 +133,6 @@ class Upscaler:
     @torch.inference_mode()
     def run_tensor(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
         """NCHW float32 in [0, 1] on the CPU -> NCHW float32 scaled by `scale`, tiled as configured."""
-        from .tiling import plan_tiles
-
         n, c, h, w = x.shape
         tile = self.auto_tile() if self.tile == "auto" else int(self.tile)
         s = self.scale
