@@ -18,12 +18,12 @@ from PIL import Image, ImageDraw
 
 from trinas import search as search_module
 from trinas.cost import madds_per_output_pixel
-from trinas.derive import derive
+from trinas.derive import choose, derive, genotype_of
 from trinas.export import load_model
 from trinas.search import (SearchConfig, SearchInputError, check_inputs, load_data, parse_count, parse_duration,
                            search)
 from trinas.space import SearchSpace
-from trinas.sparsestmax import MAX_RADIUS
+from trinas.sparsestmax import MAX_RADIUS, sparsestmax
 from trinas.supernet import Architecture, SuperNet, cell_cost_table, cheapest_madds, expected_madds
 from upscale.cli import main
 
@@ -104,6 +104,53 @@ def test_expected_cost_lies_between_the_cheapest_and_the_largest_network():
     with torch.no_grad():
         arch.trunk.copy_(torch.tensor([0.0, 0.0, 0.0, 9.0]))  # the widest trunk only
     assert float(expected_madds(space, arch.weights(0.0).detach(), cell_cost_table(space))) > madds
+
+
+def test_the_budget_is_a_target_pulled_from_both_sides():
+    """Under the budget the cost term asks for more multiply-adds, over it for fewer (and more strongly)."""
+    space = SearchSpace(2)
+    table = cell_cost_table(space)
+    arch = Architecture(space)
+    run = search_module.new_run(SearchConfig(space, steps=1, budget_madds=1.0), torch.device("cpu"))
+    uniform = float(expected_madds(space, arch.weights(0.0).detach(), table))
+
+    def gradient(budget: float) -> torch.Tensor:
+        run.config = replace(run.config, budget_madds=budget, order_weight=0.0)
+        trunk = torch.zeros(len(space.widths), requires_grad=True)
+        weights = arch.weights(0.0)._replace(trunk=sparsestmax(trunk, 0.0))
+        loss, _ = search_module.architecture_loss(run, weights, table)
+        loss.backward()
+        return trunk.grad
+
+    under, over = gradient(uniform * 2), gradient(uniform / 2)
+    # A descent step raises the logit of the widest trunk under the budget, lowers it over the budget.
+    assert under[-1] < 0 < under[0] and over[-1] > 0 > over[0]
+    assert over.abs().max() > under.abs().max()
+
+
+def test_a_choice_over_the_budget_is_shrunk_until_it_fits():
+    space = SearchSpace(2)
+    arch = Architecture(space)
+    with torch.no_grad():
+        for depth in arch.depth:
+            depth[-1] = 5.0  # every slot kept, widest everywhere, conv5x5 everywhere: far over any small budget
+        arch.trunk[-1] = 5.0
+        arch.widths[..., -1] = 5.0
+        arch.ops[..., space.ops.index("conv5x5")] = 5.0
+    weights = arch.weights(MAX_RADIUS)
+    full = madds_per_output_pixel(choose_genotype(space, weights))
+    for budget in (full, full * 0.95, 28_728, cheapest_madds(space)):
+        net, _ = derive(SuperNet(space), weights, budget)
+        madds = madds_per_output_pixel(net.genotype)
+        assert madds <= budget
+        assert net(torch.rand(1, 3, 6, 6)).shape == (1, 3, 12, 12)
+    near, _ = derive(SuperNet(space), weights, full * 0.95)
+    assert madds_per_output_pixel(near.genotype) > full * 0.9  # a small overshoot costs little
+    assert derive(SuperNet(space), weights, full)[0].genotype == choose_genotype(space, weights)
+
+
+def choose_genotype(space, weights):
+    return genotype_of(space, choose(space, weights))
 
 
 # ------------------------------------------------------------------------------ determinism and exact resume

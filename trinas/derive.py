@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 
 from .net import TriNet
-from .space import OPERATIONS, Cell, Genotype, SearchSpace, Step, Upsample, cell_widths
+from .cost import madds_per_output_pixel
+from .space import OPERATIONS, WIDTH_CHANGING, Cell, Genotype, SearchSpace, Step, Upsample, cell_widths
 from .supernet import ArchWeights, SuperNet
 
 
@@ -37,6 +38,54 @@ def choose(space: SearchSpace, weights: ArchWeights) -> Choice:
         segments.append(tuple(cells))
         slot += size
     return Choice(width, tuple(segments))
+
+
+def fit_budget(space: SearchSpace, choice: Choice, budget_madds: float) -> Choice:
+    """Shrink a choice that lands over the budget, one smallest step at a time, until it fits.
+
+    The cost term keeps the *expected* cost at the budget, but the one-hot choice can land a little either
+    side of it. The steps are: drop the last cell of a segment, narrow one inner width, narrow the trunk. If
+    one step fits, take the one that keeps the most multiply-adds (closest under the budget); otherwise the
+    step that saves the most, so the expensive parts (high-resolution cells, wide layers) go first.
+    """
+    def cost(c: Choice) -> float:
+        return madds_per_output_pixel(genotype_of(space, c))
+
+    while cost(choice) > budget_madds:
+        options = sorted(_smaller(space, choice), key=cost)
+        if not options:
+            break
+        fitting = [c for c in options if cost(c) <= budget_madds]
+        choice = fitting[-1] if fitting else options[0]
+    return choice
+
+
+def _smaller(space: SearchSpace, choice: Choice):
+    """Every choice one step smaller than `choice`."""
+    narrower = [w for w in space.widths if w < choice.width]
+    if narrower:
+        yield Choice(narrower[-1], tuple(tuple((slot, _retrunk(cell, choice.width, narrower[-1]))
+                                               for slot, cell in cells) for cells in choice.segments))
+    for k, cells in enumerate(choice.segments):
+        if cells:
+            yield Choice(choice.width, choice.segments[:k] + (cells[:-1],) + choice.segments[k + 1:])
+        for n, (slot, cell) in enumerate(cells):
+            for i, width in enumerate(cell.widths):
+                smaller = [w for w in space.widths if w < width]
+                if _narrows(cell.ops, i) and smaller:
+                    widths = cell.widths[:i] + (smaller[-1],) + cell.widths[i + 1:]
+                    new_cells = cells[:n] + ((slot, Cell(cell.ops, widths)),) + cells[n + 1:]
+                    yield Choice(choice.width, choice.segments[:k] + (new_cells,) + choice.segments[k + 1:])
+
+
+def _narrows(ops: tuple[str, ...], i: int) -> bool:
+    """Whether position i of a cell has its own (inner) width, as in `cell_widths`."""
+    return i + 1 < len(ops) and ops[i] in WIDTH_CHANGING and ops[i + 1] in WIDTH_CHANGING
+
+
+def _retrunk(cell: Cell, old: int, new: int) -> Cell:
+    """The cell at a narrower trunk: inner widths stay, trunk-width positions follow the trunk."""
+    return Cell(cell.ops, tuple(w if _narrows(cell.ops, i) else new for i, w in enumerate(cell.widths)))
 
 
 def genotype_of(space: SearchSpace, choice: Choice, **extra) -> Genotype:
@@ -77,10 +126,12 @@ def slice_to(source: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return source[tuple(slice(0, n) for n in shape)]
 
 
-def derive(supernet: SuperNet, weights: ArchWeights) -> tuple[TriNet, Choice]:
-    """The TriNet of the leading architecture, its weights sliced from the supernet's."""
+def derive(supernet: SuperNet, weights: ArchWeights, budget_madds: float | None = None) -> tuple[TriNet, Choice]:
+    """The TriNet of the leading architecture (shrunk to fit the budget), its weights sliced from the supernet's."""
     space = supernet.space
     choice = choose(space, weights)
+    if budget_madds:
+        choice = fit_budget(space, choice, budget_madds)
     like = next(supernet.parameters())
     net = TriNet(genotype_of(space, choice)).to(device=like.device, dtype=like.dtype)
     source = dict(supernet.named_parameters())

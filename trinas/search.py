@@ -23,6 +23,7 @@ import math
 import os
 import re
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -66,12 +67,13 @@ class SearchConfig:
     lr: float = 1e-3
     min_lr: float = 1e-5
     warmup: float = 0.01  # fraction of the run with a linear learning-rate warm-up
-    arch_lr: float = 1e-3
+    arch_lr: float = 3e-3
     arch_weight_decay: float = 1e-3
     arch_start: float = 0.15  # fraction of the run training weights only, so cells can prove their worth
     search_end: float = 0.5  # fraction of the run at which the radius reaches MAX_RADIUS: all one-hot
     budget_madds: float | None = None  # per output pixel
-    cost_weight: float = 0.1
+    cost_weight: float = 0.1  # over the budget
+    under_budget_weight: float = 0.03  # under it: the budget is a target, so the search uses what it is given
     order_weight: float = 2e-4
     heldout: float = 0.1  # fraction of training images kept for architecture steps
     seed: int = 0
@@ -358,7 +360,7 @@ def restore(run: Run, state: dict, device: torch.device) -> None:
 
 def switch_to_final(run: Run, weights: ArchWeights) -> None:
     """Every distribution is one-hot: go on with the derived TriNet, its weights and Adam moments sliced."""
-    run.net, choice = derive(run.supernet, weights)
+    run.net, choice = derive(run.supernet, weights, run.config.budget_madds)
     run.net_opt = torch.optim.Adam(run.net.parameters(), lr=run.config.lr)
     source = dict(run.supernet.named_parameters())
     target = dict(run.net.named_parameters())
@@ -372,12 +374,17 @@ def switch_to_final(run: Run, weights: ArchWeights) -> None:
 
 
 def architecture_loss(run: Run, weights: ArchWeights, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cost over budget (relative, log scale) + the order term (mean kept fraction of the cell slots)."""
+    """Distance of the expected cost from the budget (log scale; steeper above it) + the order term.
+
+    Without the pull from below, a short search drifts to the cheapest network: the order term and the
+    cost push down steadily while the reconstruction gradient of one more cell is small and noisy.
+    """
     config = run.config
     madds = expected_madds(config.space, weights, table)
     loss = madds.new_zeros(())
     if config.budget_madds:
-        loss = loss + config.cost_weight * F.relu(torch.log(madds / config.budget_madds))
+        ratio = torch.log(madds / config.budget_madds)
+        loss = loss + config.cost_weight * F.relu(ratio) + config.under_budget_weight * F.relu(-ratio)
     kept = [keep.mean() for keep in weights.keep if keep.numel()]
     if kept:
         loss = loss + config.order_weight * torch.stack(kept).mean()
@@ -585,7 +592,7 @@ def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device
 
     net = run.net
     if net is None:  # a run stopped before its distributions were one-hot: take the leading architecture
-        net, _ = derive(run.supernet, run.arch.weights(MAX_RADIUS).detach())
+        net, _ = derive(run.supernet, run.arch.weights(MAX_RADIUS).detach(), run.config.budget_madds)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     net = net.to(dev).eval()
@@ -704,8 +711,9 @@ def main(argv: list[str] | None = None) -> None:
             f"madds {status.expected_madds:,.0f} {status.leading}")
 
     try:
+        command = "python -m trinas.search " + " ".join(sys.argv[1:] if argv is None else argv)
         result = run_search(config_from_args(args), args.train, args.val, args.out, args.device, args.resume,
-                            args.max_side, on_status=show, log=log)
+                            args.max_side, on_status=show, log=log, command=command.replace(" --resume", ""))
     except SearchInputError as exc:
         raise SystemExit(f"error: {exc}") from None
     if result is not None:
