@@ -517,8 +517,13 @@ def search(config: SearchConfig, data: SearchData, out: Path, device: str = "aut
             run.pending["arch_loss"].append(architecture_step(run, data, radius, table, ranks, dev))
         weights = run.arch.weights(radius).detach()
         if searching and weights.one_hot():
+            chosen = leading(run, weights)
             switch_to_final(run, weights)
             model = _wrap(run.net, ranks, dev)
+            if run.net.genotype != chosen:
+                log(f"step {run.step}: the choice {chosen.describe()} spends "
+                    f"{madds_per_output_pixel(chosen):,.0f} multiply-adds per output pixel, over the budget; "
+                    "shrunk to fit it")
             log(f"step {run.step}: every distribution is one-hot; training {run.net.genotype.describe()}")
             save()
         run.pending["loss"].append(weight_step(run, model, data, weights, lr, ranks, dev))
