@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 from trinas import search as search_module
+from trinas import search_data
 from trinas.cost import madds_per_output_pixel
 from trinas.derive import choose, derive, genotype_of
 from trinas.export import load_model
@@ -208,7 +209,7 @@ def test_bad_input_is_refused_before_any_training(tmp_path, folders, monkeypatch
     with pytest.raises(SearchInputError, match="no usable training image"):
         load_data(config, [broken], [val])
 
-    monkeypatch.setattr(search_module.shutil, "disk_usage", lambda path: type("U", (), {"free": 1000})())
+    monkeypatch.setattr(search_data.shutil, "disk_usage", lambda path: type("U", (), {"free": 1000})())
     with pytest.raises(SearchInputError, match="free disk space"):
         check_inputs(config, [train], [val], tmp_path / "deep" / "out", resume=False)
 

@@ -21,11 +21,9 @@ import argparse
 import json
 import math
 import os
-import re
-import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -38,210 +36,18 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cost import count_params, madds_per_output_pixel
-from .data import IMAGE_SUFFIXES, Pair, PatchSampler, list_images, load_rgb
 from .derive import choose, derive, genotype_of, parameter_map, slice_to
-from .evaluate import BenchmarkImage, score, upscale_with
-from .metrics import crop_to_multiple, make_lr
+from .evaluate import score, upscale_with
 from .net import TriNet
+from .search_config import (CHECKPOINT, SearchConfig, SearchInputError, lr_at, parse_count, parse_duration,
+                            progress_of, radius_at)
+from .search_data import SearchData, check_inputs, load_data
 from .space import Genotype, SearchSpace
 from .sparsestmax import MAX_RADIUS
-from .supernet import Architecture, ArchWeights, SuperNet, cell_cost_table, cheapest_madds, expected_madds
+from .supernet import Architecture, ArchWeights, SuperNet, cell_cost_table, expected_madds
 
-CHECKPOINT = "search-checkpoint.pt"
-
-
-class SearchInputError(ValueError):
-    """Input that would waste hours: the message names the problem and the fix."""
-
-
-@dataclass
-class SearchConfig:
-    """Everything that defines a run; stored in the checkpoint (a resume must match it)."""
-
-    space: SearchSpace
-    steps: int | None = None  # a fixed number of steps: deterministic for a seed
-    epochs: float | None = None  # converted to steps once the data is known
-    time_budget_s: float | None = None  # or a wall-clock budget: schedules follow the clock
-    batch: int = 16
-    patch: int = 32
-    lr: float = 1e-3
-    min_lr: float = 1e-5
-    warmup: float = 0.01  # fraction of the run with a linear learning-rate warm-up
-    arch_lr: float = 3e-3
-    arch_weight_decay: float = 1e-3
-    arch_start: float = 0.15  # fraction of the run training weights only, so cells can prove their worth
-    search_end: float = 0.5  # fraction of the run at which the radius reaches MAX_RADIUS: all one-hot
-    budget_madds: float | None = None  # per output pixel
-    cost_weight: float = 0.1  # over the budget
-    under_budget_weight: float = 0.03  # under it: the budget is a target, so the search uses what it is given
-    order_weight: float = 2e-4
-    heldout: float = 0.1  # fraction of training images kept for architecture steps
-    seed: int = 0
-    val_every: int = 200
-    log_every: int = 10
-    checkpoint_every_s: float = 120.0
-
-    def __post_init__(self) -> None:
-        if isinstance(self.space, dict):
-            self.space = SearchSpace.from_dict(self.space)
-        chosen = [v for v in (self.steps, self.epochs, self.time_budget_s) if v is not None]
-        if len(chosen) != 1 or chosen[0] <= 0:
-            raise SearchInputError("give exactly one positive length: steps, epochs or a time budget")
-        if not 0 <= self.arch_start < self.search_end <= 1:
-            raise SearchInputError("need 0 <= arch_start < search_end <= 1")
-
-    @property
-    def scale(self) -> int:
-        return self.space.scale
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "space": self.space.to_dict()}
-
-
-# ---------------------------------------------------------------------------------------------- schedules
-
-def progress_of(config: SearchConfig, step: int, elapsed_s: float) -> float:
-    """How far the run is, 0..1: by steps, or by the clock under a time budget."""
-    if config.steps is not None:
-        return step / config.steps
-    return elapsed_s / config.time_budget_s
-
-
-def radius_at(config: SearchConfig, progress: float) -> float:
-    """0 until `arch_start`, then linear up to MAX_RADIUS at `search_end`."""
-    t = (progress - config.arch_start) / (config.search_end - config.arch_start)
-    return MAX_RADIUS * min(1.0, max(0.0, t))
-
-
-def lr_at(config: SearchConfig, progress: float) -> float:
-    """Linear warm-up, then cosine decay from `lr` to `min_lr` over the whole run."""
-    if progress < config.warmup:
-        return config.lr * max(progress / config.warmup, 0.01)
-    t = (progress - config.warmup) / max(1e-9, 1 - config.warmup)
-    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '45m', '2h', '1h30m' or plain seconds -> seconds."""
-    text = str(text).strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smh])", text)
-    if not parts or "".join(a + b for a, b in parts) != text.replace(" ", ""):
-        raise SearchInputError(f"cannot read the duration {text!r}: use e.g. 90s, 45m, 2h or 1h30m")
-    return sum(float(v) * {"s": 1, "m": 60, "h": 3600}[u] for v, u in parts)
-
-
-def parse_count(text: str) -> float:
-    """'28728', '28.7k', '1.5M' -> a number."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", str(text))
-    if not match:
-        raise SearchInputError(f"cannot read the number {text!r}: use e.g. 30000, 30k or 1.2M")
-    return float(match.group(1)) * {"": 1, "k": 1e3, "m": 1e6}[match.group(2).lower()]
-
-
-# ------------------------------------------------------------------------------------------ input and data
-
-@dataclass
-class SearchData:
-    train: PatchSampler  # weight steps
-    arch: PatchSampler  # architecture steps: held-out training images
-    val: dict[str, list[BenchmarkImage]]
-    images: int
-    skipped: list[str]
-    patches_per_epoch: float
-
-
-def check_inputs(config: SearchConfig, train_dirs: list[Path], val_dirs: list[Path], out: Path,
-                 resume: bool) -> None:
-    """Everything that can be checked in a second, before data preparation and hours of search."""
-    for folder in [*train_dirs, *val_dirs]:
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise SearchInputError(f"data folder not found: {folder}")
-        if not any(p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() for p in folder.rglob("*")):
-            raise SearchInputError(f"no images in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    if not train_dirs or not val_dirs:
-        raise SearchInputError("a search needs at least one training folder and one validation folder")
-    cheapest = cheapest_madds(config.space)
-    if config.budget_madds is not None and config.budget_madds < cheapest:
-        raise SearchInputError(
-            f"budget {config.budget_madds:,.0f} multiply-adds per output pixel is below the cheapest network of "
-            f"this search space ({cheapest:,.0f}: no cells, width {min(config.space.widths)}); raise the budget")
-    if config.batch < 1 or config.patch < 4:
-        raise SearchInputError("batch must be at least 1 and patch at least 4 pixels")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise SearchInputError(f"--out {out} is a file; it must be a folder")
-    checkpoint = out / CHECKPOINT
-    if not resume and checkpoint.exists():
-        raise SearchInputError(f"{out} holds a search checkpoint: pass --resume to continue it, "
-                               "or choose another output folder")
-    if not resume and (out / "config.json").exists():
-        raise SearchInputError(f"{out} already holds a model; choose another output folder")
-    need = checkpoint_bytes(config.space) * 3 + 20 * 2**20  # checkpoint + its temporary copy + the model
-    existing = out
-    while not existing.exists():
-        existing = existing.parent
-    free = shutil.disk_usage(existing).free
-    if free < need:
-        raise SearchInputError(f"not enough free disk space for checkpoints in {existing}: "
-                               f"{free / 2**20:,.0f} MB free, about {need / 2**20:,.0f} MB needed")
-
-
-def checkpoint_bytes(space: SearchSpace) -> int:
-    """Supernet weights and two Adam moments in float32, plus the architecture parameters."""
-    params = sum(p.numel() for p in SuperNet(space).parameters()) + count_params(Architecture(space)) * 3
-    return params * 4 * 3
-
-
-def load_pairs(folders: list[Path], scale: int, patch: int, max_side: int | None) -> tuple[list[Pair], list[str]]:
-    """LR/HR pairs of every readable image large enough for a patch; the rest named in `skipped`."""
-    pairs, skipped = [], []
-    for path in list_images(folders):
-        try:
-            hr = crop_to_multiple(load_rgb(path, max_side), scale)
-        except (OSError, ValueError) as exc:
-            skipped.append(f"{path}: unreadable ({exc.__class__.__name__})")
-            continue
-        if min(hr.shape[:2]) < patch * scale:
-            skipped.append(f"{path}: smaller than a {patch * scale}px patch")
-            continue
-        pairs.append(Pair(make_lr(hr, scale), hr))
-    return pairs, skipped
-
-
-def load_val(folder: Path, scale: int) -> list[BenchmarkImage]:
-    images = []
-    for path in list_images([folder]):
-        try:
-            hr = crop_to_multiple(load_rgb(path), scale)
-        except (OSError, ValueError):
-            continue
-        if min(hr.shape[:2]) >= 4 * scale:
-            images.append(BenchmarkImage(path.stem, make_lr(hr, scale), hr))
-    if not images:
-        raise SearchInputError(f"no readable validation image of at least {4 * scale}px in {folder}")
-    return images
-
-
-def load_data(config: SearchConfig, train_dirs: list[Path], val_dirs: list[Path],
-              max_side: int | None = 2048) -> SearchData:
-    """Training pairs split into weight and architecture images (an even spread), and the val sets."""
-    scale, patch = config.scale, config.patch
-    pairs, skipped = load_pairs([Path(d) for d in train_dirs], scale, patch, max_side)
-    if not pairs:
-        raise SearchInputError(f"no usable training image in {', '.join(map(str, train_dirs))}: need readable "
-                               f"images of at least {patch * scale}px for {patch}px LR patches at x{scale}")
-    held = min(len(pairs) - 1, max(1, round(len(pairs) * config.heldout))) if config.heldout > 0 else 0
-    chosen = {int((k + 1) * len(pairs) / held) - 1 for k in range(held)} if held else set()
-    arch = [p for i, p in enumerate(pairs) if i in chosen] or pairs  # one image: it serves both
-    train = [p for i, p in enumerate(pairs) if i not in chosen]
-    val = {Path(d).name: load_val(Path(d), scale) for d in val_dirs}
-    pixels = sum(p.lr.shape[0] * p.lr.shape[1] for p in train)
-    return SearchData(PatchSampler(train, scale, patch, config.seed), PatchSampler(arch, scale, patch, config.seed + 1),
-                      val, len(pairs), skipped, pixels / patch**2)
-
+__all__ = ["CHECKPOINT", "SearchConfig", "SearchData", "SearchInputError", "SearchResult", "Status", "check_inputs",
+           "load_data", "parse_count", "parse_duration", "run_search", "search"]
 
 # ------------------------------------------------------------------------------------------------ the run
 

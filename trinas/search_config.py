@@ -1,0 +1,105 @@
+"""What defines a search run: its settings, its schedules (radius, learning rate) and readable input values.
+
+The schedules are functions of progress (0..1, by steps or by the clock), so a resumed run and a run under
+torchrun follow the same curves.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+
+from .space import SearchSpace
+from .sparsestmax import MAX_RADIUS
+
+CHECKPOINT = "search-checkpoint.pt"
+
+
+class SearchInputError(ValueError):
+    """Input that would waste hours: the message names the problem and the fix."""
+
+
+@dataclass
+class SearchConfig:
+    """Everything that defines a run; stored in the checkpoint (a resume must match it)."""
+
+    space: SearchSpace
+    steps: int | None = None  # a fixed number of steps: deterministic for a seed
+    epochs: float | None = None  # converted to steps once the data is known
+    time_budget_s: float | None = None  # or a wall-clock budget: schedules follow the clock
+    batch: int = 16
+    patch: int = 32
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup: float = 0.01  # fraction of the run with a linear learning-rate warm-up
+    arch_lr: float = 3e-3
+    arch_weight_decay: float = 1e-3
+    arch_start: float = 0.15  # fraction of the run training weights only, so cells can prove their worth
+    search_end: float = 0.5  # fraction of the run at which the radius reaches MAX_RADIUS: all one-hot
+    budget_madds: float | None = None  # per output pixel
+    cost_weight: float = 0.1  # over the budget
+    under_budget_weight: float = 0.03  # under it: the budget is a target, so the search uses what it is given
+    order_weight: float = 2e-4
+    heldout: float = 0.1  # fraction of training images kept for architecture steps
+    seed: int = 0
+    val_every: int = 200
+    log_every: int = 10
+    checkpoint_every_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.space, dict):
+            self.space = SearchSpace.from_dict(self.space)
+        chosen = [v for v in (self.steps, self.epochs, self.time_budget_s) if v is not None]
+        if len(chosen) != 1 or chosen[0] <= 0:
+            raise SearchInputError("give exactly one positive length: steps, epochs or a time budget")
+        if not 0 <= self.arch_start < self.search_end <= 1:
+            raise SearchInputError("need 0 <= arch_start < search_end <= 1")
+
+    @property
+    def scale(self) -> int:
+        return self.space.scale
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "space": self.space.to_dict()}
+
+
+def progress_of(config: SearchConfig, step: int, elapsed_s: float) -> float:
+    """How far the run is, 0..1: by steps, or by the clock under a time budget."""
+    if config.steps is not None:
+        return step / config.steps
+    return elapsed_s / config.time_budget_s
+
+
+def radius_at(config: SearchConfig, progress: float) -> float:
+    """0 until `arch_start`, then linear up to MAX_RADIUS at `search_end`."""
+    t = (progress - config.arch_start) / (config.search_end - config.arch_start)
+    return MAX_RADIUS * min(1.0, max(0.0, t))
+
+
+def lr_at(config: SearchConfig, progress: float) -> float:
+    """Linear warm-up, then cosine decay from `lr` to `min_lr` over the whole run."""
+    if progress < config.warmup:
+        return config.lr * max(progress / config.warmup, 0.01)
+    t = (progress - config.warmup) / max(1e-9, 1 - config.warmup)
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '45m', '2h', '1h30m' or plain seconds -> seconds."""
+    text = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smh])", text)
+    if not parts or "".join(a + b for a, b in parts) != text.replace(" ", ""):
+        raise SearchInputError(f"cannot read the duration {text!r}: use e.g. 90s, 45m, 2h or 1h30m")
+    return sum(float(v) * {"s": 1, "m": 60, "h": 3600}[u] for v, u in parts)
+
+
+def parse_count(text: str) -> float:
+    """'28728', '28.7k', '1.5M' -> a number."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", str(text))
+    if not match:
+        raise SearchInputError(f"cannot read the number {text!r}: use e.g. 30000, 30k or 1.2M")
+    return float(match.group(1)) * {"": 1, "k": 1e3, "m": 1e6}[match.group(2).lower()]
+
