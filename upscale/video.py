@@ -13,10 +13,9 @@ import itertools
 import os
 import queue
 import re
-import struct
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -25,75 +24,18 @@ import av
 import numpy as np
 import torch
 
-from .errors import UpscaleError
-from .images import write_image
+from .video_output import FramesSink, VideoSink
+from .video_types import Cancelled, Frame, Plan, VideoError, VideoOptions, VideoReport, reason
+
+__all__ = ["Cancelled", "VideoError", "VideoOptions", "VideoReport", "parse_time", "upscale_frames", "upscale_video"]
 
 ProgressCallback = Callable[[int, "int | None"], None]  # (frames done, total or estimate)
-
-DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libvpx-vp9": 24, "libsvtav1": 28}
-PRESET_CODECS = {"libx264", "libx265", "libsvtav1"}
-# Output formats (FFmpeg muxer names) that store a display matrix, and that store chapters.
-ROTATION_FORMATS = {"mov", "mp4", "ipod", "3gp", "3g2", "ismv", "psp", "f4v", "matroska", "webm"}
-CHAPTER_FORMATS = {"mov", "mp4", "ipod", "3gp", "3g2", "ismv", "psp", "f4v", "matroska", "webm", "nut", "ogg"}
-# Tags the muxer writes itself; copying the input's would be stale or wrong.
-SKIP_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "duration",
-             "number_of_frames", "number_of_bytes", "bps", "_statistics_tags", "_statistics_writing_app",
-             "_statistics_writing_date_utc"}
-# Colour matrices as FFmpeg tags them (AVColorSpace) -> as swscale takes them (SWS_CS_*).
-SWS_COLORSPACE = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 MAX_BATCH_BYTES = 256 << 20  # the engine's float32 output for one batch stays under this
 _END = object()
 
 
-class VideoError(UpscaleError):
-    """A video the pipeline cannot read or write as asked; the message names the problem and the fix."""
-
-
-class Cancelled(UpscaleError):
-    """The run was stopped through its cancel event; nothing was left at the output path."""
-
-
 class _Stopped(Exception):
     """Raised inside a worker when another worker failed or the run was cancelled."""
-
-
-@dataclass
-class VideoOptions:
-    """How to encode and what to keep. None means: the codec's or the input's own choice."""
-
-    codec: str | None = None        # libx264 (webm: libvpx-vp9) unless given
-    crf: int | None = None
-    preset: str | None = None
-    pix_fmt: str | None = None      # the input's when the encoder takes it, else yuv420p
-    start: Fraction | None = None   # seconds; keep frames and packets with start <= t < end
-    end: Fraction | None = None
-    batch: int = 4                  # frames per engine call (lowered for large frames)
-    overwrite: bool = False
-
-
-@dataclass
-class VideoReport:
-    """What a run produced and everything it could not keep, as one-line warnings."""
-
-    output: Path
-    frames: int = 0
-    seconds: float = 0.0
-    total: int | None = None        # the frame count promised up front (exact or estimated)
-    total_exact: bool = False
-    corrupt_packets: int = 0
-    copied: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class _Frame:
-    pixels: np.ndarray              # HxWx3 uint8 (8-bit sources) or uint16 (deeper sources)
-    pts: int                        # in the input video stream's time base
-    duration: int
 
 
 @dataclass
@@ -102,16 +44,6 @@ class _Stats:
     corrupt: int = 0
     untimed: int = 0
     nudged: int = 0
-
-
-@dataclass
-class _Plan:
-    video: av.video.stream.VideoStream
-    copy: list                      # input streams whose packets are copied
-    start: Fraction | None
-    end: Fraction | None
-    total: int | None
-    total_exact: bool
 
 
 # ----------------------------------------------------------------------------- public API
@@ -127,7 +59,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, upscaler, opti
     report = VideoReport(output=dst)
 
     def sink_for(source, plan, first):
-        return _VideoSink(partial, source, plan, first, upscaler.scale, options, report)
+        return VideoSink(partial, source, plan, first, upscaler.scale, options, report)
 
     try:
         _process(src, upscaler, options, report, sink_for, progress, cancel)
@@ -150,7 +82,7 @@ def upscale_frames(src: str | os.PathLike, folder: str | os.PathLike, upscaler, 
     if not options.overwrite and any(folder.glob("frame_*.png")):
         raise VideoError(f"{folder} already holds frame_*.png files; pass --overwrite or choose an empty folder")
     report = VideoReport(output=folder)
-    _process(src, upscaler, options, report, lambda source, plan, first: _FramesSink(folder), progress, cancel)
+    _process(src, upscaler, options, report, lambda source, plan, first: FramesSink(folder), progress, cancel)
     return report
 
 
@@ -232,10 +164,10 @@ def _pipeline(items: Iterable, to_frame, upscaler, sink, batch: int, cancel: thr
         _put(decoded, _END, stop)
 
     def infer() -> None:
-        pending: list[_Frame] = []
+        pending: list[Frame] = []
         while True:
             item = _get(decoded, stop)
-            if item is _END or (isinstance(item, _Frame) and len(pending) + 1 >= batch):
+            if item is _END or (isinstance(item, Frame) and len(pending) + 1 >= batch):
                 if item is not _END:
                     pending.append(item)
                 for frame, pixels in zip(pending, _upscale_batch(upscaler, [f.pixels for f in pending], stop)):
@@ -244,7 +176,7 @@ def _pipeline(items: Iterable, to_frame, upscaler, sink, batch: int, cancel: thr
                 if item is _END:
                     _put(upscaled, _END, stop)
                     return
-            elif isinstance(item, _Frame):
+            elif isinstance(item, Frame):
                 pending.append(item)
             else:
                 _put(upscaled, item, stop)
@@ -256,7 +188,7 @@ def _pipeline(items: Iterable, to_frame, upscaler, sink, batch: int, cancel: thr
                 if item is _END:
                     sink.finish()
                     return
-                if isinstance(item, _Frame):
+                if isinstance(item, Frame):
                     sink.frame(item)
                     stats.done += 1
                 else:
@@ -371,7 +303,7 @@ def _open_input(src: Path):
     try:
         source = av.open(str(src))
     except av.error.FFmpegError as exc:
-        raise VideoError(f"{src} is not a video we can read ({_reason(exc)})") from None
+        raise VideoError(f"{src} is not a video we can read ({reason(exc)})") from None
     name = source.format.name
     if name.endswith("_pipe") or name == "image2":
         source.close()
@@ -382,7 +314,7 @@ def _open_input(src: Path):
     return source
 
 
-def _plan(source, options: VideoOptions) -> _Plan:
+def _plan(source, options: VideoOptions) -> Plan:
     """Pick the video stream and the streams to copy, and how many frames to expect."""
     candidates = [s for s in source.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
     video = candidates[0] if candidates else source.streams.video[0]
@@ -400,15 +332,15 @@ def _plan(source, options: VideoOptions) -> _Plan:
     else:
         length = None
     if start is None and end is None and video.frames > 0:
-        return _Plan(video, copy, start, end, int(video.frames), True)
+        return Plan(video, copy, start, end, int(video.frames), True)
     total = None
     if rate and (length is not None or end is not None):
         stop_at = min(x for x in (length, end) if x is not None)
         total = max(0, round((stop_at - (start or 0)) * rate))
-    return _Plan(video, copy, start, end, total, False)
+    return Plan(video, copy, start, end, total, False)
 
 
-def _read(source, plan: _Plan, stats: _Stats) -> Iterator:
+def _read(source, plan: Plan, stats: _Stats) -> Iterator:
     """Decoded video frames (av.VideoFrame) and copied packets (av.Packet), trimmed to [start, end) and
     shifted so that `start` becomes time zero; packets that fail to decode are counted and skipped."""
     video, start, end = plan.video, plan.start, plan.end
@@ -487,183 +419,12 @@ def _default_step(video) -> int:
 
 
 def _converter(width: int, height: int, rgb: str):
-    """av.VideoFrame -> _Frame of RGB pixels, read with the frame's own colour matrix and range."""
-    def to_frame(frame: av.VideoFrame) -> _Frame:
+    """av.VideoFrame -> Frame of RGB pixels, read with the frame's own colour matrix and range."""
+    def to_frame(frame: av.VideoFrame) -> Frame:
         size = {} if (frame.width, frame.height) == (width, height) else {"width": width, "height": height}
         pixels = frame.to_ndarray(format=rgb, src_color_range=frame.color_range or None, **size)
-        return _Frame(pixels, frame.pts, frame.duration or 0)
+        return Frame(pixels, frame.pts, frame.duration or 0)
     return to_frame
-
-
-# ----------------------------------------------------------------------------- writing
-class _VideoSink:
-    """The output container: the upscaled video stream plus every input stream it can hold, unchanged."""
-
-    def __init__(self, path: Path, source, plan: _Plan, first: av.VideoFrame, scale: int,
-                 options: VideoOptions, report: VideoReport) -> None:
-        self.path, self.closed = path, False
-        try:
-            self.output = av.open(str(path), "w")
-        except (ValueError, av.error.FFmpegError) as exc:
-            raise VideoError(f"cannot tell the container from {report.output.name!r} ({_reason(exc)}); "
-                             f"use .mp4, .mkv, .mov or .webm") from None
-        try:
-            self._setup(source, plan, first, scale, options, report)
-        except BaseException:
-            self.close()
-            raise
-
-    def _setup(self, source, plan, first, scale, options, report) -> None:
-        out, video = self.output, plan.video
-        fmt = out.format.name.split(",")[0]
-        kind = report.output.suffix or fmt
-        codec = options.codec or ("libvpx-vp9" if fmt == "webm" else "libx264")
-        try:
-            encoder = av.Codec(codec, "w")
-        except Exception:  # noqa: BLE001 - av raises several kinds for unknown names
-            raise VideoError(f"unknown video encoder {codec!r} (try libx264, libx265, libvpx-vp9 or ffv1)") from None
-        codec_options = self._codec_options(encoder.name, options, report)
-        rate = video.average_rate or video.guessed_rate or 25
-        try:
-            stream = out.add_stream(codec, rate=rate, options=codec_options)
-        except ValueError:
-            raise VideoError(f"the {kind} container cannot hold {encoder.name} video; "
-                             f"choose another --codec or an .mkv output") from None
-        stream.width, stream.height = first.width * scale, first.height * scale
-        stream.pix_fmt = self._pix_fmt(encoder, first, options)
-        stream.codec_context.time_base = video.time_base
-        stream.time_base = video.time_base
-        ctx = stream.codec_context
-        ctx.color_range, ctx.colorspace = first.color_range, first.colorspace
-        ctx.color_primaries, ctx.color_trc = first.color_primaries, first.color_trc
-        if video.sample_aspect_ratio:
-            ctx.sample_aspect_ratio = video.sample_aspect_ratio
-        stream.metadata.update(_tags(video.metadata))
-        stream.disposition = int(video.disposition)
-        matrix = _display_matrix(first)
-        if matrix is not None:
-            stream.set_display_matrix(matrix)
-            if fmt not in ROTATION_FORMATS:
-                report.warnings.append(f"the {kind} container cannot store rotation ({first.rotation} degrees); "
-                                       f"players will show the video unrotated (use .mp4 or .mkv to keep it)")
-        self.video, self.pix_fmt = stream, stream.pix_fmt
-        self.colorspace = SWS_COLORSPACE.get(int(first.colorspace))
-        self.color_range = int(first.color_range) or None
-        self.tags = (first.color_range, first.colorspace, first.color_primaries, first.color_trc)
-        self.streams = {}
-        for s in plan.copy:
-            label = f"{s.type} #{s.index} ({s.codec_context.name if s.codec_context else '?'})"
-            try:
-                copied = out.add_stream_from_template(s)
-            except ValueError:
-                report.warnings.append(f"{label} not copied: the {kind} container cannot hold it; "
-                                       f"use .mkv to keep it")
-                continue
-            copied.metadata.update(_tags(s.metadata))
-            copied.disposition = int(s.disposition)
-            self.streams[s.index] = copied
-            report.copied.append(label)
-        for s in source.streams.attachments:  # fonts and covers: header data, no packets; Matroska only
-            label = f"attachment #{s.index} ({s.metadata.get('filename', '?')})"
-            if fmt == "matroska":
-                out.add_stream_from_template(s)
-                report.copied.append(label)
-            else:
-                report.warnings.append(f"{label} not copied: the {kind} container cannot hold it; use .mkv")
-        for s in source.streams:  # a stream the demuxer discards (mp4's chapter track) holds nothing to keep
-            if (s.type not in ("audio", "subtitle", "attachment") and s is not video
-                    and s.discard != av.stream.Discard.all):
-                report.warnings.append(f"{s.type} stream #{s.index} not copied (only audio and subtitles are)")
-        out.metadata.update(_tags(source.metadata))
-        chapters = _chapters(source.chapters(), plan.start, plan.end)
-        if chapters:
-            if fmt in CHAPTER_FORMATS:
-                out.set_chapters(chapters)
-            else:
-                report.warnings.append(f"{len(chapters)} chapter(s) not kept: the {kind} container has none")
-        try:
-            out.start_encoding()
-        except (ValueError, av.error.FFmpegError) as exc:
-            raise VideoError(f"cannot start writing {kind} with {encoder.name} "
-                             f"({stream.width}x{stream.height}, {stream.pix_fmt}): {_reason(exc)}") from None
-
-    @staticmethod
-    def _codec_options(name: str, options: VideoOptions, report: VideoReport) -> dict[str, str]:
-        result: dict[str, str] = {}
-        crf = options.crf if options.crf is not None else DEFAULT_CRF.get(name)
-        if crf is not None:
-            if name in DEFAULT_CRF or name == "libvpx":
-                result["crf"] = str(crf)
-                if name.startswith("libvpx"):
-                    result["b"] = "0"  # constant quality, not a bitrate target
-            else:
-                report.warnings.append(f"--crf ignored: {name} has no constant-quality setting")
-        if options.preset:
-            if name in PRESET_CODECS:
-                result["preset"] = options.preset
-            elif name.startswith("libvpx") and options.preset.isdigit():
-                result["cpu-used"] = options.preset
-            else:
-                report.warnings.append(f"--preset ignored: {name} has no presets")
-        return result
-
-    @staticmethod
-    def _pix_fmt(encoder, first: av.VideoFrame, options: VideoOptions) -> str:
-        supported = [f.name for f in (encoder.video_formats or [])]
-        if options.pix_fmt:
-            if supported and options.pix_fmt not in supported:
-                raise VideoError(f"{encoder.name} cannot encode --pix-fmt {options.pix_fmt} "
-                                 f"(it takes {', '.join(supported[:8])})")
-            return options.pix_fmt
-        if not supported or first.format.name in supported:
-            return first.format.name
-        return "yuv420p" if "yuv420p" in supported else supported[0]
-
-    def frame(self, item: _Frame) -> None:
-        frame = av.VideoFrame.from_ndarray(item.pixels, format="rgb24" if item.pixels.dtype == np.uint8 else "rgb48le")
-        frame = frame.reformat(format=self.pix_fmt, dst_colorspace=self.colorspace, dst_color_range=self.color_range)
-        frame.color_range, frame.colorspace, frame.color_primaries, frame.color_trc = self.tags
-        frame.pts, frame.time_base, frame.duration = item.pts, self.video.codec_context.time_base, item.duration
-        self.output.mux(self.video.encode(frame))
-
-    def packet(self, packet: av.Packet) -> None:
-        stream = self.streams.get(packet.stream.index)
-        if stream is not None:
-            packet.stream = stream
-            self.output.mux(packet)
-
-    def finish(self) -> None:
-        self.output.mux(self.video.encode(None))
-        self.closed = True
-        self.output.close()
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            try:
-                self.output.close()
-            except Exception:  # noqa: BLE001 - closing after a failure; the file is deleted anyway
-                pass
-
-
-class _FramesSink:
-    """Numbered PNG frames, each written atomically (images.write_image), 16-bit sources kept 16-bit."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder, self.index = folder, 0
-
-    def frame(self, item: _Frame) -> None:
-        self.index += 1
-        write_image(self.folder / f"frame_{self.index:06d}.png", item.pixels, format="PNG")
-
-    def packet(self, packet: av.Packet) -> None:
-        pass
-
-    def finish(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -685,36 +446,3 @@ def _remove(path: Path) -> None:
         path.unlink()
     except FileNotFoundError:
         pass
-
-
-def _tags(metadata: dict) -> dict:
-    return {k: v for k, v in metadata.items() if k.lower() not in SKIP_TAGS}
-
-
-def _display_matrix(frame: av.VideoFrame) -> list[int] | None:
-    """The frame's 3x3 display matrix (rotation and flips, FFmpeg's layout), or None when upright."""
-    for data in frame.side_data:
-        if data.type.name == "DISPLAYMATRIX":
-            matrix = list(struct.unpack("<9i", bytes(data)[:36]))
-            return None if matrix == [65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30] else matrix
-    return None
-
-
-def _chapters(chapters: list[dict], start: Fraction | None, end: Fraction | None) -> list[dict]:
-    """Chapters shifted like the streams (start becomes zero) and clipped to [start, end)."""
-    kept = []
-    for ch in chapters:
-        tb = ch["time_base"]
-        lo, hi = ch["start"] * tb, ch["end"] * tb
-        lo, hi = max(lo, start or 0), min(hi, end) if end is not None else hi
-        if hi <= lo:
-            continue
-        offset = start or 0
-        kept.append({"id": ch["id"], "time_base": tb, "metadata": dict(ch["metadata"]),
-                     "start": round((lo - offset) / tb), "end": round((hi - offset) / tb)})
-    return kept
-
-
-def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
