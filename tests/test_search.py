@@ -65,7 +65,7 @@ def one_thread():
 def tiny_config(**changes) -> SearchConfig:
     space = SearchSpace(2, max_width=6, width_fractions=(0.5, 1.0), max_cells=2, max_cells_upsampled=1)
     config = SearchConfig(space, steps=16, batch=4, patch=8, lr=3e-3, arch_lr=2e-2, val_every=8, log_every=4,
-                          arch_start=0.15, search_end=0.5)
+                          arch_start=0.15, sparsemax_phase=0.1, search_end=0.5)
     return replace(config, **changes)
 
 
@@ -170,6 +170,9 @@ def test_same_seed_same_search_and_a_killed_run_resumes_exactly(tmp_path, data):
     whole = search(config, data, tmp_path / "a", device="cpu", log=quiet)
     assert whole.step == config.steps and whole.phase == "train"
     assert all(v == 0 for v in whole.history[-1]["entropy"].values())  # every distribution one-hot
+    # Every level learnt: at the uniform start a radius > 0 has no gradient, so logits left at zero would
+    # mean the choice fell to the first option everywhere (the collapse to the cheapest network).
+    assert all(p.abs().max() > 0 for p in (whole.arch.trunk, whole.arch.ops, whole.arch.widths, *whole.arch.depth))
 
     again = search(config, data, tmp_path / "b", device="cpu", log=quiet)
     _same_result(whole, again)

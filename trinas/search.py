@@ -1,9 +1,9 @@
 """One-phase trilevel search-and-train: rerun the search for any scale on your own data.
 
 Weights and architecture parameters train together: every step takes an architecture step on held-out
-training images (L1 + cost over budget + order term), then a weight step. The sparsestmax radius grows from
-0 at `arch_start` to its maximum at `search_end` (fractions of the run), so every distribution becomes
-one-hot; at that moment the supernet *is* its derived TriNet (same output), which then simply keeps training
+training images (L1 + cost term + order term), then a weight step. Weights train alone until `arch_start`,
+the architecture then learns under plain sparsemax for `sparsemax_phase`, and the sparsestmax radius grows
+to its maximum at `search_end` (fractions of the run), so every distribution becomes one-hot; at that moment the supernet *is* its derived TriNet (same output), which then simply keeps training
 with the weights (and Adam moments) it has, at the speed of the final network. No retraining from scratch.
 
 A batch is a pure function of (seed, step) and the checkpoint holds both models' state, both optimisers, the
@@ -420,7 +420,8 @@ def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device
     if command:
         training["command"] = command
     search_info = {"space": config.space.to_dict(), "budget_madds": config.budget_madds,
-                   "arch_start": config.arch_start, "search_end": config.search_end,
+                   "arch_start": config.arch_start, "sparsemax_phase": config.sparsemax_phase,
+                   "search_end": config.search_end,
                    "switched_at_step": next((r["step"] for r in run.history if r["phase"] == "train"), None)}
     save_model(net.cpu(), out, training={k: v for k, v in training.items() if v is not None}, metrics=metrics,
                searched=True, search=search_info)

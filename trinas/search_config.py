@@ -35,8 +35,9 @@ class SearchConfig:
     warmup: float = 0.01  # fraction of the run with a linear learning-rate warm-up
     arch_lr: float = 3e-3
     arch_weight_decay: float = 1e-3
-    arch_start: float = 0.15  # fraction of the run training weights only, so cells can prove their worth
-    search_end: float = 0.5  # fraction of the run at which the radius reaches MAX_RADIUS: all one-hot
+    arch_start: float = 0.2  # fraction of the run training weights only, so cells can prove their worth
+    sparsemax_phase: float = 0.12  # then architecture steps under plain sparsemax (radius 0) for this long
+    search_end: float = 0.55  # fraction of the run at which the radius reaches MAX_RADIUS: all one-hot
     budget_madds: float | None = None  # per output pixel
     cost_weight: float = 0.1  # over the budget
     under_budget_weight: float = 0.03  # under it: the budget is a target, so the search uses what it is given
@@ -53,8 +54,10 @@ class SearchConfig:
         chosen = [v for v in (self.steps, self.epochs, self.time_budget_s) if v is not None]
         if len(chosen) != 1 or chosen[0] <= 0:
             raise SearchInputError("give exactly one positive length: steps, epochs or a time budget")
-        if not 0 <= self.arch_start < self.search_end <= 1:
-            raise SearchInputError("need 0 <= arch_start < search_end <= 1")
+        if not (0 <= self.arch_start and 0 <= self.sparsemax_phase
+                and self.arch_start + self.sparsemax_phase < self.search_end <= 1):
+            raise SearchInputError("need 0 <= arch_start, 0 <= sparsemax_phase and "
+                                   "arch_start + sparsemax_phase < search_end <= 1")
 
     @property
     def scale(self) -> int:
@@ -72,8 +75,14 @@ def progress_of(config: SearchConfig, step: int, elapsed_s: float) -> float:
 
 
 def radius_at(config: SearchConfig, progress: float) -> float:
-    """0 until `arch_start`, then linear up to MAX_RADIUS at `search_end`."""
-    t = (progress - config.arch_start) / (config.search_end - config.arch_start)
+    """0 until `arch_start + sparsemax_phase`, then linear up to MAX_RADIUS at `search_end`.
+
+    The sparsemax phase matters: at the uniform start every sparsestmax with a radius > 0 pushes along a
+    fixed direction with zero gradient, so the logits would never leave zero and every choice would fall to
+    the first option. Under plain sparsemax the logits learn first; the radius then sharpens what they learnt.
+    """
+    begin = config.arch_start + config.sparsemax_phase
+    t = (progress - begin) / (config.search_end - begin)
     return MAX_RADIUS * min(1.0, max(0.0, t))
 
 
