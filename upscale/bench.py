@@ -42,16 +42,40 @@ def bench(upscaler: Upscaler, height: int, width: int, repeats: int = 5, rounds:
           variants: dict[str, Callable[[Upscaler], None]] | None = None) -> list[BenchRow]:
     """Median time per image of each variant (a function that reconfigures the upscaler), interleaved."""
     variants = variants or {"engine": lambda up: None}
-    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    upscaler.upscale_array(image)  # warm-up: allocator, kernels, thread pool
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    image = _test_image(height, width)
+    runs = {name: (lambda c=configure: c(upscaler), lambda: upscaler.upscale_array(image))
+            for name, configure in variants.items()}
+    return _interleaved(runs, height * width * upscaler.scale**2 / 1e6, repeats, rounds)
+
+
+def bench_models(upscalers: dict[str, Upscaler], height: int, width: int, repeats: int = 5,
+                 rounds: int = 3) -> list[BenchRow]:
+    """Median time per image of each model on the same image, interleaved: the first is the baseline."""
+    scales = {up.scale for up in upscalers.values()}
+    if len(scales) != 1:
+        raise ValueError(f"models to compare must share one scale, got x{', x'.join(map(str, sorted(scales)))}")
+    image = _test_image(height, width)
+    runs = {name: (lambda: None, lambda up=up: up.upscale_array(image)) for name, up in upscalers.items()}
+    return _interleaved(runs, height * width * scales.pop() ** 2 / 1e6, repeats, rounds)
+
+
+def _test_image(height: int, width: int) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def _interleaved(runs: dict[str, tuple[Callable[[], None], Callable[[], object]]], out_megapixels: float,
+                 repeats: int, rounds: int) -> list[BenchRow]:
+    """Each run (prepare, timed call) in turn, `rounds` times, so drifts of the machine hit all alike."""
+    for prepare, run in runs.values():  # warm-up: allocator, kernels, thread pool
+        prepare()
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
-        for name, configure in variants.items():
-            configure(upscaler)
-            upscaler.upscale_array(image)
-            times[name] += _timed(lambda: upscaler.upscale_array(image), repeats)
-    out_mp = height * width * upscaler.scale**2 / 1e6
-    rows = [BenchRow(name, float(np.median(t)), out_mp / float(np.median(t))) for name, t in times.items()]
+        for name, (prepare, run) in runs.items():
+            prepare()
+            run()
+            times[name] += _timed(run, repeats)
+    rows = [BenchRow(name, float(np.median(t)), out_megapixels / float(np.median(t))) for name, t in times.items()]
     for row in rows:
         row.ratio = rows[0].seconds / row.seconds
     return rows

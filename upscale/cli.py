@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from .batch import OutputOptions, plan_jobs, run_jobs
-from .bench import bench, peak_memory_mb
-from .errors import friendly_errors
+from .bench import bench, bench_models, peak_memory_mb
+from .errors import UpscaleError, friendly_errors
 from .evaluation import evaluate, record_metrics, summary
 from .images import DEFAULT_MAX_PIXELS
 from .options import build_upscaler, engine_options, parse_tile
@@ -109,21 +109,32 @@ def eval_command(ctx, model_spec, scale, device, precision, tile, tile_pad, fold
 @click.option("--repeats", type=click.IntRange(1), default=5, show_default=True, help="Timed runs per round.")
 @click.option("--rounds", type=click.IntRange(1), default=3, show_default=True, help="Interleaved rounds.")
 @click.option("--tiles", metavar="N,N,..", help="Compare these tile sides (0 = whole image) instead of layouts.")
+@click.option("--against", "against", multiple=True, metavar="SPEC",
+              help="Compare with these models (same scale) instead of layouts; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON on stdout.")
 @click.pass_context
-def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, size, repeats, rounds, tiles, as_json):
-    """Engine throughput: memory layouts (or tile sides) compared in the same run, as ratios."""
+def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, size, repeats, rounds, tiles, against,
+                  as_json):
+    """Engine throughput: memory layouts, tile sides or models compared in the same run, as ratios."""
     with friendly_errors(ctx.obj["debug"]):
         width, height = parse_size(size)
+        if tiles and against:
+            raise UpscaleError("compare tile sides or models, not both: drop --tiles or --against")
         upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
-        if tiles:
-            sides = [parse_tile(value.strip()) for value in tiles.split(",")]
-            variants = {f"tile {side}": (lambda up, side=side: setattr(up, "tile", side)) for side in sides}
-        else:
-            variants = {"contiguous": lambda up: up.set_channels_last(False),
-                        "channels-last": lambda up: up.set_channels_last(True)}
         configured_tile = upscaler.tile
-        rows = bench(upscaler, height, width, repeats, rounds, variants)
+        if against:
+            others = {spec: build_upscaler(spec, None, device, precision, tile, tile_pad)
+                      for spec in against}
+            rows = bench_models({model_spec or upscaler.config.get("name"): upscaler, **others}, height, width,
+                                repeats, rounds)
+        else:
+            if tiles:
+                sides = [parse_tile(value.strip()) for value in tiles.split(",")]
+                variants = {f"tile {side}": (lambda up, side=side: setattr(up, "tile", side)) for side in sides}
+            else:
+                variants = {"contiguous": lambda up: up.set_channels_last(False),
+                            "channels-last": lambda up: up.set_channels_last(True)}
+            rows = bench(upscaler, height, width, repeats, rounds, variants)
         result = {"model": upscaler.config.get("name"), "device": str(upscaler.device),
                   "precision": str(upscaler.dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
                   "input": f"{width}x{height}", "tile": configured_tile, "scale": upscaler.scale,
