@@ -107,26 +107,38 @@ def test_expected_cost_lies_between_the_cheapest_and_the_largest_network():
     assert float(expected_madds(space, arch.weights(0.0).detach(), cell_cost_table(space))) > madds
 
 
-def test_the_budget_is_a_target_pulled_from_both_sides():
-    """Under the budget the cost term asks for more multiply-adds, over it for fewer (and more strongly)."""
+def test_the_budget_is_a_constraint_held_by_a_multiplier():
+    """Under the budget the cost has no say; over it the multiplier grows until the cost gradient pushes down."""
     space = SearchSpace(2)
     table = cell_cost_table(space)
     arch = Architecture(space)
-    run = search_module.new_run(SearchConfig(space, steps=1, budget_madds=1.0), torch.device("cpu"))
+    run = search_module.new_run(SearchConfig(space, steps=1, budget_madds=1.0, order_weight=0.0),
+                                torch.device("cpu"))
     uniform = float(expected_madds(space, arch.weights(0.0).detach(), table))
 
-    def gradient(budget: float) -> torch.Tensor:
-        run.config = replace(run.config, budget_madds=budget, order_weight=0.0)
+    def trunk_gradient() -> torch.Tensor:
         trunk = torch.zeros(len(space.widths), requires_grad=True)
         weights = arch.weights(0.0)._replace(trunk=sparsestmax(trunk, 0.0))
-        loss, _ = search_module.architecture_loss(run, weights, table)
-        loss.backward()
-        return trunk.grad
+        loss, madds = search_module.architecture_loss(run, weights, table)
+        if loss.requires_grad:
+            loss.backward()
+        search_module.update_multiplier(run, float(madds.detach()))
+        return trunk.grad if trunk.grad is not None else torch.zeros_like(trunk)
 
-    under, over = gradient(uniform * 2), gradient(uniform / 2)
-    # A descent step raises the logit of the widest trunk under the budget, lowers it over the budget.
-    assert under[-1] < 0 < under[0] and over[-1] > 0 > over[0]
-    assert over.abs().max() > under.abs().max()
+    run.config = replace(run.config, budget_madds=uniform * 2)  # under the budget: no cost force at all
+    assert torch.count_nonzero(trunk_gradient()) == 0 and run.multiplier == 0.0
+    run.config = replace(run.config, budget_madds=uniform / 2)  # over it: the multiplier builds up
+    growth = []
+    for _ in range(3):
+        trunk_gradient()
+        growth.append(run.multiplier)
+    assert 0 < growth[0] < growth[1] < growth[2]
+    gradient = trunk_gradient()
+    assert gradient[-1] > 0 > gradient[0]  # a descent step lowers the widest trunk's logit
+    run.config = replace(run.config, budget_madds=uniform * 100)  # far under it again: back to 0
+    for _ in range(10):
+        trunk_gradient()
+    assert run.multiplier == 0.0
 
 
 def test_a_choice_over_the_budget_is_shrunk_until_it_fits():

@@ -117,6 +117,7 @@ class Run:
     elapsed_s: float = 0.0
     history: list[dict] = field(default_factory=list)
     pending: dict[str, list[float]] = field(default_factory=lambda: {"loss": [], "arch_loss": []})  # since last row
+    multiplier: float = 0.0  # the budget's Lagrange multiplier: 0 while the expected cost is under the budget
 
     @property
     def phase(self) -> str:
@@ -135,7 +136,8 @@ def new_run(config: SearchConfig, device: torch.device) -> Run:
 
 def state_of(run: Run) -> dict:
     state = {"format": 1, "config": run.config.to_dict(), "step": run.step, "elapsed_s": run.elapsed_s,
-             "history": run.history, "pending": run.pending, "supernet": run.supernet.state_dict(),
+             "history": run.history, "pending": run.pending, "multiplier": run.multiplier,
+             "supernet": run.supernet.state_dict(),
              "arch": run.arch.state_dict(), "weight_opt": run.weight_opt.state_dict(),
              "arch_opt": run.arch_opt.state_dict()}
     if run.net is not None:
@@ -145,7 +147,7 @@ def state_of(run: Run) -> dict:
 
 
 def restore(run: Run, state: dict, device: torch.device) -> None:
-    saved = SearchConfig(**{**state["config"], "space": SearchSpace.from_dict(state["config"]["space"])})
+    saved = SearchConfig.from_dict({**state["config"], "space": SearchSpace.from_dict(state["config"]["space"])})
     mismatch = [k for k in ("space", "batch", "patch", "seed", "budget_madds", "steps", "time_budget_s")
                 if getattr(saved, k) != getattr(run.config, k)]
     if mismatch:
@@ -157,6 +159,7 @@ def restore(run: Run, state: dict, device: torch.device) -> None:
     run.arch_opt.load_state_dict(state["arch_opt"])
     run.step, run.elapsed_s, run.history = int(state["step"]), float(state["elapsed_s"]), list(state["history"])
     run.pending = {k: list(v) for k, v in state["pending"].items()}
+    run.multiplier = float(state.get("multiplier", 0.0))
     if "genotype" in state:
         run.net = TriNet(Genotype.from_dict(state["genotype"])).to(device)
         run.net.load_state_dict(state["net"])
@@ -180,21 +183,29 @@ def switch_to_final(run: Run, weights: ArchWeights) -> None:
 
 
 def architecture_loss(run: Run, weights: ArchWeights, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distance of the expected cost from the budget (log scale; steeper above it) + the order term.
+    """The budget's multiplier times log(expected cost / budget), + the order term (prefer fewer cells).
 
-    Without the pull from below, a short search drifts to the cheapest network: the order term and the
-    cost push down steadily while the reconstruction gradient of one more cell is small and noisy.
+    The budget is a constraint, not a price: the multiplier is 0 while the expected cost is under it, so the
+    reconstruction loss alone decides, and grows (dual ascent, `update_multiplier`) just enough to hold the
+    cost at the budget. A fixed cost weight cannot do this: on a trained supernet its gradient was 6-50x the
+    reconstruction gradient (benchmarks/architecture_gradients.py), so the choice followed cost rank.
     """
     config = run.config
     madds = expected_madds(config.space, weights, table)
     loss = madds.new_zeros(())
     if config.budget_madds:
-        ratio = torch.log(madds / config.budget_madds)
-        loss = loss + config.cost_weight * F.relu(ratio) + config.under_budget_weight * F.relu(-ratio)
+        loss = loss + run.multiplier * torch.log(madds / config.budget_madds)
     kept = [keep.mean() for keep in weights.keep if keep.numel()]
     if kept:
         loss = loss + config.order_weight * torch.stack(kept).mean()
     return loss, madds
+
+
+def update_multiplier(run: Run, madds: float) -> None:
+    """Dual ascent on the budget: up while over it, down (never below 0) while under it."""
+    if run.config.budget_madds:
+        excess = math.log(madds / run.config.budget_madds)
+        run.multiplier = max(0.0, run.multiplier + run.config.multiplier_lr * excess)
 
 
 def _shard(batch: tuple[torch.Tensor, torch.Tensor], ranks: Ranks, device: torch.device):
@@ -237,7 +248,7 @@ def architecture_step(run: Run, data: SearchData, radius: float, table: torch.Te
     """One architecture step on held-out images: L1 + cost + order, gradients for the architecture only."""
     x, y = _shard(data.arch.batch(run.step, run.config.batch), ranks, device)
     weights = run.arch.weights(radius)
-    extra, _ = architecture_loss(run, weights, table)
+    extra, madds = architecture_loss(run, weights, table)
     # The plain module, not the DDP wrapper: the weights' gradients are neither computed nor synchronised.
     loss = F.l1_loss(run.supernet(x, weights), y) + extra
     params = list(run.arch.parameters())
@@ -246,6 +257,7 @@ def architecture_step(run: Run, data: SearchData, radius: float, table: torch.Te
         p.grad = torch.zeros_like(p) if g is None else g
     _average_grads(params, ranks)
     run.arch_opt.step()
+    update_multiplier(run, float(madds.detach()))  # the same on every rank: the architecture is identical everywhere
     return loss.item()
 
 
@@ -277,6 +289,7 @@ def history_row(run: Run, data: SearchData, radius: float, lr: float, seconds: f
            "loss": float(np.mean(losses)) if losses else None,
            "arch_loss": float(np.mean(arch_losses)) if arch_losses else None,
            "expected_madds": float(expected_madds(run.config.space, weights, table)),
+           "multiplier": run.multiplier,
            "entropy": weights.entropies(), "leading": leading(run, weights).describe(),
            "val_psnr": validate(run, data, weights, device) if validate_now else None}
     run.pending = {"loss": [], "arch_loss": []}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from .space import SearchSpace
 from .sparsestmax import MAX_RADIUS
@@ -39,8 +39,7 @@ class SearchConfig:
     sparsemax_phase: float = 0.12  # then architecture steps under plain sparsemax (radius 0) for this long
     search_end: float = 0.55  # fraction of the run at which the radius reaches MAX_RADIUS: all one-hot
     budget_madds: float | None = None  # per output pixel
-    cost_weight: float = 0.1  # over the budget
-    under_budget_weight: float = 0.03  # under it: the budget is a target, so the search uses what it is given
+    multiplier_lr: float = 1e-3  # how fast the budget's multiplier grows per step over budget (dual ascent)
     order_weight: float = 2e-4
     heldout: float = 0.1  # fraction of training images kept for architecture steps
     seed: int = 0
@@ -58,6 +57,12 @@ class SearchConfig:
                 and self.arch_start + self.sparsemax_phase < self.search_end <= 1):
             raise SearchInputError("need 0 <= arch_start, 0 <= sparsemax_phase and "
                                    "arch_start + sparsemax_phase < search_end <= 1")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SearchConfig":
+        """A stored config; settings this version no longer has are ignored, so old checkpoints still load."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     @property
     def scale(self) -> int:

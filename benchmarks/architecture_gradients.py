@@ -1,0 +1,64 @@
+"""How strongly each term of the architecture loss pulls, level by level, on a supernet from a search checkpoint.
+
+The architecture step adds the reconstruction loss (L1 on held-out patches) and the cost term. If the cost's
+gradient dwarfs the reconstruction's, the search picks by cost rank instead of quality: this measures both, as
+mean absolute gradients of the architecture logits at the uniform point (radius 0), so a cost weight or the
+budget's multiplier can be judged against the reconstruction signal.
+
+    python benchmarks/architecture_gradients.py runs/search-x2/search-checkpoint.pt --train ../shared/data/train/T91
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from trinas.data import PatchSampler
+from trinas.search_data import load_pairs
+from trinas.space import SearchSpace
+from trinas.supernet import Architecture, SuperNet, cell_cost_table, expected_madds
+
+
+def mean_abs_gradients(loss: torch.Tensor, arch: Architecture) -> dict[str, float]:
+    names, params = zip(*arch.named_parameters())
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return {n: 0.0 if g is None else float(g.abs().mean()) for n, g in zip(names, grads)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--train", type=Path, required=True, help="HR images for the patches")
+    parser.add_argument("--cost-weight", type=float, default=0.03, help="weight on log(expected madds)")
+    parser.add_argument("--batches", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=16)
+    args = parser.parse_args()
+
+    state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    space = SearchSpace.from_dict(state["config"]["space"])
+    patch = int(state["config"]["patch"])
+    supernet = SuperNet(space)
+    supernet.load_state_dict(state["supernet"])
+    arch = Architecture(space)  # zero logits: the uniform point where the search starts choosing
+    pairs, _ = load_pairs([args.train], space.scale, patch, 2048)
+    sampler = PatchSampler(pairs, space.scale, patch, seed=12345)
+
+    reconstruction = {n: 0.0 for n, _ in arch.named_parameters()}
+    for step in range(args.batches):
+        x, y = sampler.batch(step, args.batch)
+        for name, value in mean_abs_gradients(F.l1_loss(supernet(x, arch.weights(0.0)), y), arch).items():
+            reconstruction[name] += value / args.batches
+    madds = expected_madds(space, arch.weights(0.0), cell_cost_table(space))
+    cost = mean_abs_gradients(args.cost_weight * torch.log(madds), arch)
+
+    print(f"{'logits':10} {'L1 |grad|':>12} {'cost |grad|':>12} {'cost / L1':>10}")
+    for name in reconstruction:
+        ratio = cost[name] / reconstruction[name] if reconstruction[name] else float("inf")
+        print(f"{name:10} {reconstruction[name]:12.2e} {cost[name]:12.2e} {ratio:10.1f}")
+
+
+if __name__ == "__main__":
+    main()
