@@ -289,3 +289,20 @@ def test_distributed_search_with_two_cpu_processes(tmp_path, folders):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert load_model(out).scale == 2
     assert json.loads((out / "config.json").read_text())["training"]["steps"] == 10
+
+
+def test_live_view_shows_the_numbers_of_a_step():
+    from rich.console import Console
+
+    from upscale.searching import render
+
+    status = search_module.Status("search", 120, None, 0.4, 0.35, 0.0151, 0.0162, 30_500.0, 28_728.0, 36.21,
+                                  "24w [conv3x3:24>conv3x3:24] up2", 2880.0, 4320.0,
+                                  {"network": 0.8, "cell": 0.7, "kernel": 0.6}, 0.0042)
+    console = Console(width=160, record=True)
+    console.print(render(status, ""))
+    text = console.export_text()
+    for expected in ("0.35 / 1.00", "L1 0.0151", "36.21 dB", "30,500 per output pixel (budget 28,728, its "
+                     "multiplier 0.0042)", "network 0.80", "[conv3x3:24>conv3x3:24]", "0:48:00 elapsed",
+                     "1:12:00 left"):
+        assert expected in text, expected

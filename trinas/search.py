@@ -100,6 +100,7 @@ class Status:
     elapsed_s: float
     remaining_s: float
     entropy: dict[str, float]
+    multiplier: float = 0.0  # the budget's multiplier: 0 while the expected cost is under the budget
 
 
 @dataclass
@@ -385,7 +386,7 @@ def status_of(run: Run, row: dict, seconds: float) -> Status:
     val = next((r["val_psnr"] for r in reversed(run.history) if r.get("val_psnr") is not None), None)
     return Status(run.phase, run.step, config.steps, progress, row["radius"], row["loss"] or 0.0,
                   row["arch_loss"], row["expected_madds"], config.budget_madds, val, row["leading"], seconds,
-                  max(0.0, remaining), row["entropy"])
+                  max(0.0, remaining), row["entropy"], row.get("multiplier", 0.0))
 
 
 def is_done(run: Run) -> bool:
