@@ -13,7 +13,7 @@ import torch
 
 from .net import TriNet
 from .cost import madds_per_output_pixel
-from .space import OPERATIONS, WIDTH_CHANGING, Cell, Genotype, SearchSpace, Step, Upsample, cell_widths
+from .space import OPERATIONS, Cell, Genotype, SearchSpace, Step, Upsample, cell_widths, has_inner_width
 from .supernet import ArchWeights, SuperNet
 
 
@@ -41,22 +41,21 @@ def choose(space: SearchSpace, weights: ArchWeights) -> Choice:
 
 
 def fit_budget(space: SearchSpace, choice: Choice, budget_madds: float) -> Choice:
-    """Shrink a choice that lands over the budget, one smallest step at a time, until it fits.
+    """Shrink a choice that lands over the budget, one step at a time, until it fits.
 
-    The cost term keeps the *expected* cost at the budget, but the one-hot choice can land a little either
+    The cost term holds the *expected* cost at the budget, but the one-hot choice can land a little either
     side of it. The steps are: drop the last cell of a segment, narrow one inner width, narrow the trunk. If
     one step fits, take the one that keeps the most multiply-adds (closest under the budget); otherwise the
     step that saves the most, so the expensive parts (high-resolution cells, wide layers) go first.
     """
-    def cost(c: Choice) -> float:
-        return madds_per_output_pixel(genotype_of(space, c))
-
-    while cost(choice) > budget_madds:
-        options = sorted(_smaller(space, choice), key=cost)
+    cost = madds_per_output_pixel(genotype_of(space, choice))
+    while cost > budget_madds:
+        options = sorted(((madds_per_output_pixel(genotype_of(space, c)), c) for c in _smaller(space, choice)),
+                         key=lambda priced: priced[0])
         if not options:
             break
-        fitting = [c for c in options if cost(c) <= budget_madds]
-        choice = fitting[-1] if fitting else options[0]
+        fitting = [priced for priced in options if priced[0] <= budget_madds]
+        cost, choice = fitting[-1] if fitting else options[0]
     return choice
 
 
@@ -72,20 +71,15 @@ def _smaller(space: SearchSpace, choice: Choice):
         for n, (slot, cell) in enumerate(cells):
             for i, width in enumerate(cell.widths):
                 smaller = [w for w in space.widths if w < width]
-                if _narrows(cell.ops, i) and smaller:
+                if has_inner_width(cell.ops, i) and smaller:
                     widths = cell.widths[:i] + (smaller[-1],) + cell.widths[i + 1:]
                     new_cells = cells[:n] + ((slot, Cell(cell.ops, widths)),) + cells[n + 1:]
                     yield Choice(choice.width, choice.segments[:k] + (new_cells,) + choice.segments[k + 1:])
 
 
-def _narrows(ops: tuple[str, ...], i: int) -> bool:
-    """Whether position i of a cell has its own (inner) width, as in `cell_widths`."""
-    return i + 1 < len(ops) and ops[i] in WIDTH_CHANGING and ops[i + 1] in WIDTH_CHANGING
-
-
 def _retrunk(cell: Cell, old: int, new: int) -> Cell:
     """The cell at a narrower trunk: inner widths stay, trunk-width positions follow the trunk."""
-    return Cell(cell.ops, tuple(w if _narrows(cell.ops, i) else new for i, w in enumerate(cell.widths)))
+    return Cell(cell.ops, tuple(w if has_inner_width(cell.ops, i) else new for i, w in enumerate(cell.widths)))
 
 
 def genotype_of(space: SearchSpace, choice: Choice, **extra) -> Genotype:

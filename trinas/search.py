@@ -3,8 +3,9 @@
 Weights and architecture parameters train together: every step takes an architecture step on held-out
 training images (L1 + cost term + order term), then a weight step. Weights train alone until `arch_start`,
 the architecture then learns under plain sparsemax for `sparsemax_phase`, and the sparsestmax radius grows
-to its maximum at `search_end` (fractions of the run), so every distribution becomes one-hot; at that moment the supernet *is* its derived TriNet (same output), which then simply keeps training
-with the weights (and Adam moments) it has, at the speed of the final network. No retraining from scratch.
+to its maximum at `search_end` (fractions of the run), so every distribution becomes one-hot; at that moment
+the supernet *is* its derived TriNet (same output), which then simply keeps training with the weights (and
+Adam moments) it has, at the speed of the final network. No retraining from scratch.
 
 A batch is a pure function of (seed, step) and the checkpoint holds both models' state, both optimisers, the
 phase and the step, so a killed run resumes exactly (with `steps`; a wall-clock budget follows the clock).

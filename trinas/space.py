@@ -227,10 +227,11 @@ class SearchSpace:
         return cls(**{**data, "width_fractions": tuple(data["width_fractions"]), "ops": tuple(data["ops"])})
 
 
+def has_inner_width(ops: tuple[str, ...], i: int) -> bool:
+    """Whether op i of a cell has its own (inner) width: it and the next op both change width."""
+    return i + 1 < len(ops) and ops[i] in WIDTH_CHANGING and ops[i + 1] in WIDTH_CHANGING
+
+
 def cell_widths(ops: tuple[str, ...], inner: tuple[int, ...], trunk: int) -> tuple[int, ...]:
-    """The widths of a cell's operations: `inner[i]` where ops i and i+1 both change width, else the trunk."""
-    widths = []
-    for i, op in enumerate(ops):
-        narrows = i + 1 < len(ops) and op in WIDTH_CHANGING and ops[i + 1] in WIDTH_CHANGING
-        widths.append(inner[i] if narrows else trunk)
-    return tuple(widths)
+    """The widths of a cell's operations: `inner[i]` where op i has an inner width, else the trunk."""
+    return tuple(inner[i] if has_inner_width(ops, i) else trunk for i in range(len(ops)))
