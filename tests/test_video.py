@@ -7,7 +7,6 @@ Every clip is generated here with PyAV: tiny (32x24) and short, so the whole fil
 from __future__ import annotations
 
 import _thread
-import os
 import signal
 import subprocess
 import sys

@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -142,8 +141,8 @@ def model_card(config: dict[str, Any]) -> str:
         for dataset, values in metrics.items():
             lines += ["  - task:", "      type: image-super-resolution", "    dataset:",
                       f"      name: {dataset}", f"      type: {dataset}", "    metrics:",
-                      f"    - type: psnr", f"      value: {values['psnr']:.2f}",
-                      f"    - type: ssim", f"      value: {values['ssim']:.4f}"]
+                      "    - type: psnr", f"      value: {values['psnr']:.2f}",
+                      "    - type: ssim", f"      value: {values['ssim']:.4f}"]
     lines += ["---", "", f"# {name}", ""]
     kind = ("a model found by the TriNAS trilevel architecture search" if searched else
             "a **baseline**: a hand-chosen genotype, not a searched model. It exists to measure searched "

@@ -348,7 +348,7 @@ def explain(exc: BaseException, spec: HubSpec, *, offline: bool = False, push: b
         return f"{spec}: the Hub answered {status}: {str(http).strip().splitlines()[0]}"
     if _find(chain, _transport_errors()):
         return (f"cannot reach the Hub at {endpoint()} for {spec}: check the network (or HF_ENDPOINT)" +
-                ("" if push else f"; a model fetched before works with --offline"))
+                ("" if push else "; a model fetched before works with --offline"))
     consistency = next((e for e in chain if isinstance(e, OSError) and "Consistency check failed" in str(e)), None)
     if consistency is not None:
         return f"download of {spec} was cut short (truncated file); nothing was kept: run {pull} to retry"
