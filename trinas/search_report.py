@@ -18,7 +18,8 @@ RESOLUTION_COLOURS = [(222, 235, 247), (253, 228, 204), (229, 245, 224), (239, 2
 
 
 def _font():
-    return ImageFont.load_default()
+    """Pillow's bundled scalable font: at its default size 10 it swallows the spaces between words."""
+    return ImageFont.load_default(size=12)
 
 
 def _text_size(draw: ImageDraw.ImageDraw, text: str) -> tuple[int, int]:
@@ -77,7 +78,7 @@ def _plot(draw: ImageDraw.ImageDraw, area: tuple[int, int, int, int], title: str
           y_range: tuple[float, float] | None = None) -> None:
     """Lines in a box with axes, a few ticks, a title and a legend."""
     left, top, right, bottom = area
-    draw.text((left, top - 16), title, fill=INK, font=_font())
+    draw.text((left, top - 18), title, fill=INK, font=_font())
     draw.rectangle(area, outline=INK)
     xs = [x for data in series.values() for x in data[0]]
     ys = [y for data in series.values() for y in data[1]]
@@ -96,18 +97,21 @@ def _plot(draw: ImageDraw.ImageDraw, area: tuple[int, int, int, int], title: str
         y = y0 + (y1 - y0) * i / 4
         _, py = at(x0, y)
         draw.line([left, py, right, py], fill=GRID)
-        draw.text((left - 44, py - 6), f"{y:.2f}", fill=INK, font=_font())
+        draw.text((left - 48, py - 7), f"{y:.2f}", fill=INK, font=_font())
         x = x0 + (x1 - x0) * i / 4
         px, _ = at(x, y0)
-        draw.text((px - 10, bottom + 4), f"{x:.0f}", fill=INK, font=_font())
+        label = f"{x:.0f}"
+        draw.text((px - _text_size(draw, label)[0] / 2, bottom + 4), label, fill=INK, font=_font())
+    legend_x = right - 10 - max(_text_size(draw, name)[0] for name in series)
     for n, (name, (sx, sy, colour)) in enumerate(series.items()):
         points = [at(x, y) for x, y in zip(sx, sy)]
         if len(points) > 1:
             draw.line(points, fill=colour, width=2)
         for px, py in points[-1:] if len(points) > 1 else points:
             draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
-        draw.line([right - 120, top + 12 + 14 * n, right - 100, top + 12 + 14 * n], fill=colour, width=3)
-        draw.text((right - 95, top + 6 + 14 * n), name, fill=INK, font=_font())
+        line_y = top + 14 + 16 * n
+        draw.line([legend_x - 26, line_y, legend_x - 6, line_y], fill=colour, width=3)
+        draw.text((legend_x, line_y - 7), name, fill=INK, font=_font())
 
 
 def draw_curves(history: list[dict], path: Path, bicubic_psnr: float | None = None) -> None:
@@ -118,14 +122,14 @@ def draw_curves(history: list[dict], path: Path, bicubic_psnr: float | None = No
     series = {"validation PSNR (dB)": ([s for s, _ in val], [v for _, v in val], (214, 39, 40))}
     if bicubic_psnr is not None and val:
         series["bicubic"] = ([val[0][0], val[-1][0]], [bicubic_psnr, bicubic_psnr], (150, 150, 150))
-    _plot(draw, (70, 40, 700, 250), "validation PSNR over steps", series)
+    _plot(draw, (70, 40, 680, 250), "validation PSNR over steps", series)
     steps = [r["step"] for r in history]
     entropy = {f"{level} entropy": (steps, [r["entropy"][level] for r in history], colour)
                for level, colour in LEVEL_COLOURS.items()}
     entropy["radius"] = (steps, [r["radius"] for r in history], (120, 120, 120))
-    _plot(draw, (70, 310, 700, 520), "architecture distributions: normalised entropy, and the radius", entropy,
+    _plot(draw, (70, 310, 680, 520), "architecture distributions: normalised entropy, and the radius", entropy,
           (0.0, 1.0))
-    draw.text((330, 540), "step", fill=INK, font=_font())
+    draw.text((360, 540), "step", fill=INK, font=_font())
     image.save(path)
 
 
