@@ -33,11 +33,16 @@ class SearchConfig:
     lr: float = 1e-3
     min_lr: float = 1e-5
     warmup: float = 0.01  # fraction of the run with a linear learning-rate warm-up
-    arch_lr: float = 3e-3
-    arch_weight_decay: float = 1e-3
+    # The reconstruction gradient on a logit is ~1e-4..1e-3: a weight decay of that order caps the logit gaps
+    # below 1, where sparsemax stays dense and the radius then locks in whichever choice leads by noise.
+    arch_lr: float = 1e-2
+    arch_weight_decay: float = 0.0
     arch_start: float = 0.2  # fraction of the run training weights only, so cells can prove their worth
-    sparsemax_phase: float = 0.12  # then architecture steps under plain sparsemax (radius 0) for this long
-    search_end: float = 0.55  # fraction of the run at which the radius reaches MAX_RADIUS: all one-hot
+    # Then architecture steps under plain sparsemax (radius 0) for this long: the choices are made here, where
+    # the gradient is informative. The growing radius only finishes them: once it pushes a distribution out to
+    # its sphere, the gradient of the coordinates it zeroed is 0, so it cannot undo a choice.
+    sparsemax_phase: float = 0.25
+    search_end: float = 0.6  # fraction of the run at which the radius reaches MAX_RADIUS: all one-hot
     budget_madds: float | None = None  # per output pixel
     multiplier_lr: float = 1e-3  # how fast the budget's multiplier grows per step over budget (dual ascent)
     order_weight: float = 2e-4
