@@ -6,6 +6,11 @@ mean absolute gradients of the architecture logits at the uniform point (radius 
 budget's multiplier can be judged against the reconstruction signal.
 
     python benchmarks/architecture_gradients.py runs/search-x2/search-checkpoint.pt --train ../shared/data/train/T91
+
+With `--own-logits` it measures at the checkpoint's own architecture logits (at `--radius`) instead, and prints
+the network level's signed reconstruction gradient (mean and spread over the batches) next to the order term's:
+whether the data asks for more or fewer cells, and whether the radius has already frozen the choice (a gradient
+near 0 at radius > 0).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ def main() -> None:
     parser.add_argument("--cost-weight", type=float, default=0.03, help="weight on log(expected madds)")
     parser.add_argument("--batches", type=int, default=4)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--own-logits", action="store_true", help="the checkpoint's logits, not the uniform point")
+    parser.add_argument("--radius", type=float, default=0.0, help="sparsestmax radius (with --own-logits)")
     args = parser.parse_args()
 
     state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
@@ -43,21 +50,46 @@ def main() -> None:
     supernet = SuperNet(space)
     supernet.load_state_dict(state["supernet"])
     arch = Architecture(space)  # zero logits: the uniform point where the search starts choosing
+    radius = 0.0
+    if args.own_logits:
+        arch.load_state_dict(state["arch"])
+        radius = args.radius
     pairs, _ = load_pairs([args.train], space.scale, patch, 2048)
     sampler = PatchSampler(pairs, space.scale, patch, seed=12345)
 
     reconstruction = {n: 0.0 for n, _ in arch.named_parameters()}
+    depth_grads = []
     for step in range(args.batches):
         x, y = sampler.batch(step, args.batch)
-        for name, value in mean_abs_gradients(F.l1_loss(supernet(x, arch.weights(0.0)), y), arch).items():
+        loss = F.l1_loss(supernet(x, arch.weights(radius)), y)
+        depth_grads.append(torch.autograd.grad(loss, list(arch.depth), retain_graph=True, allow_unused=True))
+        for name, value in mean_abs_gradients(loss, arch).items():
             reconstruction[name] += value / args.batches
-    madds = expected_madds(space, arch.weights(0.0), cell_cost_table(space))
+    weights = arch.weights(radius)
+    madds = expected_madds(space, weights, cell_cost_table(space))
     cost = mean_abs_gradients(args.cost_weight * torch.log(madds), arch)
+    if args.own_logits:
+        print_network_level(arch, arch.weights(radius), depth_grads, float(state["config"]["order_weight"]))
 
     print(f"{'logits':10} {'L1 |grad|':>12} {'cost |grad|':>12} {'cost / L1':>10}")
     for name in reconstruction:
         ratio = cost[name] / reconstruction[name] if reconstruction[name] else float("inf")
         print(f"{name:10} {reconstruction[name]:12.2e} {cost[name]:12.2e} {ratio:10.1f}")
+
+
+def print_network_level(arch: Architecture, weights, depth_grads: list, order_weight: float) -> None:
+    """Per segment: the distribution over how many cells are kept, and the signed gradients on its logits
+    (gradient descent moves a logit against its gradient, so a negative entry asks for that depth)."""
+    order = order_weight * torch.stack([keep.mean() for keep in weights.keep if keep.numel()]).mean()
+    order_grads = torch.autograd.grad(order, list(arch.depth), allow_unused=True)
+    for k, distribution in enumerate(weights.depth):
+        grads = torch.stack([torch.zeros_like(distribution) if g[k] is None else g[k] for g in depth_grads])
+        order_grad = torch.zeros_like(distribution) if order_grads[k] is None else order_grads[k]
+        print(f"segment {k}: cells kept 0..{len(distribution) - 1}")
+        for label, row in (("distribution", distribution), ("L1 grad mean", grads.mean(0)),
+                           ("L1 grad std", grads.std(0) if len(grads) > 1 else torch.zeros_like(distribution)),
+                           ("order grad", order_grad)):
+            print(f"  {label:13}" + " ".join(f"{float(v):10.2e}" for v in row.detach()))
 
 
 if __name__ == "__main__":
