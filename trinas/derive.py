@@ -2,7 +2,8 @@
 
 The choice is the most likely entry of every distribution (ties go to the first: fewer cells, the earlier
 operation, the narrower width). Once every distribution is one-hot that is the only entry, and the derived
-TriNet computes exactly what the supernet computes (tested), so training simply goes on with it.
+TriNet computes exactly what the supernet computes (tested), so training simply goes on with it. Cell filters
+are taken normalised, as the supernet runs them (`ops.fixed_norm`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .net import TriNet
+from .ops import derived_weight
 from .cost import madds_per_output_pixel
 from .space import OPERATIONS, Cell, Genotype, SearchSpace, Step, Upsample, cell_widths, has_inner_width
 from .supernet import ArchWeights, SuperNet
@@ -134,5 +136,6 @@ def derive(supernet: SuperNet, weights: ArchWeights, budget_madds: float | None 
     assert sorted(t for t, _ in pairs) == sorted(target), "parameter map does not cover the TriNet"
     with torch.no_grad():
         for t, s in pairs:
-            target[t].copy_(slice_to(source[s], target[t].shape))
+            value = derived_weight(s, source[s]) if s.startswith("cells.") else source[s]
+            target[t].copy_(slice_to(value, target[t].shape))
     return net, choice

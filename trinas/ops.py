@@ -1,5 +1,12 @@
 """Slimmable candidate operations: one module per operation at the maximum width, run at any width.
 
+Every filter of a candidate runs at a fixed norm (`fixed_norm`). Without it, a cell could scale its own
+output to undo any keep or operation weight, so at the weights' optimum the reconstruction gradient on those
+architecture weights is 0, whatever the cell is worth, and the choice follows noise and the order term (the
+x2 reference search kept no cells at all). With fixed norms the weights set what a cell computes and the
+architecture sets how much of it is used. A derived TriNet takes the normalised filters (`derived_weight`) and
+trains them freely from there.
+
 A narrower width is the first `w` filters of the widest one (kernel level), so a derived network takes its
 weights by slicing. Inside the supernet a width is a channel mask: the soft mask of a width distribution,
 `mask[c] = P(width > c)`, which is exactly 1 on the first `w` channels and 0 after once the distribution is
@@ -19,6 +26,24 @@ from .space import OPERATIONS, WIDTH_CHANGING
 def make_candidate(name: str, max_width: int) -> nn.Module:
     """The operation `name` at the maximum width, both in and out."""
     return make_op(name, max_width, max_width)
+
+
+FILTER_NORM = 3 ** -0.5  # the expected norm of a filter under PyTorch's default conv initialisation
+
+
+def fixed_norm(weight: torch.Tensor) -> torch.Tensor:
+    """The filters of a candidate's conv, each (output channel) scaled to the norm FILTER_NORM."""
+    norms = weight.flatten(1).norm(dim=1).clamp_min(1e-12)
+    return weight * (FILTER_NORM / norms).view(-1, *([1] * (weight.dim() - 1)))
+
+
+def derived_weight(name: str, value: torch.Tensor) -> torch.Tensor:
+    """A candidate parameter as the derived TriNet uses it: conv filters normalised, biases as they are."""
+    return fixed_norm(value) if name.endswith("weight") else value
+
+
+def _conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    return conv._conv_forward(x, fixed_norm(conv.weight), conv.bias)
 
 
 def width_mask(probs: torch.Tensor, widths: tuple[int, ...], max_width: int) -> torch.Tensor:
@@ -44,11 +69,11 @@ def run_candidate(name: str, module: nn.Module, x: torch.Tensor, in_mask: torch.
     if kind == "skip":
         return x
     if kind == "conv":
-        return module(x)
+        return _conv(module, x)
     if kind == "sepconv":
-        return module.pointwise(module.depthwise(x) * as_channels(in_mask))
+        return _conv(module.pointwise, _conv(module.depthwise, x) * as_channels(in_mask))
     if kind == "resblock":
-        return x + module.conv2(F.relu(module.conv1(x)) * as_channels(trunk_mask))
+        return x + _conv(module.conv2, F.relu(_conv(module.conv1, x)) * as_channels(trunk_mask))
     raise ValueError(f"unknown operation kind {kind!r}")
 
 

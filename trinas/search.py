@@ -170,14 +170,17 @@ def restore(run: Run, state: dict, device: torch.device) -> None:
 
 
 def switch_to_final(run: Run, weights: ArchWeights) -> None:
-    """Every distribution is one-hot: go on with the derived TriNet, its weights and Adam moments sliced."""
+    """Every distribution is one-hot: go on with the derived TriNet, its weights and Adam moments sliced.
+
+    Cell filters start with fresh moments: the supernet's are those of the raw filters, not of the
+    normalised ones the TriNet now trains."""
     run.net, choice = derive(run.supernet, weights, run.config.budget_madds)
     run.net_opt = torch.optim.Adam(run.net.parameters(), lr=run.config.lr)
     source = dict(run.supernet.named_parameters())
     target = dict(run.net.named_parameters())
     for t, s in parameter_map(run.config.space, choice):
         moments = run.weight_opt.state.get(source[s])
-        if moments:
+        if moments and not (s.startswith("cells.") and s.endswith("weight")):  # cell filters: reparametrised
             run.net_opt.state[target[t]] = {
                 "step": moments["step"].clone(),
                 "exp_avg": slice_to(moments["exp_avg"], target[t].shape).clone(),
