@@ -22,15 +22,19 @@ import torch
 import torch.nn.functional as F
 
 from trinas.data import PatchSampler
+from trinas.search import order_term
 from trinas.search_data import load_pairs
 from trinas.space import SearchSpace
 from trinas.supernet import Architecture, SuperNet, cell_cost_table, expected_madds
 
 
-def mean_abs_gradients(loss: torch.Tensor, arch: Architecture) -> dict[str, float]:
+def gradients(loss: torch.Tensor, arch: Architecture) -> dict[str, torch.Tensor | None]:
     names, params = zip(*arch.named_parameters())
-    grads = torch.autograd.grad(loss, params, allow_unused=True)
-    return {n: 0.0 if g is None else float(g.abs().mean()) for n, g in zip(names, grads)}
+    return dict(zip(names, torch.autograd.grad(loss, params, allow_unused=True)))
+
+
+def mean_abs(grads: dict[str, torch.Tensor | None]) -> dict[str, float]:
+    return {n: 0.0 if g is None else float(g.abs().mean()) for n, g in grads.items()}
 
 
 def main() -> None:
@@ -61,13 +65,12 @@ def main() -> None:
     depth_grads = []
     for step in range(args.batches):
         x, y = sampler.batch(step, args.batch)
-        loss = F.l1_loss(supernet(x, arch.weights(radius)), y)
-        depth_grads.append(torch.autograd.grad(loss, list(arch.depth), retain_graph=True, allow_unused=True))
-        for name, value in mean_abs_gradients(loss, arch).items():
+        grads = gradients(F.l1_loss(supernet(x, arch.weights(radius)), y), arch)
+        depth_grads.append([grads[f"depth.{k}"] for k in range(len(arch.depth))])
+        for name, value in mean_abs(grads).items():
             reconstruction[name] += value / args.batches
-    weights = arch.weights(radius)
-    madds = expected_madds(space, weights, cell_cost_table(space))
-    cost = mean_abs_gradients(args.cost_weight * torch.log(madds), arch)
+    madds = expected_madds(space, arch.weights(radius), cell_cost_table(space))
+    cost = mean_abs(gradients(args.cost_weight * torch.log(madds), arch))
     if args.own_logits:
         print_network_level(arch, arch.weights(radius), depth_grads, float(state["config"]["order_weight"]))
 
@@ -80,8 +83,7 @@ def main() -> None:
 def print_network_level(arch: Architecture, weights, depth_grads: list, order_weight: float) -> None:
     """Per segment: the distribution over how many cells are kept, and the signed gradients on its logits
     (gradient descent moves a logit against its gradient, so a negative entry asks for that depth)."""
-    order = order_weight * torch.stack([keep.mean() for keep in weights.keep if keep.numel()]).mean()
-    order_grads = torch.autograd.grad(order, list(arch.depth), allow_unused=True)
+    order_grads = torch.autograd.grad(order_term(weights, order_weight), list(arch.depth), allow_unused=True)
     for k, distribution in enumerate(weights.depth):
         grads = torch.stack([torch.zeros_like(distribution) if g[k] is None else g[k] for g in depth_grads])
         order_grad = torch.zeros_like(distribution) if order_grads[k] is None else order_grads[k]

@@ -97,7 +97,6 @@ def test_one_hot_supernet_is_exactly_its_derived_trinet(scale, ops_per_cell):
         assert expected == pytest.approx(madds_per_output_pixel(net.genotype))
 
 
-
 def test_a_cell_cannot_rescale_its_output_so_keep_and_op_weights_keep_their_meaning():
     """Scaling a cell's filters must not change what it adds: otherwise the cell can undo its keep weight, and
     at the weights' optimum the reconstruction gradient on the network level is 0 (the search kept no cells)."""
@@ -114,6 +113,7 @@ def test_a_cell_cannot_rescale_its_output_so_keep_and_op_weights_keep_their_mean
             if name.startswith("cells.") and name.endswith("weight"):
                 p.mul_(3.0)
     assert torch.allclose(supernet(x, weights), before, rtol=0, atol=1e-10)
+
 
 def test_expected_cost_lies_between_the_cheapest_and_the_largest_network():
     space = SearchSpace(2)

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from .net import TriNet
-from .ops import derived_weight
 from .cost import madds_per_output_pixel
 from .space import OPERATIONS, Cell, Genotype, SearchSpace, Step, Upsample, cell_widths, has_inner_width
-from .supernet import ArchWeights, SuperNet
+from .supernet import ArchWeights, SuperNet, derived_value
 
 
 @dataclass(frozen=True)
@@ -136,6 +135,5 @@ def derive(supernet: SuperNet, weights: ArchWeights, budget_madds: float | None 
     assert sorted(t for t, _ in pairs) == sorted(target), "parameter map does not cover the TriNet"
     with torch.no_grad():
         for t, s in pairs:
-            value = derived_weight(s, source[s]) if s.startswith("cells.") else source[s]
-            target[t].copy_(slice_to(value, target[t].shape))
+            target[t].copy_(slice_to(derived_value(s, source[s]), target[t].shape))
     return net, choice

@@ -3,8 +3,8 @@
 Every filter of a candidate runs at a fixed norm (`fixed_norm`). Without it, a cell could scale its own
 output to undo any keep or operation weight, so at the weights' optimum the reconstruction gradient on those
 architecture weights is 0, whatever the cell is worth, and the choice follows noise and the order term (the
-x2 reference search kept no cells at all). With fixed norms the weights set what a cell computes and the
-architecture sets how much of it is used. A derived TriNet takes the normalised filters (`derived_weight`) and
+x2 reference runs drifted to no cells). With fixed norms the weights set what a cell computes and the
+architecture sets how much of it is used. A derived TriNet takes the normalised filters (`supernet.derived_value`) and
 trains them freely from there.
 
 A narrower width is the first `w` filters of the widest one (kernel level), so a derived network takes its
@@ -35,11 +35,6 @@ def fixed_norm(weight: torch.Tensor) -> torch.Tensor:
     """The filters of a candidate's conv, each (output channel) scaled to the norm FILTER_NORM."""
     norms = weight.flatten(1).norm(dim=1).clamp_min(1e-12)
     return weight * (FILTER_NORM / norms).view(-1, *([1] * (weight.dim() - 1)))
-
-
-def derived_weight(name: str, value: torch.Tensor) -> torch.Tensor:
-    """A candidate parameter as the derived TriNet uses it: conv filters normalised, biases as they are."""
-    return fixed_norm(value) if name.endswith("weight") else value
 
 
 def _conv(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,7 @@ from .search_config import (CHECKPOINT, SearchConfig, SearchInputError, lr_at, p
 from .search_data import SearchData, check_inputs, load_data
 from .space import Genotype, SearchSpace
 from .sparsestmax import MAX_RADIUS
-from .supernet import Architecture, ArchWeights, SuperNet, cell_cost_table, expected_madds
+from .supernet import Architecture, ArchWeights, SuperNet, cell_cost_table, expected_madds, runs_at_fixed_norm
 
 __all__ = ["CHECKPOINT", "SearchConfig", "SearchData", "SearchInputError", "SearchResult", "Status", "check_inputs",
            "load_data", "parse_count", "parse_duration", "run_search", "search"]
@@ -149,7 +149,7 @@ def state_of(run: Run) -> dict:
 
 
 def restore(run: Run, state: dict, device: torch.device) -> None:
-    saved = SearchConfig.from_dict({**state["config"], "space": SearchSpace.from_dict(state["config"]["space"])})
+    saved = SearchConfig.from_dict(state["config"])
     mismatch = [k for k in ("space", "batch", "patch", "seed", "budget_madds", "steps", "time_budget_s")
                 if getattr(saved, k) != getattr(run.config, k)]
     if mismatch:
@@ -180,7 +180,7 @@ def switch_to_final(run: Run, weights: ArchWeights) -> None:
     target = dict(run.net.named_parameters())
     for t, s in parameter_map(run.config.space, choice):
         moments = run.weight_opt.state.get(source[s])
-        if moments and not (s.startswith("cells.") and s.endswith("weight")):  # cell filters: reparametrised
+        if moments and not runs_at_fixed_norm(s):  # reparametrised: its moments are the raw filter's
             run.net_opt.state[target[t]] = {
                 "step": moments["step"].clone(),
                 "exp_avg": slice_to(moments["exp_avg"], target[t].shape).clone(),
@@ -200,10 +200,13 @@ def architecture_loss(run: Run, weights: ArchWeights, table: torch.Tensor) -> tu
     loss = madds.new_zeros(())
     if config.budget_madds:
         loss = loss + run.multiplier * torch.log(madds / config.budget_madds)
+    return loss + order_term(weights, config.order_weight), madds
+
+
+def order_term(weights: ArchWeights, order_weight: float) -> torch.Tensor:
+    """The sorting term: the mean keep weight of the cell slots, so fewer cells cost less."""
     kept = [keep.mean() for keep in weights.keep if keep.numel()]
-    if kept:
-        loss = loss + config.order_weight * torch.stack(kept).mean()
-    return loss, madds
+    return order_weight * torch.stack(kept).mean() if kept else weights.trunk.new_zeros(())
 
 
 def update_multiplier(run: Run, madds: float) -> None:

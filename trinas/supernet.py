@@ -27,7 +27,7 @@ from torch import nn
 
 from .cost import madds_per_input_pixel
 from .net import UpsampleBlock
-from .ops import as_channels, changes_width, make_candidate, run_candidate, width_mask
+from .ops import as_channels, changes_width, fixed_norm, make_candidate, run_candidate, width_mask
 from .space import Cell, Genotype, SearchSpace, Upsample, cell_widths
 from .sparsestmax import entropy, sparsestmax, tail_sums
 
@@ -160,6 +160,16 @@ class SuperNet(nn.Module):
                 h = self.upsamplers[k](h) * trunk
         skip = F.interpolate(x, scale_factor=space.scale, mode="bicubic", align_corners=False)
         return skip + self.tail(h)
+
+
+def runs_at_fixed_norm(name: str) -> bool:
+    """Whether the SuperNet parameter `name` is a cell filter, which the supernet runs normalised."""
+    return name.startswith("cells.") and name.endswith("weight")
+
+
+def derived_value(name: str, value: torch.Tensor) -> torch.Tensor:
+    """A SuperNet parameter as its derived TriNet uses it: cell filters normalised, the rest as it is."""
+    return fixed_norm(value) if runs_at_fixed_norm(name) else value
 
 
 def cell_cost_table(space: SearchSpace) -> torch.Tensor:
