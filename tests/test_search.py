@@ -159,6 +159,35 @@ def test_the_budget_is_a_constraint_held_by_a_multiplier():
     assert run.multiplier == 0.0
 
 
+def test_the_order_term_waits_for_the_radius():
+    """Under plain sparsemax the depth follows reconstruction alone; once the radius grows, shorter wins ties."""
+    space = SearchSpace(2)
+    table = cell_cost_table(space)
+    run = search_module.new_run(SearchConfig(space, steps=1, order_weight=1.0), torch.device("cpu"))
+
+    def depth_gradient(radius: float) -> torch.Tensor:
+        run.arch.zero_grad()
+        loss, _ = search_module.architecture_loss(run, run.arch.weights(radius), table, radius)
+        if loss.requires_grad:
+            loss.backward()
+        return torch.cat([d.grad if d.grad is not None else torch.zeros_like(d) for d in run.arch.depth])
+
+    assert torch.count_nonzero(depth_gradient(0.0)) == 0
+    # with logits favouring more cells (at zero logits a radius only pushes along a fixed direction)
+    with torch.no_grad():
+        for d in run.arch.depth:
+            d.copy_(torch.linspace(-0.1, 0.1, len(d)))
+    grad = depth_gradient(0.1)
+    assert torch.count_nonzero(grad) > 0
+    # descending the gradient lowers the keep weights: fewer cells
+    before = [k.sum() for k in run.arch.weights(0.1).keep]
+    with torch.no_grad():
+        for d in run.arch.depth:
+            d -= 0.05 * d.grad
+    after = [k.sum() for k in run.arch.weights(0.1).keep]
+    assert sum(after) < sum(before)
+
+
 def test_a_choice_over_the_budget_is_shrunk_until_it_fits():
     space = SearchSpace(2)
     arch = Architecture(space)

@@ -131,7 +131,7 @@ def new_run(config: SearchConfig, device: torch.device) -> Run:
     supernet = SuperNet(config.space).to(device)
     arch = Architecture(config.space).to(device)
     weight_opt = torch.optim.Adam(supernet.parameters(), lr=config.lr)
-    arch_opt = torch.optim.Adam(arch.parameters(), lr=config.arch_lr, betas=(0.5, 0.999),
+    arch_opt = torch.optim.Adam(arch.parameters(), lr=config.arch_lr, betas=(config.arch_momentum, 0.999),
                                 weight_decay=config.arch_weight_decay)
     return Run(config, supernet, arch, weight_opt, arch_opt)
 
@@ -187,20 +187,27 @@ def switch_to_final(run: Run, weights: ArchWeights) -> None:
                 "exp_avg_sq": slice_to(moments["exp_avg_sq"], target[t].shape).clone()}
 
 
-def architecture_loss(run: Run, weights: ArchWeights, table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The budget's multiplier times log(expected cost / budget), + the order term (prefer fewer cells).
+def architecture_loss(run: Run, weights: ArchWeights, table: torch.Tensor,
+                      radius: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The budget's multiplier times log(expected cost / budget), + the order term once the radius grows.
 
     The budget is a constraint, not a price: the multiplier is 0 while the expected cost is under it, so the
     reconstruction loss alone decides, and grows (dual ascent, `update_multiplier`) just enough to hold the
     cost at the budget. A fixed cost weight cannot do this: on a trained supernet its gradient was 6-50x the
     reconstruction gradient (benchmarks/architecture_gradients.py), so the choice followed cost rank.
+
+    The order term waits for the radius: under plain sparsemax the depth is chosen from a noisy signal, and
+    a constant push toward fewer cells adds up step after step where the noise averages out (it emptied
+    the network in three x2 runs). Once the radius grows it breaks near-ties toward the shorter network.
     """
     config = run.config
     madds = expected_madds(config.space, weights, table)
     loss = madds.new_zeros(())
     if config.budget_madds:
         loss = loss + run.multiplier * torch.log(madds / config.budget_madds)
-    return loss + order_term(weights, config.order_weight), madds
+    if radius > 0:
+        loss = loss + order_term(weights, config.order_weight)
+    return loss, madds
 
 
 def order_term(weights: ArchWeights, order_weight: float) -> torch.Tensor:
@@ -256,7 +263,7 @@ def architecture_step(run: Run, data: SearchData, radius: float, table: torch.Te
     """One architecture step on held-out images: L1 + cost + order, gradients for the architecture only."""
     x, y = _shard(data.arch.batch(run.step, run.config.batch), ranks, device)
     weights = run.arch.weights(radius)
-    extra, madds = architecture_loss(run, weights, table)
+    extra, madds = architecture_loss(run, weights, table, radius)
     # The plain module, not the DDP wrapper: the weights' gradients are neither computed nor synchronised.
     loss = F.l1_loss(run.supernet(x, weights), y) + extra
     params = list(run.arch.parameters())

@@ -37,6 +37,10 @@ class SearchConfig:
     # below 1, where sparsemax stays dense and the radius then locks in whichever choice leads by noise.
     arch_lr: float = 1e-2
     arch_weight_decay: float = 0.0
+    # The per-batch architecture gradient is mostly noise (its sign flips between batches). Adam's first
+    # moment averages it over ~1/(1 - arch_momentum) steps, so a logit drifts with the signal instead of
+    # random-walking a full learning rate every step.
+    arch_momentum: float = 0.9
     arch_start: float = 0.2  # fraction of the run training weights only, so cells can prove their worth
     # Then architecture steps under plain sparsemax (radius 0) for this long: the choices are made here, where
     # the gradient is informative. The growing radius only finishes them: once it pushes a distribution out to
@@ -45,6 +49,7 @@ class SearchConfig:
     search_end: float = 0.6  # fraction of the run at which the radius reaches MAX_RADIUS: all one-hot
     budget_madds: float | None = None  # per output pixel
     multiplier_lr: float = 1e-3  # how fast the budget's multiplier grows per step over budget (dual ascent)
+    # The sorting term; it only acts once the radius grows (see `search.architecture_loss`).
     order_weight: float = 2e-4
     heldout: float = 0.1  # fraction of training images kept for architecture steps
     seed: int = 0
