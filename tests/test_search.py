@@ -137,7 +137,7 @@ def test_the_budget_is_a_constraint_held_by_a_multiplier():
     def trunk_gradient() -> torch.Tensor:
         trunk = torch.zeros(len(space.widths), requires_grad=True)
         weights = arch.weights(0.0)._replace(trunk=sparsestmax(trunk, 0.0))
-        loss, madds = search_module.architecture_loss(run, weights, table)
+        loss, madds = search_module.architecture_loss(run, weights, table, radius=0.0)
         if loss.requires_grad:
             loss.backward()
         search_module.update_multiplier(run, float(madds.detach()))

@@ -188,7 +188,7 @@ def switch_to_final(run: Run, weights: ArchWeights) -> None:
 
 
 def architecture_loss(run: Run, weights: ArchWeights, table: torch.Tensor,
-                      radius: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                      radius: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The budget's multiplier times log(expected cost / budget), + the order term once the radius grows.
 
     The budget is a constraint, not a price: the multiplier is 0 while the expected cost is under it, so the

@@ -41,11 +41,11 @@ def packaged_models() -> dict[str, Path]:
 def packaged_for_scale(scale: int) -> str:
     """The packaged model for a scale factor: a searched one where we ship one (it beats the baseline),
     else the baseline; or a clear error listing the scales we ship."""
-    fitting = [(name, read_config(folder)) for name, folder in packaged_models().items()]
-    fitting = [(name, config) for name, config in fitting if config["scale"] == scale]
-    for name, config in sorted(fitting, key=lambda item: not item[1].get("searched", False)):
-        return name
-    scales = sorted({read_config(f)["scale"] for f in packaged_models().values()})
+    configs = {name: read_config(folder) for name, folder in packaged_models().items()}
+    fitting = [name for name, config in configs.items() if config["scale"] == scale]
+    if fitting:
+        return min(fitting, key=lambda name: not configs[name].get("searched", False))  # searched first
+    scales = sorted({config["scale"] for config in configs.values()})
     raise ModelNotFound(f"no packaged model for x{scale} (packaged: {', '.join(f'x{s}' for s in scales)}); "
                         f"use --model with a folder or hf: spec, or --outscale {scale} with a packaged model")
 
