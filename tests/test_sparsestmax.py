@@ -1,12 +1,17 @@
-"""sparsemax / sparsestmax / sorted sparsestmax: on the simplex, sparser as the radius grows, one-hot at the
-maximal radius, and gradients that agree with finite differences."""
+"""sparsemax / sparsestmax / sorted sparsestmax: sparsestmax is SSN's exact projection (checked against a brute
+force search), on the simplex, sparser as the radius grows, one-hot at the maximal radius, and gradients that
+agree with finite differences."""
 
 from __future__ import annotations
+
+import itertools
+import math
 
 import pytest
 import torch
 
-from trinas.sparsestmax import MAX_RADIUS, entropy, sorted_sparsestmax, sparsemax, sparsestmax
+from trinas.sparsestmax import (MAX_RADIUS, entropy, sorted_sparsestmax, sparsemax, sparsestmax,
+                               sparsestmax_support_centred)
 
 RADII = [0.0, 0.1, 0.3, 0.5, 0.65, 0.72, 0.8, 0.9, MAX_RADIUS]
 
@@ -73,3 +78,53 @@ def test_gradients_match_finite_differences(radius):
     z = logits(rows=6, k=4, seed=11).requires_grad_(True)
     assert torch.autograd.gradcheck(lambda t: sparsestmax(t, radius), (z,), eps=1e-6, atol=1e-5)
     assert torch.autograd.gradcheck(lambda t: sorted_sparsestmax(t, radius), (z,), eps=1e-6, atol=1e-5)
+
+
+GRID_STEPS = {3: 600, 4: 70}
+
+
+def feasible_points(k: int, radius: float) -> torch.Tensor:
+    """A dense sample of {p in simplex : ||p - u|| >= radius}: a grid of the simplex, and the sphere of
+    `radius` around u (in the simplex's plane) where it lies in the simplex."""
+    steps = GRID_STEPS[k]
+    grid = torch.tensor([c for c in itertools.product(range(steps + 1), repeat=k - 1) if sum(c) <= steps],
+                        dtype=torch.float64) / steps
+    grid = torch.cat([grid, 1 - grid.sum(-1, keepdim=True)], dim=-1)
+    basis = torch.linalg.qr(torch.eye(k, dtype=torch.float64) - 1 / k)[0][:, : k - 1]  # the plane sum = 0
+    if k == 3:
+        angle = torch.linspace(0, 2 * math.pi, 200_000, dtype=torch.float64)
+        unit = torch.stack([angle.cos(), angle.sin()], dim=-1)
+    else:  # a Fibonacci sphere
+        i = torch.arange(300_000, dtype=torch.float64) + 0.5
+        polar, azimuth = torch.acos(1 - 2 * i / len(i)), math.pi * (1 + 5**0.5) * i
+        unit = torch.stack([polar.sin() * azimuth.cos(), polar.sin() * azimuth.sin(), polar.cos()], dim=-1)
+    sphere = 1 / k + radius * unit @ basis.T
+    points = torch.cat([grid, sphere.clamp(min=0) / sphere.clamp(min=0).sum(-1, keepdim=True)])
+    return points[(points - 1 / k).norm(dim=-1) >= radius - 1e-12]
+
+
+@pytest.mark.parametrize("k", [3, 4])
+def test_sparsestmax_is_the_exact_projection_found_by_brute_force(k):
+    z = logits(rows=40, k=k, seed=20 + k) * torch.rand(40, 1, dtype=torch.float64,
+                                                        generator=torch.Generator().manual_seed(k))
+    z = z - z.mean(-1, keepdim=True) + 1 / k  # in the simplex's plane, so distances are comparable
+    worse = 0
+    for radius in (0.1, 0.2, 0.35, 0.5, 0.6, 0.7, 0.8):
+        if radius >= math.sqrt((k - 1) / k):
+            continue
+        points = feasible_points(k, radius)
+        p = sparsestmax(z, radius)
+        assert torch.allclose(p.sum(-1), torch.ones(len(z), dtype=z.dtype)) and (p >= 0).all()
+        assert ((p - 1 / k).norm(dim=-1) >= radius - 1e-9).all()  # feasible
+        ours = (p - z).norm(dim=-1)
+        brute = torch.cdist(z, points).min(dim=-1).values
+        assert (ours <= brute + 1e-9).all(), radius  # no feasible point is nearer
+        assert (brute - ours <= 1.5 / GRID_STEPS[k]).all(), radius  # and the sample gets close to it
+        worse += int(((sparsestmax_support_centred(z, radius) - z).norm(dim=-1) > ours + 1e-6).sum())
+    assert worse > 0  # the support-centred variant is not the projection
+
+
+def test_a_radius_past_the_vertices_is_one_hot_at_the_largest_logit():
+    z = logits(rows=50, k=3, seed=5)
+    p = sparsestmax(z, math.sqrt(2 / 3))
+    assert torch.equal(p, torch.nn.functional.one_hot(z.argmax(-1), 3).to(z.dtype))

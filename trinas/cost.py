@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from .space import OPERATIONS, Cell, Genotype
-
-
-def _op_cost(op: str, cin: int, cout: int) -> int:
-    """Multiply-adds per pixel (= weights) of one operation, ignoring biases."""
-    spec = OPERATIONS[op]
-    k = int(spec["kernel"])
-    kind = spec["kind"]
-    if kind == "skip":
-        return 0
-    if kind == "conv":
-        return k * k * cin * cout
-    if kind == "sepconv":
-        return k * k * cin + cin * cout
-    if kind == "resblock":
-        return 2 * k * k * cin * cin
-    raise ValueError(kind)
+from .operations import op_kind
+from .space import Cell, Genotype
 
 
 def madds_per_input_pixel(genotype: Genotype) -> float:
-    """Multiply-adds the network spends per LR input pixel (cost at resolution s counts s^2 times)."""
+    """Multiply-adds the network spends per LR input pixel (cost at resolution s counts s^2 times), as
+    inference runs it (re-parameterisable operations folded)."""
     c, w = genotype.channels, genotype.width
     total = 9 * c * w  # head
     area = 1
@@ -30,7 +16,7 @@ def madds_per_input_pixel(genotype: Genotype) -> float:
         if isinstance(step, Cell):
             cin = w
             for op, cout in zip(step.ops, step.widths):
-                total += area * _op_cost(op, cin, cout)
+                total += area * op_kind(op).madds(cin, cout)
                 cin = cout
         else:
             total += area * 9 * w * w * step.factor**2

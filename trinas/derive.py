@@ -3,7 +3,8 @@
 The choice is the most likely entry of every distribution (ties go to the first: fewer cells, the earlier
 operation, the narrower width). Once every distribution is one-hot that is the only entry, and the derived
 TriNet computes exactly what the supernet computes (tested), so training simply goes on with it. Cell filters
-are taken normalised, as the supernet runs them (`ops.fixed_norm`).
+are taken normalised, as the supernet runs them (`ops.FixedNorm`). Parameters are matched by module
+structure (`module_pairs`), so any registered operation is inherited without a table of names.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from .net import TriNet
 from .cost import madds_per_output_pixel
-from .space import OPERATIONS, Cell, Genotype, SearchSpace, Step, Upsample, cell_widths, has_inner_width
-from .supernet import ArchWeights, SuperNet, derived_value
+from .ops import runs_at_fixed_norm
+from .space import Cell, Genotype, SearchSpace, Step, Upsample, cell_widths, has_inner_width
+from .supernet import ArchWeights, SuperNet
 
 
 @dataclass(frozen=True)
@@ -93,27 +96,42 @@ def genotype_of(space: SearchSpace, choice: Choice, **extra) -> Genotype:
                     extra=extra)
 
 
-def parameter_map(space: SearchSpace, choice: Choice) -> list[tuple[str, str]]:
-    """(TriNet parameter name, SuperNet parameter name) for every parameter of the derived TriNet."""
-    pairs = [(f"head.{p}", f"head.{p}") for p in ("weight", "bias")]
+@dataclass(frozen=True)
+class Inherited:
+    """One parameter of a derived TriNet and where it comes from in the supernet."""
+
+    target: torch.nn.Parameter
+    value: torch.Tensor  # what the supernet computes with (normalised filters), before slicing
+    source: torch.nn.Parameter | None  # the supernet parameter behind it; None if reparametrised (fixed norm)
+
+
+def module_pairs(supernet: SuperNet, net: TriNet, choice: Choice) -> list[tuple[nn.Module, nn.Module]]:
+    """(TriNet module, SuperNet module) for every part of the derived network: built alike, so they match."""
+    space = supernet.space
+    pairs: list[tuple[nn.Module, nn.Module]] = [(net.head, supernet.head)]
     body = 0
     for k, cells in enumerate(choice.segments):
         for slot, cell in cells:
             for i, op in enumerate(cell.ops):
-                for p in _op_parameters(op):
-                    pairs.append((f"body.{body}.ops.{i}.{p}", f"cells.{slot}.positions.{i}.candidates.{op}.{p}"))
+                pairs.append((net.body[body].ops[i], supernet.cells[slot].positions[i]["candidates"][op]))
             body += 1
         if k < len(space.factors):
-            pairs += [(f"body.{body}.0.{p}", f"upsamplers.{k}.0.{p}") for p in ("weight", "bias")]
+            pairs.append((net.body[body], supernet.upsamplers[k]))
             body += 1
-    pairs += [(f"tail.{p}", f"tail.{p}") for p in ("weight", "bias")]
+    pairs.append((net.tail, supernet.tail))
     return pairs
 
 
-def _op_parameters(op: str) -> list[str]:
-    return {"skip": [], "conv": ["weight", "bias"],
-            "sepconv": ["depthwise.weight", "depthwise.bias", "pointwise.weight", "pointwise.bias"],
-            "resblock": ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias"]}[str(OPERATIONS[op]["kind"])]
+def inherited(supernet: SuperNet, net: TriNet, choice: Choice) -> list[Inherited]:
+    """Every parameter of the derived TriNet with the supernet value it takes, found by module structure."""
+    found = []
+    for target_module, source_module in module_pairs(supernet, net, choice):
+        for name, target in target_module.named_parameters():
+            path, _, leaf = name.rpartition(".")
+            owner = source_module.get_submodule(path)
+            value = getattr(owner, leaf)  # a parametrised weight reads as the normalised filters
+            found.append(Inherited(target, value, None if runs_at_fixed_norm(owner, leaf) else value))
+    return found
 
 
 def slice_to(source: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -129,11 +147,7 @@ def derive(supernet: SuperNet, weights: ArchWeights, budget_madds: float | None 
         choice = fit_budget(space, choice, budget_madds)
     like = next(supernet.parameters())
     net = TriNet(genotype_of(space, choice)).to(device=like.device, dtype=like.dtype)
-    source = dict(supernet.named_parameters())
-    target = dict(net.named_parameters())
-    pairs = parameter_map(space, choice)
-    assert sorted(t for t, _ in pairs) == sorted(target), "parameter map does not cover the TriNet"
     with torch.no_grad():
-        for t, s in pairs:
-            target[t].copy_(slice_to(derived_value(s, source[s]), target[t].shape))
+        for part in inherited(supernet, net, choice):
+            part.target.copy_(slice_to(part.value, part.target.shape))
     return net, choice

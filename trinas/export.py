@@ -1,7 +1,7 @@
 """The model folder <-> TriNet. The same layout as a Hugging Face Hub model repository:
 
     config.json        format version, architecture, scale, genotype, measured metrics, training, weights sha256
-    model.safetensors  the weights: tensors only, nothing executable
+    model.safetensors  the weights of the folded network (`net.fold`): tensors only, nothing executable
     README.md          the model card, generated from config.json
 
 Loading never unpickles anything and refuses weights whose sha256 does not match the config.
@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .cost import count_params, madds_per_output_pixel
-from .net import TriNet
+from .net import TriNet, fold
 from .space import Genotype
 
 FORMAT_VERSION = 1
@@ -72,8 +72,9 @@ def write_config(folder: Path, config: dict[str, Any]) -> None:
 
 def save_model(model: TriNet, folder: Path, training: dict[str, Any] | None = None,
                metrics: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    """Write a complete model folder for `model`; returns its config."""
+    """Write a complete model folder for `model`, folded as inference runs it; returns its config."""
     folder = Path(folder)
+    model = fold(model)
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / WEIGHTS
     tmp = weights.with_name(f".{WEIGHTS}.tmp")
@@ -117,7 +118,7 @@ def load_model(folder: Path, verify: bool = True) -> TriNet:
         genotype = Genotype.from_dict(config["genotype"])
     except (KeyError, ValueError) as exc:
         raise ModelFormatError(f"{folder / CONFIG}: bad genotype: {exc}") from exc
-    model = TriNet(genotype)
+    model = TriNet(genotype, folded=True)
     try:
         state = load_file(str(weights))
         model.load_state_dict(state, strict=True)

@@ -6,66 +6,35 @@ half-precision support), so the engine never special-cases an architecture.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .space import OPERATIONS, Cell, Genotype, Upsample
+from .operations import op_kind
+from .space import Cell, Genotype, Upsample
 
 
-def make_op(name: str, in_width: int, out_width: int) -> nn.Module:
-    """One operation of a cell, mapping `in_width` channels to `out_width`."""
-    spec = OPERATIONS[name]
-    kernel, dilation = int(spec["kernel"]), int(spec["dilation"])
-    padding = dilation * (kernel - 1) // 2
-    kind = spec["kind"]
-    if kind == "skip":
-        return nn.Identity()
-    if kind == "conv":
-        return nn.Conv2d(in_width, out_width, kernel, padding=padding, dilation=dilation)
-    if kind == "sepconv":
-        return SepConv(in_width, out_width, kernel)
-    if kind == "resblock":
-        return ResBlock(in_width, kernel)
-    raise ValueError(f"unknown operation kind {kind!r}")
-
-
-class SepConv(nn.Module):
-    """Depthwise kxk then pointwise 1x1: most of a conv's reach at a fraction of its cost."""
-
-    def __init__(self, in_width: int, out_width: int, kernel: int) -> None:
-        super().__init__()
-        self.depthwise = nn.Conv2d(in_width, in_width, kernel, padding=kernel // 2, groups=in_width)
-        self.pointwise = nn.Conv2d(in_width, out_width, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pointwise(self.depthwise(x))
-
-
-class ResBlock(nn.Module):
-    """conv-ReLU-conv with an identity skip; keeps the width."""
-
-    def __init__(self, width: int, kernel: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(width, width, kernel, padding=kernel // 2)
-        self.conv2 = nn.Conv2d(width, width, kernel, padding=kernel // 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x)))
+def make_op(name: str, in_width: int, out_width: int, folded: bool = False) -> nn.Module:
+    """One operation of a cell, mapping `in_width` channels to `out_width` (as inference runs it if `folded`)."""
+    kind = op_kind(name)
+    module = kind.build(in_width, out_width)
+    return kind.fold(module) if folded else module
 
 
 class CellBlock(nn.Module):
     """A Cell from the genotype: its ops in a chain, ReLU between them, a residual around the whole."""
 
-    def __init__(self, cell: Cell, width: int) -> None:
+    def __init__(self, cell: Cell, width: int, folded: bool = False) -> None:
         super().__init__()
         ops, current = [], width
         for name, out_width in zip(cell.ops, cell.widths):
-            ops.append(make_op(name, current, out_width))
+            ops.append(make_op(name, current, out_width, folded))
             current = out_width
         self.ops = nn.ModuleList(ops)
+        self.cell = cell
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
@@ -87,20 +56,23 @@ class TriNet(nn.Module):
     """head conv -> path of cells and upsamplers -> tail conv, plus a global bicubic skip.
 
     Input and output are float tensors in [0, 1] of shape (N, channels, H, W) -> (N, channels, H*s, W*s).
+    Built for training by default; `folded=True` builds the modules inference runs (re-parameterisable
+    operations as one conv), which is what a model folder stores (`fold` turns one into the other).
     """
 
     supports_half = True
     size_multiple = 1
 
-    def __init__(self, genotype: Genotype) -> None:
+    def __init__(self, genotype: Genotype, folded: bool = False) -> None:
         super().__init__()
         self.genotype = genotype
+        self.folded = folded
         width = genotype.width
         self.head = nn.Conv2d(genotype.channels, width, 3, padding=1)
         steps: list[nn.Module] = []
         for step in genotype.path:
             if isinstance(step, Cell):
-                steps.append(CellBlock(step, width))
+                steps.append(CellBlock(step, width, folded))
             else:
                 steps.append(UpsampleBlock(width, step.factor))
         self.body = nn.Sequential(*steps)
@@ -128,11 +100,29 @@ class TriNet(nn.Module):
         return skip + self.tail(self.body(self.head(x)))
 
 
+def fold(net: TriNet) -> TriNet:
+    """The same network as inference runs it: every operation folded (identical output up to rounding)."""
+    if net.folded:
+        return net
+    folded = TriNet(net.genotype, folded=True).to(next(net.parameters()))
+    for target, source in zip(folded.body, net.body):
+        if isinstance(source, CellBlock):
+            for i, (name, module) in enumerate(zip(source.cell.ops, source.ops)):
+                target.ops[i] = op_kind(name).fold(copy.deepcopy(module))
+        else:
+            target.load_state_dict(source.state_dict())
+    folded.head.load_state_dict(net.head.state_dict())
+    folded.tail.load_state_dict(net.tail.state_dict())
+    if hasattr(net, "config"):
+        folded.config = net.config  # type: ignore[attr-defined]
+    return folded.train(net.training)
+
+
 def receptive_radius(genotype: Genotype) -> int:
     """How many input pixels on each side an output pixel depends on: the context a tile needs.
 
-    Each conv of kernel k and dilation d at resolution factor s reaches d*(k-1)/2 pixels there,
-    which is that divided by s in input pixels. The bicubic skip reaches 2 input pixels.
+    Each operation's reach (pixels each side, `OpKind.reach`) at resolution factor s is that divided by s
+    in input pixels. The bicubic skip reaches 2 input pixels.
     """
     reach, resolution = 1.0, 1  # the head conv
     for step in genotype.path:
@@ -140,10 +130,7 @@ def receptive_radius(genotype: Genotype) -> int:
             reach += 1 / resolution  # its 3x3 conv
             resolution *= step.factor
             continue
-        for op in step.ops:
-            spec = OPERATIONS[op]
-            convs = 2 if spec["kind"] == "resblock" else (0 if spec["kind"] == "skip" else 1)
-            reach += convs * int(spec["dilation"]) * (int(spec["kernel"]) - 1) / 2 / resolution
+        reach += sum(op_kind(op).reach for op in step.ops) / resolution
     reach += 1 / resolution  # the tail conv
     return max(2, math.ceil(reach - 1e-9))
 

@@ -37,7 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .cost import count_params, madds_per_output_pixel
-from .derive import choose, derive, genotype_of, parameter_map, slice_to
+from .derive import choose, derive, genotype_of, inherited, slice_to
 from .evaluate import score, upscale_with
 from .net import TriNet
 from .search_config import (CHECKPOINT, SearchConfig, SearchInputError, lr_at, parse_count, parse_duration,
@@ -45,7 +45,7 @@ from .search_config import (CHECKPOINT, SearchConfig, SearchInputError, lr_at, p
 from .search_data import SearchData, check_inputs, load_data
 from .space import Genotype, SearchSpace
 from .sparsestmax import MAX_RADIUS
-from .supernet import Architecture, ArchWeights, SuperNet, cell_cost_table, expected_madds, runs_at_fixed_norm
+from .supernet import Architecture, ArchWeights, SuperNet, cell_cost_table, expected_madds
 
 __all__ = ["CHECKPOINT", "SearchConfig", "SearchData", "SearchInputError", "SearchResult", "Status", "check_inputs",
            "load_data", "parse_count", "parse_duration", "run_search", "search"]
@@ -129,7 +129,7 @@ class Run:
 def new_run(config: SearchConfig, device: torch.device) -> Run:
     torch.manual_seed(config.seed)
     supernet = SuperNet(config.space).to(device)
-    arch = Architecture(config.space).to(device)
+    arch = Architecture(config.space, config.relaxation).to(device)
     weight_opt = torch.optim.Adam(supernet.parameters(), lr=config.lr)
     arch_opt = torch.optim.Adam(arch.parameters(), lr=config.arch_lr, betas=(config.arch_momentum, 0.999),
                                 weight_decay=config.arch_weight_decay)
@@ -150,8 +150,8 @@ def state_of(run: Run) -> dict:
 
 def restore(run: Run, state: dict, device: torch.device) -> None:
     saved = SearchConfig.from_dict(state["config"])
-    mismatch = [k for k in ("space", "batch", "patch", "seed", "budget_madds", "steps", "time_budget_s")
-                if getattr(saved, k) != getattr(run.config, k)]
+    mismatch = [k for k in ("space", "batch", "patch", "seed", "budget_madds", "steps", "time_budget_s",
+                            "relaxation") if getattr(saved, k) != getattr(run.config, k)]
     if mismatch:
         raise SearchInputError(f"the checkpoint was made with other settings ({', '.join(mismatch)}); "
                                "resume with the same options, or start in another output folder")
@@ -176,15 +176,14 @@ def switch_to_final(run: Run, weights: ArchWeights) -> None:
     normalised ones the TriNet now trains."""
     run.net, choice = derive(run.supernet, weights, run.config.budget_madds)
     run.net_opt = torch.optim.Adam(run.net.parameters(), lr=run.config.lr)
-    source = dict(run.supernet.named_parameters())
-    target = dict(run.net.named_parameters())
-    for t, s in parameter_map(run.config.space, choice):
-        moments = run.weight_opt.state.get(source[s])
-        if moments and not runs_at_fixed_norm(s):  # reparametrised: its moments are the raw filter's
-            run.net_opt.state[target[t]] = {
+    for part in inherited(run.supernet, run.net, choice):
+        moments = run.weight_opt.state.get(part.source) if part.source is not None else None
+        if moments:  # none for reparametrised filters: the supernet's moments are the raw filter's
+            shape = part.target.shape
+            run.net_opt.state[part.target] = {
                 "step": moments["step"].clone(),
-                "exp_avg": slice_to(moments["exp_avg"], target[t].shape).clone(),
-                "exp_avg_sq": slice_to(moments["exp_avg_sq"], target[t].shape).clone()}
+                "exp_avg": slice_to(moments["exp_avg"], shape).clone(),
+                "exp_avg_sq": slice_to(moments["exp_avg_sq"], shape).clone()}
 
 
 def architecture_loss(run: Run, weights: ArchWeights, table: torch.Tensor,

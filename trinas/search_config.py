@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 
 from .space import SearchSpace
-from .sparsestmax import MAX_RADIUS
+from .sparsestmax import MAX_RADIUS, RELAXATIONS
 
 CHECKPOINT = "search-checkpoint.pt"
 
@@ -46,6 +46,9 @@ class SearchConfig:
     # the gradient is informative. The growing radius only finishes them: once it pushes a distribution out to
     # its sphere, the gradient of the coordinates it zeroed is 0, so it cannot undo a choice.
     sparsemax_phase: float = 0.25
+    # How logits become distributions: SSN's exact sparsestmax, or the support-centred variant that the x2
+    # searches up to version 0.1 used (`trinas.sparsestmax.RELAXATIONS`).
+    relaxation: str = "sparsestmax"
     search_end: float = 0.6  # fraction of the run at which the radius reaches MAX_RADIUS: all one-hot
     budget_madds: float | None = None  # per output pixel
     multiplier_lr: float = 1e-3  # how fast the budget's multiplier grows per step over budget (dual ascent)
@@ -67,6 +70,9 @@ class SearchConfig:
                 and self.arch_start + self.sparsemax_phase < self.search_end <= 1):
             raise SearchInputError("need 0 <= arch_start, 0 <= sparsemax_phase and "
                                    "arch_start + sparsemax_phase < search_end <= 1")
+
+        if self.relaxation not in RELAXATIONS:
+            raise SearchInputError(f"unknown relaxation {self.relaxation!r}; use one of {', '.join(RELAXATIONS)}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "SearchConfig":

@@ -11,16 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# Operations a cell may contain. Each maps (in_width -> out_width); "skip" only keeps the width.
-# kernel size, dilation and kind are what the receptive field and cost need.
-OPERATIONS: dict[str, dict[str, int | str]] = {
-    "skip": {"kind": "skip", "kernel": 1, "dilation": 1},
-    "conv3x3": {"kind": "conv", "kernel": 3, "dilation": 1},
-    "conv5x5": {"kind": "conv", "kernel": 5, "dilation": 1},
-    "dilconv3x3": {"kind": "conv", "kernel": 3, "dilation": 2},
-    "sepconv3x3": {"kind": "sepconv", "kernel": 3, "dilation": 1},
-    "resblock3x3": {"kind": "resblock", "kernel": 3, "dilation": 1},
-}
+from .operations import DEFAULT_OPS, OPERATIONS, op_kind
 
 # Upsampler factors a path may use: any integer scale 2..8 is a product of these.
 UPSAMPLE_FACTORS = (2, 3, 5, 7)
@@ -125,7 +116,7 @@ def validate(genotype: Genotype) -> None:
         for op, w in zip(step.ops, step.widths):
             if w < 1:
                 raise ValueError(f"widths must be positive, got {w}")
-            if op in ("skip", "resblock3x3") and w != current:
+            if op_kind(op).keeps_width and w != current:
                 raise ValueError(f"{op} keeps its width: got {current} -> {w}")
             current = w
         if current != genotype.width:
@@ -153,9 +144,10 @@ def baseline_genotype(scale: int, width: int = 32, cells: int = 4) -> Genotype:
     return Genotype(scale=scale, width=width, path=tuple(path))
 
 
-# Operations whose output width the kernel level may choose; the others ("skip", "resblock3x3") keep the
-# width they receive, so a cell position only narrows where both it and the next operation can change width.
-WIDTH_CHANGING = frozenset(name for name, spec in OPERATIONS.items() if spec["kind"] in ("conv", "sepconv"))
+def changes_width(name: str) -> bool:
+    """Whether the kernel level may choose the output width of operation `name` (a skip or a residual block
+    keeps the width it receives, so a cell position only narrows where it and the next operation both can)."""
+    return not op_kind(name).keeps_width
 
 
 @dataclass(frozen=True)
@@ -173,7 +165,7 @@ class SearchSpace:
     scale: int
     max_width: int = 32
     width_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
-    ops: tuple[str, ...] = tuple(OPERATIONS)
+    ops: tuple[str, ...] = field(default_factory=lambda: tuple(DEFAULT_OPS))
     ops_per_cell: int = 2
     max_cells: int = 6
     max_cells_upsampled: int = 1
@@ -229,7 +221,7 @@ class SearchSpace:
 
 def has_inner_width(ops: tuple[str, ...], i: int) -> bool:
     """Whether op i of a cell has its own (inner) width: it and the next op both change width."""
-    return i + 1 < len(ops) and ops[i] in WIDTH_CHANGING and ops[i + 1] in WIDTH_CHANGING
+    return i + 1 < len(ops) and changes_width(ops[i]) and changes_width(ops[i + 1])
 
 
 def cell_widths(ops: tuple[str, ...], inner: tuple[int, ...], trunk: int) -> tuple[int, ...]:

@@ -27,9 +27,9 @@ from torch import nn
 
 from .cost import madds_per_input_pixel
 from .net import UpsampleBlock
-from .ops import as_channels, changes_width, fixed_norm, make_candidate, run_candidate, width_mask
-from .space import Cell, Genotype, SearchSpace, Upsample, cell_widths
-from .sparsestmax import entropy, sparsestmax, tail_sums
+from .ops import as_channels, make_candidate, width_mask
+from .space import Cell, Genotype, SearchSpace, Upsample, cell_widths, changes_width
+from .sparsestmax import RELAXATIONS, entropy, tail_sums
 
 
 class ArchWeights(NamedTuple):
@@ -67,8 +67,11 @@ class ArchWeights(NamedTuple):
 class Architecture(nn.Module):
     """The architecture parameters (logits) of all three levels; zeros make every distribution uniform."""
 
-    def __init__(self, space: SearchSpace) -> None:
+    def __init__(self, space: SearchSpace, relaxation: str = "sparsestmax") -> None:
         super().__init__()
+        if relaxation not in RELAXATIONS:
+            raise ValueError(f"unknown relaxation {relaxation!r}; known: {', '.join(RELAXATIONS)}")
+        self.relax = RELAXATIONS[relaxation]
         kw, kops, length = len(space.widths), len(space.ops), space.ops_per_cell
         self.trunk = nn.Parameter(torch.zeros(kw))
         self.depth = nn.ParameterList([nn.Parameter(torch.zeros(n + 1)) for n in space.segments])
@@ -76,8 +79,9 @@ class Architecture(nn.Module):
         self.widths = nn.Parameter(torch.zeros(space.slots, length - 1, kw))
 
     def weights(self, radius: float) -> ArchWeights:
-        return ArchWeights(sparsestmax(self.trunk, radius), tuple(sparsestmax(d, radius) for d in self.depth),
-                           sparsestmax(self.ops, radius), sparsestmax(self.widths, radius))
+        relax = self.relax
+        return ArchWeights(relax(self.trunk, radius), tuple(relax(d, radius) for d in self.depth),
+                           relax(self.ops, radius), relax(self.widths, radius))
 
 
 class SuperCell(nn.Module):
@@ -98,8 +102,12 @@ class SuperCell(nn.Module):
         narrow_in = keep_in = x
         in_mask = trunk_mask
         changed = kept = None
+        shares = [sum(w for w, n in zip(row, self.names) if changes_width(n)) for row in op_weights]
         for i, position in enumerate(self.positions):
             a = op_weights[i]
+            # The width a changing op's output has: inner where the next op changes width too, else the trunk.
+            out_mask = (trunk_mask if i + 1 == len(self.positions)
+                        else shares[i + 1] * inner_masks[i] + (1 - shares[i + 1]) * trunk_mask)
             active = (a > 0).tolist()
             uses_narrow = any(on and changes_width(n) for on, n in zip(active, self.names))
             uses_keep = any(on and not changes_width(n) for on, n in zip(active, self.names))
@@ -108,8 +116,7 @@ class SuperCell(nn.Module):
                 if uses_narrow:
                     narrow_in = F.relu(_sum(as_channels(inner) * changed if changed is not None else None,
                                             trunk * kept if kept is not None else None))
-                    share = sum(a_prev for a_prev, n in zip(op_weights[i - 1], self.names) if changes_width(n))
-                    in_mask = share * inner + (1 - share) * trunk_mask
+                    in_mask = shares[i - 1] * inner + (1 - shares[i - 1]) * trunk_mask
                 if uses_keep:
                     keep_in = F.relu(trunk * _sum(changed, kept))
             changed = kept = None
@@ -118,9 +125,9 @@ class SuperCell(nn.Module):
                     continue
                 module = position["candidates"][name]
                 if changes_width(name):
-                    changed = _sum(changed, weight * run_candidate(name, module, narrow_in, in_mask, trunk_mask))
+                    changed = _sum(changed, weight * module(narrow_in, as_channels(in_mask), as_channels(out_mask)))
                 else:
-                    kept = _sum(kept, weight * run_candidate(name, module, keep_in, trunk_mask, trunk_mask))
+                    kept = _sum(kept, weight * module(keep_in, trunk, trunk))
         return trunk * _sum(changed, kept)
 
 
@@ -160,16 +167,6 @@ class SuperNet(nn.Module):
                 h = self.upsamplers[k](h) * trunk
         skip = F.interpolate(x, scale_factor=space.scale, mode="bicubic", align_corners=False)
         return skip + self.tail(h)
-
-
-def runs_at_fixed_norm(name: str) -> bool:
-    """Whether the SuperNet parameter `name` is a cell filter, which the supernet runs normalised."""
-    return name.startswith("cells.") and name.endswith("weight")
-
-
-def derived_value(name: str, value: torch.Tensor) -> torch.Tensor:
-    """A SuperNet parameter as its derived TriNet uses it: cell filters normalised, the rest as it is."""
-    return fixed_norm(value) if runs_at_fixed_norm(name) else value
 
 
 def cell_cost_table(space: SearchSpace) -> torch.Tensor:

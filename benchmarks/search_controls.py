@@ -1,0 +1,262 @@
+"""Search controls: does the search find better networks than chance at the same cost?
+
+The standard NAS control. For one found genotype, train from scratch, under one identical schedule (steps,
+batch, patch, learning rate, data, seeds): the found genotype, the hand-chosen baseline at the closest cost,
+and `--random` genotypes drawn uniformly from the same search space within `--tolerance` of the found
+genotype's multiply-adds. Every network of one seed sees the same batches in the same order and starts from
+that seed. Then report Set5 (the validation set) and Set14 (never seen by the search) as mean and spread
+over the seeds, and the found genotype's rank.
+
+    python benchmarks/search_controls.py --found weights/trinas-x2-searched --train ../shared/data/train \
+        --val ../shared/data/val/Set5 --report ../shared/data/val/Set14 --out runs/controls-x2 --jobs 2
+
+Each (network, seed) run keeps a checkpoint and writes its result when done, so a stopped run continues with
+the same command and finished runs are never redone. `--summary-only` writes the table from what is done.
+The table goes to OUT/controls.md and OUT/controls.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trinas.cost import count_params, madds_per_output_pixel
+from trinas.data import PatchSampler, list_images, make_pairs
+from trinas.derive import Choice, genotype_of
+from trinas.evaluate import load_benchmark, score, upscale_with
+from trinas.export import read_config
+from trinas.net import TriNet
+from trinas.space import Cell, Genotype, SearchSpace, baseline_genotype, cell_widths
+from trinas.train import TrainConfig, train
+
+RESULT = "result.json"
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    role: str  # "found", "baseline" or "random"
+    genotype: Genotype
+
+
+def load_found(spec: Path) -> tuple[Genotype, SearchSpace]:
+    """A model folder (its genotype, and the space its search used) or a genotype JSON file."""
+    if spec.is_dir():
+        config = read_config(spec)
+        genotype = Genotype.from_dict(config["genotype"])
+        space = config.get("search", {}).get("space")
+        return genotype, SearchSpace.from_dict(space) if space else SearchSpace(genotype.scale)
+    genotype = Genotype.from_dict(json.loads(spec.read_text()))
+    return genotype, SearchSpace(genotype.scale)
+
+
+def closest_baseline(scale: int, target: float) -> Genotype:
+    """The baseline (cells of two 3x3 convs, upsampling at the end) whose cost is closest to `target`.
+
+    Four cells as in the packaged baselines where a width fits; ties go to four cells, then to the wider."""
+    options = [baseline_genotype(scale, width, cells) for width in range(4, 129, 2) for cells in range(1, 9)]
+    return min(options, key=lambda g: (abs(madds_per_output_pixel(g) - target), abs(len(g.cells) - 4),
+                                      -g.width))
+
+
+def random_genotype(space: SearchSpace, rng: np.random.Generator) -> Genotype:
+    """A genotype drawn uniformly level by level: trunk width, each segment's depth, each op, each inner width."""
+    width = space.widths[rng.integers(len(space.widths))]
+    segments, slot = [], 0
+    for size in space.segments:
+        cells = []
+        for n in range(int(rng.integers(size + 1))):
+            ops = tuple(space.ops[i] for i in rng.integers(len(space.ops), size=space.ops_per_cell))
+            inner = tuple(space.widths[i] for i in rng.integers(len(space.widths), size=space.ops_per_cell))
+            cells.append((slot + n, Cell(ops, cell_widths(ops, inner, width))))
+        segments.append(tuple(cells))
+        slot += size
+    return genotype_of(space, Choice(width, tuple(segments)))
+
+
+def random_at_cost(space: SearchSpace, target: float, tolerance: float, count: int, seed: int,
+                   exclude: set[str], tries: int = 2_000_000) -> list[Genotype]:
+    """`count` distinct random genotypes within `tolerance` (a fraction) of `target` multiply-adds."""
+    rng = np.random.default_rng(seed)
+    found: list[Genotype] = []
+    seen = set(exclude)
+    for _ in range(tries):
+        genotype = random_genotype(space, rng)
+        key = genotype.describe()
+        if key in seen or abs(madds_per_output_pixel(genotype) / target - 1) > tolerance:
+            continue
+        seen.add(key)
+        found.append(genotype)
+        if len(found) == count:
+            return found
+    raise SystemExit(f"error: only {len(found)} of {count} random genotypes within {tolerance:.0%} of "
+                     f"{target:,.0f} multiply-adds after {tries:,} draws; widen --tolerance")
+
+
+def networks_for(args: argparse.Namespace) -> list[Network]:
+    found, space = load_found(args.found)
+    target = madds_per_output_pixel(found)
+    baseline = closest_baseline(found.scale, target)
+    exclude = {found.describe(), baseline.describe()}
+    randoms = random_at_cost(space, target, args.tolerance, args.random, args.sample_seed, exclude)
+    return ([Network("found", "found", found), Network("baseline", "baseline", baseline)]
+            + [Network(f"random-{i:02d}", "random", g) for i, g in enumerate(randoms)])
+
+
+# ------------------------------------------------------------------------------------------ the runs
+
+_DATA: dict = {}
+
+
+def _load_data(args: argparse.Namespace, scale: int) -> None:
+    """Per worker process: the training pairs and the two benchmark sets, made once."""
+    torch.set_num_threads(args.threads)
+    _DATA["pairs"] = make_pairs(list_images(args.train), scale, args.patch, args.max_side)
+    _DATA["val"] = load_benchmark(args.val, scale)
+    _DATA["report"] = load_benchmark(args.report, scale)
+
+
+def train_one(task: tuple[argparse.Namespace, Network, int]) -> dict:
+    """Train one network from scratch with one seed; write and return its result."""
+    args, network, seed = task
+    folder = args.out / network.name / f"seed{seed}"
+    done = folder / RESULT
+    if done.exists():
+        return json.loads(done.read_text())
+    genotype = network.genotype
+    config = TrainConfig(scale=genotype.scale, steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
+                         seed=seed, val_every=args.steps)
+    torch.manual_seed(seed)  # the same initialisation stream for every network of this seed
+    model = TriNet(genotype)
+    sampler = PatchSampler(_DATA["pairs"], genotype.scale, args.patch, seed)
+    started = time.monotonic()
+    state = train(model, sampler, [], config, folder / "checkpoint.pt", log=lambda line: None)
+    model.eval()
+    result = {"name": network.name, "role": network.role, "seed": seed, "genotype": genotype.to_dict(),
+              "describe": genotype.describe(), "madds": madds_per_output_pixel(genotype),
+              "params": count_params(model), "steps": state["step"], "train_seconds": time.monotonic() - started}
+    for key in ("val", "report"):
+        images = _DATA[key]
+        result[key] = score(key, images, genotype.scale, upscale_with(model)).mean("psnr")
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = done.with_name(RESULT + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(done)
+    (folder / "checkpoint.pt").unlink(missing_ok=True)
+    return result
+
+
+# ------------------------------------------------------------------------------------------ the table
+
+def summarise(args: argparse.Namespace, networks: list[Network], val_name: str, report_name: str) -> dict:
+    """Mean and spread over seeds per network, and the found genotype's rank on each set."""
+    rows = []
+    for network in networks:
+        results = [json.loads(p.read_text()) for p in sorted((args.out / network.name).glob(f"seed*/{RESULT}"))]
+        results = [r for r in results if r["seed"] in args.seeds]
+        row = {"name": network.name, "role": network.role, "genotype": network.genotype.describe(),
+               "madds": madds_per_output_pixel(network.genotype), "seeds": [r["seed"] for r in results]}
+        for key in ("val", "report"):
+            values = [r[key] for r in results]
+            row[key] = values
+            row[f"{key}_mean"] = float(np.mean(values)) if values else None
+            row[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        rows.append(row)
+    complete = [r for r in rows if len(r["seeds"]) == len(args.seeds)]
+    ranks = {}
+    for key in ("val", "report"):
+        order = sorted(complete, key=lambda r: -r[f"{key}_mean"])
+        ranks[key] = next((i + 1 for i, r in enumerate(order) if r["role"] == "found"), None)
+    randoms = [r["report_mean"] for r in complete if r["role"] == "random"]
+    return {"command": "python benchmarks/search_controls.py " + shlex.join(sys.argv[1:]),
+            "schedule": {"steps": args.steps, "batch": args.batch, "patch": args.patch, "lr": args.lr,
+                         "train": [str(p) for p in args.train], "seeds": args.seeds},
+            "sets": {"val": val_name, "report": report_name}, "rows": rows, "complete": len(complete),
+            "found_rank": ranks, "random_median_report": float(np.median(randoms)) if randoms else None}
+
+
+def markdown(summary: dict) -> str:
+    sets, s = summary["sets"], summary["schedule"]
+    lines = [f"Schedule: {s['steps']} steps, batch {s['batch']}, {s['patch']}px LR patches, lr {s['lr']} cosine, "
+             f"seeds {s['seeds']}, data {', '.join(s['train'])}.", "",
+             f"| network | role | multiply-adds/px | {sets['val']} PSNR | {sets['report']} PSNR | genotype |",
+             "|---|---|---|---|---|---|"]
+
+    def cell(row: dict, key: str) -> str:
+        if row[f"{key}_mean"] is None:
+            return "-"
+        spread = f" ± {row[f'{key}_std']:.2f}" if row[f"{key}_std"] is not None else ""
+        return f"{row[f'{key}_mean']:.2f}{spread}"
+
+    ordered = sorted(summary["rows"], key=lambda r: -(r["report_mean"] or -math.inf))
+    for row in ordered:
+        lines.append(f"| {row['name']} | {row['role']} | {row['madds']:,.0f} | {cell(row, 'val')} | "
+                     f"{cell(row, 'report')} | `{row['genotype']}` |")
+    rank, n = summary["found_rank"], summary["complete"]
+    lines += ["", f"Found genotype's rank among the {n} networks with every seed done: "
+              f"{rank['val']} on {sets['val']}, {rank['report']} on {sets['report']}."]
+    if summary["random_median_report"] is not None:
+        lines.append(f"Median random network on {sets['report']}: {summary['random_median_report']:.2f} dB.")
+    lines += ["", f"Command: `{summary['command']}`", ""]
+    return "\n".join(lines)
+
+
+def write_summary(args: argparse.Namespace, networks: list[Network]) -> str:
+    summary = summarise(args, networks, args.val.name, args.report.name)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "controls.json").write_text(json.dumps(summary, indent=1) + "\n")
+    text = markdown(summary)
+    (args.out / "controls.md").write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--found", type=Path, required=True, help="model folder or genotype JSON")
+    parser.add_argument("--train", type=Path, nargs="+", required=True, help="HR training image folders")
+    parser.add_argument("--val", type=Path, required=True, help="the search's validation set (Set5)")
+    parser.add_argument("--report", type=Path, required=True, help="the set to report (Set14), never searched on")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--random", type=int, default=8, help="random genotypes of equal cost")
+    parser.add_argument("--tolerance", type=float, default=0.1, help="cost window of the random genotypes")
+    parser.add_argument("--sample-seed", type=int, default=0, help="seed of the random genotype draw")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--patch", type=int, default=32, help="LR patch side")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--max-side", type=int, default=2048)
+    parser.add_argument("--jobs", type=int, default=1, help="networks trained at once")
+    parser.add_argument("--threads", type=int, default=1, help="threads per job")
+    parser.add_argument("--summary-only", action="store_true", help="write the table from finished runs")
+    args = parser.parse_args(argv)
+
+    networks = networks_for(args)
+    for network in networks:
+        print(f"{network.name:10s} {madds_per_output_pixel(network.genotype):8,.0f} madds  "
+              f"{network.genotype.describe()}", flush=True)
+    if not args.summary_only:
+        # Seed by seed: if the run is stopped, every network has the same number of seeds done.
+        tasks = [(args, network, seed) for seed in args.seeds for network in networks]
+        scale = networks[0].genotype.scale
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(args.jobs, initializer=_load_data, initargs=(args, scale)) as pool:
+            for result in pool.imap_unordered(train_one, tasks):
+                print(f"{result['name']} seed {result['seed']}: {args.val.name} {result['val']:.2f} dB, "
+                      f"{args.report.name} {result['report']:.2f} dB", flush=True)
+                write_summary(args, networks)
+    print(write_summary(args, networks))
+
+
+if __name__ == "__main__":
+    main()

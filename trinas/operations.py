@@ -1,0 +1,239 @@
+"""The registry of operation kinds a cell may hold: each kind is one object, described in one place.
+
+Everything that needs to know about an operation asks its kind: the genotype's checks (does it keep its
+width?), TriNet and the supernet (its module at a width, which both run), the cost (multiply-adds per pixel,
+after folding), the receptive field (pixels of context each side) and export (the folded module that
+inference runs). Adding an operation is one new class here, or in your own file:
+
+    @register_op
+    class Conv7x7(OpKind):
+        name, reach = "conv7x7", 3
+        def build(self, c_in, c_out): return Conv(c_in, c_out, 7)
+        def madds(self, c_in, c_out): return 49 * c_in * c_out
+
+A module's forward takes optional channel masks of its input and output widths (`in_mask`, `out_mask`,
+shape (1, C, 1, 1)): the supernet runs every candidate at the maximum width and masks what a narrower choice
+would not have, so an operation with an inner width equal to its input's (a depthwise conv, a residual
+block's middle) or its output's (a conv followed by another) masks it there. TriNet passes no masks. The
+caller masks the output itself.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class OpKind:
+    """What the search, TriNet, the cost model and export need to know about one kind of operation."""
+
+    name: str = ""
+    reach: float = 0  # pixels of context on each side, at the operation's own resolution
+    keeps_width: bool = False  # its output width is its input width (a skip, a residual block)
+
+    def build(self, c_in: int, c_out: int) -> nn.Module:
+        """The training-time module, mapping `c_in` channels to `c_out`."""
+        raise NotImplementedError
+
+    def madds(self, c_in: int, c_out: int) -> int:
+        """Multiply-adds per pixel of the module inference runs (after `fold`), biases not counted."""
+        raise NotImplementedError
+
+    def fold(self, module: nn.Module) -> nn.Module:
+        """The module inference runs, computing the same function (by default the module itself)."""
+        return module
+
+
+OPERATIONS: dict[str, OpKind] = {}
+
+# The candidates of a search space unless it names its own: every built-in kind. Registering a kind adds it
+# to OPERATIONS (so genotypes may use it) but not here, so a plug-in never changes the default search.
+DEFAULT_OPS: list[str] = []
+
+
+def register_op(cls: type[OpKind]) -> type[OpKind]:
+    """Class decorator: make an operation kind known under its `name`."""
+    kind = cls()
+    if not kind.name or kind.name in OPERATIONS:
+        raise ValueError(f"operation kinds need a unique name, got {kind.name!r}")
+    OPERATIONS[kind.name] = kind
+    return cls
+
+
+def unregister_op(name: str) -> None:
+    """Forget a kind (tests register their own and clean up)."""
+    OPERATIONS.pop(name, None)
+
+
+def op_kind(name: str) -> OpKind:
+    try:
+        return OPERATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown operation {name!r}; known: {sorted(OPERATIONS)}") from None
+
+
+# ------------------------------------------------------------------------------------------- modules
+
+class Conv(nn.Conv2d):
+    """A 'same'-padded conv whose forward takes (and ignores) the input mask, like every operation module."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, dilation: int = 1, groups: int = 1) -> None:
+        super().__init__(c_in, c_out, kernel, padding=dilation * (kernel - 1) // 2, dilation=dilation,
+                         groups=groups)
+
+    def forward(self, x: torch.Tensor, in_mask: torch.Tensor | None = None,
+                out_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return super().forward(x)
+
+
+class Skip(nn.Module):
+    def forward(self, x: torch.Tensor, in_mask: torch.Tensor | None = None,
+                out_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return x
+
+
+class SepConv(nn.Module):
+    """Depthwise kxk then pointwise 1x1: most of a conv's reach at a fraction of its cost."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int) -> None:
+        super().__init__()
+        self.depthwise = Conv(c_in, c_in, kernel, groups=c_in)
+        self.pointwise = Conv(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor, in_mask: torch.Tensor | None = None,
+                out_mask: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.depthwise(x)
+        return self.pointwise(y if in_mask is None else y * in_mask)
+
+
+class ResBlock(nn.Module):
+    """conv-ReLU-conv with an identity skip; keeps the width."""
+
+    def __init__(self, width: int, kernel: int) -> None:
+        super().__init__()
+        self.conv1 = Conv(width, width, kernel)
+        self.conv2 = Conv(width, width, kernel)
+
+    def forward(self, x: torch.Tensor, in_mask: torch.Tensor | None = None,
+                out_mask: torch.Tensor | None = None) -> torch.Tensor:
+        h = F.relu(self.conv1(x))
+        return x + self.conv2(h if in_mask is None else h * in_mask)
+
+
+class RepConv(nn.Module):
+    """A 3x3 conv trained as three parallel branches: 3x3, 1x1 and the identity (RepVGG, ECBSR's idea).
+
+    The branches are linear, so they fold into one 3x3 conv (`folded`) with the same output: the cost of a
+    3x3 conv at inference, the easier optimisation of a wider, shallower-looking block while training. The
+    identity adds input channel c to output channel c for c < min(c_in, c_out), so it exists at any pair of
+    widths and a narrower slice of a wide RepConv is the narrow RepConv.
+    """
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv3 = Conv(c_in, c_out, 3)
+        self.conv1 = Conv(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor, in_mask: torch.Tensor | None = None,
+                out_mask: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.conv3(x) + self.conv1(x)
+        shared = min(x.shape[1], y.shape[1])
+        if shared == y.shape[1]:
+            return y + x[:, :shared]
+        return torch.cat([y[:, :shared] + x, y[:, shared:]], dim=1)
+
+    @torch.no_grad()
+    def folded(self) -> Conv:
+        c_out, c_in = self.conv3.weight.shape[:2]
+        conv = Conv(c_in, c_out, 3).to(self.conv3.weight)
+        weight = self.conv3.weight + F.pad(self.conv1.weight, (1, 1, 1, 1))
+        shared = min(c_in, c_out)
+        weight[torch.arange(shared), torch.arange(shared), 1, 1] += 1
+        conv.weight.copy_(weight)
+        conv.bias.copy_(self.conv3.bias + self.conv1.bias)
+        return conv
+
+
+# ------------------------------------------------------------------------------------------- kinds
+
+@register_op
+class SkipKind(OpKind):
+    name, keeps_width = "skip", True
+
+    def build(self, c_in: int, c_out: int) -> nn.Module:
+        return Skip()
+
+    def madds(self, c_in: int, c_out: int) -> int:
+        return 0
+
+
+class ConvKind(OpKind):
+    """A plain kxk convolution with dilation d: reach d*(k-1)/2."""
+
+    kernel, dilation = 3, 1
+
+    def __init__(self) -> None:
+        self.reach = self.dilation * (self.kernel - 1) / 2
+
+    def build(self, c_in: int, c_out: int) -> nn.Module:
+        return Conv(c_in, c_out, self.kernel, self.dilation)
+
+    def madds(self, c_in: int, c_out: int) -> int:
+        return self.kernel**2 * c_in * c_out
+
+
+@register_op
+class Conv3x3(ConvKind):
+    name = "conv3x3"
+
+
+@register_op
+class Conv5x5(ConvKind):
+    name, kernel = "conv5x5", 5
+
+
+@register_op
+class DilConv3x3(ConvKind):
+    name, dilation = "dilconv3x3", 2
+
+
+@register_op
+class SepConv3x3(OpKind):
+    name, reach = "sepconv3x3", 1
+
+    def build(self, c_in: int, c_out: int) -> nn.Module:
+        return SepConv(c_in, c_out, 3)
+
+    def madds(self, c_in: int, c_out: int) -> int:
+        return 9 * c_in + c_in * c_out
+
+
+@register_op
+class ResBlock3x3(OpKind):
+    name, reach, keeps_width = "resblock3x3", 2, True
+
+    def build(self, c_in: int, c_out: int) -> nn.Module:
+        return ResBlock(c_in, 3)
+
+    def madds(self, c_in: int, c_out: int) -> int:
+        return 2 * 9 * c_in * c_in
+
+
+@register_op
+class Rep3x3(OpKind):
+    """Re-parameterisable 3x3: three branches while training, one 3x3 conv at inference."""
+
+    name, reach = "rep3x3", 1
+
+    def build(self, c_in: int, c_out: int) -> nn.Module:
+        return RepConv(c_in, c_out)
+
+    def madds(self, c_in: int, c_out: int) -> int:
+        return 9 * c_in * c_out
+
+    def fold(self, module: nn.Module) -> nn.Module:
+        return module.folded()
+
+
+DEFAULT_OPS.extend(OPERATIONS)
