@@ -329,9 +329,9 @@ def test_distributed_search_with_two_cpu_processes(tmp_path, folders):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-               "-m", "trinas.search", "--scale", "2", "--train", str(train), "--val", str(val), "--out", str(out),
+               "-m", "upscale", "search", "--scale", "2", "--train", str(train), "--val", str(val), "--out", str(out),
                "--steps", "10", "--max-width", "4", "--max-cells", "1", "--batch", "4", "--patch", "8",
-               "--val-every", "5", "--device", "cpu", "--threads", "1"]
+               "--val-every", "5", "--device", "cpu", "--threads", "1", "--quiet"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert load_model(out).scale == 2

@@ -133,3 +133,26 @@ def parse_count(text: str) -> float:
         raise SearchInputError(f"cannot read the number {text!r}: use e.g. 30000, 30k or 1.2M")
     return float(match.group(1)) * {"": 1, "k": 1e3, "m": 1e6}[match.group(2).lower()]
 
+
+
+def build_config(scale: int, *, budget_madds: str | float | None = None, time_budget: str | None = None,
+                 epochs: float | None = None, steps: int | None = None, seed: int = 0, max_width: int = 32,
+                 max_cells: int = 6, max_cells_upsampled: int = 1, ops_per_cell: int = 2, ops: str | None = None,
+                 batch: int = 16, patch: int = 32, val_every: int = 200,
+                 relaxation: str = "sparsestmax") -> SearchConfig:
+    """A search's options, as people write them, into a SearchConfig: the one place this happens.
+
+    Give at most one length (steps, epochs or a time budget such as "2h"); none means a two-hour budget."""
+    lengths = {"steps": steps, "epochs": epochs, "time_budget_s": parse_duration(time_budget) if time_budget else None}
+    given = {k: v for k, v in lengths.items() if v is not None}
+    if len(given) > 1:
+        raise SearchInputError("give one length: --steps, --epochs or --time-budget")
+    try:
+        space = SearchSpace(scale, max_width=max_width, max_cells=max_cells, max_cells_upsampled=max_cells_upsampled,
+                            ops_per_cell=ops_per_cell,
+                            **({"ops": tuple(o.strip() for o in ops.split(","))} if ops else {}))
+    except ValueError as exc:
+        raise SearchInputError(str(exc)) from None
+    return SearchConfig(space, batch=batch, patch=patch, seed=seed, val_every=val_every, relaxation=relaxation,
+                        budget_madds=parse_count(budget_madds) if budget_madds is not None else None,
+                        **(given or {"time_budget_s": parse_duration("2h")}))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import click
 import torch
 from rich.console import Console
 from rich.markup import escape
+
+from trinas.sparsestmax import RELAXATIONS
 
 from .batch import OutputOptions, plan_jobs, run_jobs
 from .bench import bench, bench_models, peak_memory_mb
@@ -223,30 +226,51 @@ def _video_progress(quiet: bool):
 @click.option("--budget-madds", metavar="X", help="Multiply-adds per output pixel the network may spend, e.g. 30k.")
 @click.option("--time-budget", metavar="DURATION", help="Wall-clock length, e.g. 45m or 2h [default: 2h].")
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), help="Length in epochs instead of time.")
+@click.option("--steps", type=click.IntRange(1), help="Length in steps: the same result for the same seed.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the search whose checkpoint is in --out.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--threads", type=click.IntRange(1), help="CPU threads [default: PyTorch's choice].")
 @click.option("--max-width", type=click.IntRange(4), default=32, show_default=True, help="Widest convolution.")
 @click.option("--max-cells", type=click.IntRange(0, 16), default=6, show_default=True,
               help="Cell slots before the first upsampler.")
-@click.option("--ops", metavar="A,B,..", help="Candidate operations [default: all].")
+@click.option("--max-cells-upsampled", type=click.IntRange(0, 16), default=1, show_default=True,
+              help="Cell slots after each upsampler (up to 3x the input resolution).")
+@click.option("--ops-per-cell", type=click.IntRange(1, 3), default=2, show_default=True)
+@click.option("--ops", metavar="A,B,..", help="Candidate operations [default: every built-in one].")
+@click.option("--relaxation", type=click.Choice(list(RELAXATIONS)), default="sparsestmax",
+              show_default=True, help="How logits become sparse distributions (SSN's projection, or the old variant).")
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--patch", type=click.IntRange(4), default=32, show_default=True, help="LR patch side.")
+@click.option("--val-every", type=click.IntRange(1), default=200, show_default=True,
+              help="Steps between validations.")
+@click.option("--max-side", type=click.IntRange(64), default=2048, show_default=True,
+              help="Larger training photos are shrunk to this side.")
 @click.option("--quiet", "-q", is_flag=True, help="No live view.")
 @click.pass_context
-def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, time_budget, epochs, seed, resume, device,
-                   max_width, max_cells, ops, batch, patch, quiet):
-    """Search a network for your data and train it in one phase; --out becomes a model folder."""
-    with friendly_errors(ctx.obj["debug"]):
-        from .searching import print_search_result, search_config, search_with_live_view
+def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, time_budget, epochs, steps, seed, resume,
+                   device, threads, max_width, max_cells, max_cells_upsampled, ops_per_cell, ops, relaxation, batch,
+                   patch, val_every, max_side, quiet):
+    """Search a network for your data and train it in one phase; --out becomes a model folder.
 
-        if time_budget and epochs:
-            raise click.UsageError("give --time-budget or --epochs, not both")
-        config = search_config(scale, budget_madds, time_budget, epochs, seed, max_width, max_cells, ops, batch,
-                               patch)
-        result = search_with_live_view(config, list(train_dirs), list(val_dirs), out, device, resume, quiet,
-                                       command=" ".join(["upscale", *sys.argv[1:]]))
-        print_search_result(result)
+    Runs under torchrun too (`torchrun --nproc-per-node N -m upscale search ...`): rank 0 shows and writes."""
+    with friendly_errors(ctx.obj["debug"]):
+        from trinas.search_config import build_config
+
+        from .searching import print_search_result, search_with_live_view
+
+        if threads:
+            torch.set_num_threads(threads)
+        config = build_config(scale, budget_madds=budget_madds, time_budget=time_budget, epochs=epochs, steps=steps,
+                              seed=seed, max_width=max_width, max_cells=max_cells,
+                              max_cells_upsampled=max_cells_upsampled, ops_per_cell=ops_per_cell, ops=ops,
+                              batch=batch, patch=patch, val_every=val_every, relaxation=relaxation)
+        main_rank = os.environ.get("RANK", "0") == "0"
+        command = " ".join(["upscale", *sys.argv[1:]]).replace(" --resume", "")
+        result = search_with_live_view(config, list(train_dirs), list(val_dirs), out, device, resume,
+                                       quiet or not main_rank, command=command, max_side=max_side)
+        if result is not None:
+            print_search_result(result)
 
 
 @main.group("models")

@@ -10,21 +10,9 @@ from rich.markup import escape
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from trinas.search import SearchConfig, SearchResult, Status, parse_count, parse_duration, run_search
-from trinas.space import SearchSpace
+from trinas.search import SearchConfig, SearchResult, Status, run_search
 
 console = Console(stderr=True)
-
-
-def search_config(scale: int, budget_madds: str | None, time_budget: str | None, epochs: float | None,
-                  seed: int, max_width: int, max_cells: int, ops: str | None, batch: int, patch: int) -> SearchConfig:
-    """The options of `upscale search` as a SearchConfig; no length given means a two-hour budget."""
-    defaults = SearchSpace(scale)
-    space = SearchSpace(scale, max_width=max_width, max_cells=max_cells,
-                        ops=tuple(o.strip() for o in ops.split(",")) if ops else defaults.ops)
-    length = {"epochs": epochs} if epochs else {"time_budget_s": parse_duration(time_budget or "2h")}
-    return SearchConfig(space, batch=batch, patch=patch, seed=seed,
-                        budget_madds=parse_count(budget_madds) if budget_madds else None, **length)
 
 
 def _clock(seconds: float) -> str:
@@ -63,10 +51,12 @@ def render(status: Status | None, note: str) -> Group:
 
 
 def search_with_live_view(config: SearchConfig, train: list[Path], val: list[Path], out: Path, device: str,
-                          resume: bool, quiet: bool, command: str | None = None) -> SearchResult | None:
-    """Run the search with a live panel on stderr (nothing when quiet)."""
+                          resume: bool, quiet: bool, command: str | None = None,
+                          max_side: int | None = 2048) -> SearchResult | None:
+    """Run the search with a live panel on stderr (nothing when quiet, or on torchrun ranks other than 0)."""
     if quiet:
-        return run_search(config, train, val, out, device, resume, log=lambda line: None, command=command)
+        return run_search(config, train, val, out, device, resume, max_side, log=lambda line: None,
+                          command=command)
     state: dict = {"status": None, "note": "checking the input and preparing the data"}
     with Live(render(None, state["note"]), console=console, refresh_per_second=2, transient=True) as live:
 
@@ -80,7 +70,8 @@ def search_with_live_view(config: SearchConfig, train: list[Path], val: list[Pat
             live.update(render(state["status"], "training starts: the first numbers come after a few steps"
                                if state["status"] is None else ""))
 
-        return run_search(config, train, val, out, device, resume, on_status=on_status, log=log, command=command)
+        return run_search(config, train, val, out, device, resume, max_side, on_status=on_status, log=log,
+                          command=command)
 
 
 def print_search_result(result: SearchResult) -> None:
