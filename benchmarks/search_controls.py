@@ -20,26 +20,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import multiprocessing
 import shlex
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from trinas.cost import count_params, madds_per_output_pixel
-from trinas.data import PatchSampler, list_images, make_pairs
+from trinas.cost import madds_per_output_pixel
 from trinas.derive import Choice, genotype_of
-from trinas.evaluate import load_benchmark, score, upscale_with
 from trinas.export import read_config
-from trinas.net import TriNet
+from trinas.screen import RESULT, DataSpec, Schedule, Task, screen_all
 from trinas.space import Cell, Genotype, SearchSpace, baseline_genotype, cell_widths
-from trinas.train import TrainConfig, train
-
-RESULT = "result.json"
 
 
 @dataclass(frozen=True)
@@ -111,49 +103,6 @@ def networks_for(args: argparse.Namespace) -> list[Network]:
     randoms = random_at_cost(space, target, args.tolerance, args.random, args.sample_seed, exclude)
     return ([Network("found", "found", found), Network("baseline", "baseline", baseline)]
             + [Network(f"random-{i:02d}", "random", g) for i, g in enumerate(randoms)])
-
-
-# ------------------------------------------------------------------------------------------ the runs
-
-_DATA: dict = {}
-
-
-def _load_data(args: argparse.Namespace, scale: int) -> None:
-    """Per worker process: the training pairs and the two benchmark sets, made once."""
-    torch.set_num_threads(args.threads)
-    _DATA["pairs"] = make_pairs(list_images(args.train), scale, args.patch, args.max_side)
-    _DATA["val"] = load_benchmark(args.val, scale)
-    _DATA["report"] = load_benchmark(args.report, scale)
-
-
-def train_one(task: tuple[argparse.Namespace, Network, int]) -> dict:
-    """Train one network from scratch with one seed; write and return its result."""
-    args, network, seed = task
-    folder = args.out / network.name / f"seed{seed}"
-    done = folder / RESULT
-    if done.exists():
-        return json.loads(done.read_text())
-    genotype = network.genotype
-    config = TrainConfig(scale=genotype.scale, steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
-                         seed=seed, val_every=args.steps)
-    torch.manual_seed(seed)  # the same initialisation stream for every network of this seed
-    model = TriNet(genotype)
-    sampler = PatchSampler(_DATA["pairs"], genotype.scale, args.patch, seed)
-    started = time.monotonic()
-    state = train(model, sampler, [], config, folder / "checkpoint.pt", log=lambda line: None)
-    model.eval()
-    result = {"name": network.name, "role": network.role, "seed": seed, "genotype": genotype.to_dict(),
-              "describe": genotype.describe(), "madds": madds_per_output_pixel(genotype),
-              "params": count_params(model), "steps": state["step"], "train_seconds": time.monotonic() - started}
-    for key in ("val", "report"):
-        images = _DATA[key]
-        result[key] = score(key, images, genotype.scale, upscale_with(model)).mean("psnr")
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = done.with_name(RESULT + ".tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(done)
-    (folder / "checkpoint.pt").unlink(missing_ok=True)
-    return result
 
 
 # ------------------------------------------------------------------------------------------ the table
@@ -247,14 +196,15 @@ def main(argv: list[str] | None = None) -> None:
               f"{network.genotype.describe()}", flush=True)
     if not args.summary_only:
         # Seed by seed: if the run is stopped, every network has the same number of seeds done.
-        tasks = [(args, network, seed) for seed in args.seeds for network in networks]
-        scale = networks[0].genotype.scale
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(args.jobs, initializer=_load_data, initargs=(args, scale)) as pool:
-            for result in pool.imap_unordered(train_one, tasks):
-                print(f"{result['name']} seed {result['seed']}: {args.val.name} {result['val']:.2f} dB, "
-                      f"{args.report.name} {result['report']:.2f} dB", flush=True)
-                write_summary(args, networks)
+        tasks = [Task(n.genotype, seed, args.out / n.name / f"seed{seed}", {"name": n.name, "role": n.role})
+                 for seed in args.seeds for n in networks]
+        spec = DataSpec(tuple(args.train), args.val, args.report, networks[0].genotype.scale, args.patch,
+                        args.max_side)
+        schedule = Schedule(args.steps, args.batch, args.patch, args.lr)
+        for result in screen_all(tasks, spec, schedule, args.jobs, args.threads):
+            print(f"{result['name']} seed {result['seed']}: {args.val.name} {result['val']:.2f} dB, "
+                  f"{args.report.name} {result['report']:.2f} dB", flush=True)
+            write_summary(args, networks)
     print(write_summary(args, networks))
 
 

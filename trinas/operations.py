@@ -155,6 +155,23 @@ class RepConv(nn.Module):
         return conv
 
 
+class SpanAttention(nn.Module):
+    """SPAN's parameter-free attention around a conv: y = conv(x), out = (y + x) * (sigmoid(y) - 0.5).
+
+    The attention map comes from the features themselves (no weights, no pooling), so it costs two
+    element-wise passes; the conv is a RepConv while training and one 3x3 conv at inference. Keeps the width.
+    """
+
+    def __init__(self, conv: nn.Module) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor, in_mask: torch.Tensor | None = None,
+                out_mask: torch.Tensor | None = None) -> torch.Tensor:
+        y = self.conv(x)
+        return (y + x) * (torch.sigmoid(y) - 0.5)
+
+
 # ------------------------------------------------------------------------------------------- kinds
 
 @register_op
@@ -234,6 +251,22 @@ class Rep3x3(OpKind):
 
     def fold(self, module: nn.Module) -> nn.Module:
         return module.folded()
+
+
+@register_op
+class SpanAtt3x3(OpKind):
+    """A re-parameterisable 3x3 conv inside SPAN's parameter-free attention; keeps the width."""
+
+    name, reach, keeps_width = "spanatt3x3", 1, True
+
+    def build(self, c_in: int, c_out: int) -> nn.Module:
+        return SpanAttention(RepConv(c_in, c_in))
+
+    def madds(self, c_in: int, c_out: int) -> int:
+        return 9 * c_in * c_in
+
+    def fold(self, module: nn.Module) -> nn.Module:
+        return SpanAttention(module.conv.folded()) if isinstance(module.conv, RepConv) else module
 
 
 DEFAULT_OPS.extend(OPERATIONS)

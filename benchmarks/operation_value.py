@@ -1,0 +1,128 @@
+"""Does an operation pay on a CPU? Quality per millisecond of the baseline network built from each operation.
+
+For each operation, the baseline genotype (cells of two ops at one width, upsampling at the end) is built
+with that operation in place of conv3x3, trained from scratch under one identical schedule and seeds
+(`trinas.screen`), scored on Set5 and Set14, and its folded network (as inference runs it) timed on one
+output frame, every operation interleaved in the same run so the times compare. A kept operation raises
+PSNR at equal time, or buys its extra time with more PSNR than a wider conv3x3 would.
+
+    python benchmarks/operation_value.py --train ../shared/data/train --val ../shared/data/val/Set5 \
+        --report ../shared/data/val/Set14 --out runs/op-value-x2 --ops conv3x3 rep3x3 spanatt3x3 --jobs 2
+
+The table goes to OUT/operations.md and OUT/operations.json; a stopped run continues with the same command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trinas.net import TriNet, fold
+from trinas.operations import op_kind
+from trinas.screen import DataSpec, Schedule, Task, screen_all
+from trinas.space import Cell, Genotype, baseline_genotype
+
+
+def genotype_with(op: str, scale: int, width: int, cells: int) -> Genotype:
+    """The baseline genotype with `op` in every cell position (at the trunk width)."""
+    base = baseline_genotype(scale, width, cells)
+    path = tuple(Cell((op, op), (width, width)) if isinstance(s, Cell) else s for s in base.path)
+    return Genotype(scale, width, path)
+
+
+def frame_times(genotypes: dict[str, Genotype], size: tuple[int, int], threads: int, rounds: int = 5,
+                repeats: int = 3) -> dict[str, float]:
+    """Median seconds per output frame of `size` (width, height) of each folded network, interleaved."""
+    torch.set_num_threads(threads)
+    width, height = size
+    scale = next(iter(genotypes.values())).scale
+    x = torch.rand(1, 3, height // scale, width // scale)
+    nets = {name: fold(TriNet(g)).eval() for name, g in genotypes.items()}
+    times: dict[str, list[float]] = {name: [] for name in nets}
+    with torch.inference_mode():
+        for net in nets.values():
+            net(x)  # warm-up
+        for _ in range(rounds):
+            for name, net in nets.items():
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    net(x)
+                    times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", type=Path, nargs="+", required=True)
+    parser.add_argument("--val", type=Path, required=True)
+    parser.add_argument("--report", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--ops", nargs="+", default=["conv3x3", "rep3x3", "spanatt3x3"])
+    parser.add_argument("--scale", type=int, default=2)
+    parser.add_argument("--width", type=int, default=24)
+    parser.add_argument("--cells", type=int, default=4)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--patch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="threads per training job")
+    parser.add_argument("--time-threads", type=int, default=2, help="threads when timing a frame")
+    parser.add_argument("--frame", default="1280x720", help="output frame size to time")
+    args = parser.parse_args(argv)
+
+    for op in args.ops:
+        op_kind(op)  # unknown names fail here, not after the training
+    genotypes = {op: genotype_with(op, args.scale, args.width, args.cells) for op in args.ops}
+    tasks = [Task(g, seed, args.out / op / f"seed{seed}", {"op": op}) for seed in args.seeds
+             for op, g in genotypes.items()]
+    spec = DataSpec(tuple(args.train), args.val, args.report, args.scale, args.patch)
+    results: dict[str, list[dict]] = {op: [] for op in args.ops}
+    for result in screen_all(tasks, spec, Schedule(args.steps, args.batch, args.patch, args.lr), args.jobs,
+                             args.threads):
+        results[result["op"]].append(result)
+        print(f"{result['op']} seed {result['seed']}: {args.val.name} {result['val']:.2f} dB, "
+              f"{args.report.name} {result['report']:.2f} dB", flush=True)
+    size = tuple(int(v) for v in args.frame.lower().split("x"))
+    seconds = frame_times(genotypes, size, args.time_threads)
+    first = args.ops[0]
+    rows = []
+    for op in args.ops:
+        row = {"op": op, "genotype": genotypes[op].describe(), "ms": seconds[op] * 1e3,
+               "time_ratio": seconds[op] / seconds[first]}
+        for key in ("val", "report"):
+            values = [r[key] for r in results[op]]
+            row[key], row[f"{key}_mean"] = values, float(np.mean(values))
+            row[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        rows.append(row)
+    summary = {"command": "python benchmarks/operation_value.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+               "frame": args.frame, "time_threads": args.time_threads, "seeds": args.seeds,
+               "schedule": {"steps": args.steps, "batch": args.batch, "patch": args.patch, "lr": args.lr},
+               "rows": rows}
+    lines = [f"Each op in every cell of `{genotypes[first].describe()}`; {args.steps} steps, batch {args.batch}, "
+             f"{args.patch}px LR patches, lr {args.lr}, seeds {args.seeds}; a {args.frame} output frame timed on "
+             f"{args.time_threads} threads, interleaved.", "",
+             f"| op | {args.val.name} PSNR | {args.report.name} PSNR | ms / frame | time vs {first} |",
+             "|---|---|---|---|---|"]
+    for row in rows:
+        spread = {k: f" ± {row[f'{k}_std']:.2f}" if row[f"{k}_std"] is not None else "" for k in ("val", "report")}
+        lines.append(f"| {row['op']} | {row['val_mean']:.2f}{spread['val']} | {row['report_mean']:.2f}"
+                     f"{spread['report']} | {row['ms']:.0f} | {row['time_ratio']:.2f}x |")
+    lines += ["", f"Command: `{summary['command']}`", ""]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "operations.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (args.out / "operations.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

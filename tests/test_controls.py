@@ -1,0 +1,77 @@
+"""The search controls: random genotypes of equal cost from the same space, the baseline at the closest cost,
+every network trained under one schedule, and a table that says where the found genotype ranks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trinas.cost import madds_per_output_pixel
+from trinas.space import SearchSpace, baseline_genotype
+
+from tests.test_search import shapes_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+controls = load_script("search_controls")
+
+
+def test_random_genotypes_come_from_the_space_within_the_cost_window_and_are_distinct():
+    space = SearchSpace(2)
+    target = 16_362
+    genotypes = controls.random_at_cost(space, target, 0.1, 8, seed=3, exclude=set())
+    assert len({g.describe() for g in genotypes}) == 8
+    for g in genotypes:
+        assert abs(madds_per_output_pixel(g) / target - 1) <= 0.1
+        assert g.width in space.widths and all(op in space.ops for c in g.cells for op in c.ops)
+    again = controls.random_at_cost(space, target, 0.1, 8, seed=3, exclude=set())
+    assert [g.describe() for g in again] == [g.describe() for g in genotypes]  # the draw is seeded
+
+
+def test_the_baseline_is_the_one_of_closest_cost():
+    assert controls.closest_baseline(2, madds_per_output_pixel(baseline_genotype(2, 24))) == baseline_genotype(2, 24)
+    costs = [madds_per_output_pixel(baseline_genotype(2, w, c)) for w in range(4, 129, 2) for c in range(1, 9)]
+    target = 21_000
+    chosen = controls.closest_baseline(2, target)
+    assert abs(madds_per_output_pixel(chosen) - target) == pytest.approx(min(abs(c - target) for c in costs))
+
+
+def test_controls_train_every_network_alike_rank_the_found_one_and_resume(tmp_path):
+    for i in range(4):
+        shapes_image(tmp_path / "train" / f"{i}.png", i, 48)
+    shapes_image(tmp_path / "set5" / "a.png", 50, 24)
+    shapes_image(tmp_path / "set14" / "b.png", 51, 24)
+    found = tmp_path / "found.json"
+    found.write_text(json.dumps(baseline_genotype(2, 8, 2).to_dict() | {"path": [
+        {"type": "cell", "ops": ["conv3x3", "skip"], "widths": [8, 8]},
+        {"type": "cell", "ops": ["resblock3x3", "conv3x3"], "widths": [8, 8]}, {"type": "upsample", "factor": 2}]}))
+    args = ["--found", str(found), "--train", str(tmp_path / "train"), "--val", str(tmp_path / "set5"),
+            "--report", str(tmp_path / "set14"), "--out", str(tmp_path / "out"), "--random", "2",
+            "--tolerance", "0.3", "--seeds", "0", "1", "--steps", "3", "--batch", "2", "--patch", "8"]
+    controls.main(args)
+    summary = json.loads((tmp_path / "out" / "controls.json").read_text())
+    assert summary["complete"] == 4 and {r["role"] for r in summary["rows"]} == {"found", "baseline", "random"}
+    results = sorted((tmp_path / "out").glob("*/seed*/result.json"))
+    assert len(results) == 8
+    assert {json.loads(p.read_text())["steps"] for p in results} == {3}
+    assert 1 <= summary["found_rank"]["report"] <= 4
+    rows = {r["name"]: r for r in summary["rows"]}
+    assert rows["found"]["report_mean"] == pytest.approx(np.mean(rows["found"]["report"]))
+    stamps = [p.stat().st_mtime_ns for p in results]
+    controls.main(args)  # a second run finds every result and trains nothing
+    assert [p.stat().st_mtime_ns for p in results] == stamps
+    assert "rank" in (tmp_path / "out" / "controls.md").read_text()

@@ -1,0 +1,121 @@
+"""Train a genotype from scratch under one fixed schedule and score it: the unit of every fair comparison.
+
+Two networks compared with `screen` got the same steps, batch, patch size, learning rate, data and seed:
+the same batches in the same order and the same initialisation stream. A run keeps a checkpoint and writes
+its result when done, so a stopped comparison continues where it was and finished runs are never redone.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from .cost import count_params, madds_per_output_pixel
+from .data import Pair, PatchSampler, list_images, make_pairs
+from .evaluate import BenchmarkImage, load_benchmark, score, upscale_with
+from .net import TriNet
+from .space import Genotype
+from .train import TrainConfig, train
+
+RESULT = "result.json"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    steps: int = 4000
+    batch: int = 16
+    patch: int = 32  # LR patch side
+    lr: float = 1e-3
+
+
+@dataclass
+class ScreenData:
+    pairs: list[Pair]
+    val: list[BenchmarkImage]  # the set a choice may be made on (Set5)
+    report: list[BenchmarkImage]  # the set that is only reported (Set14)
+
+
+def load_screen_data(train_dirs: list[Path], val: Path, report: Path, scale: int, patch: int,
+                     max_side: int | None = 2048) -> ScreenData:
+    return ScreenData(make_pairs(list_images(train_dirs), scale, patch, max_side), load_benchmark(val, scale),
+                      load_benchmark(report, scale))
+
+
+def screen(genotype: Genotype, seed: int, schedule: Schedule, data: ScreenData, folder: Path,
+           extra: dict | None = None) -> dict:
+    """Train `genotype` from scratch with `seed`, score it on both sets; `folder` keeps its checkpoint and result."""
+    done = folder / RESULT
+    if done.exists():
+        return json.loads(done.read_text())
+    config = TrainConfig(scale=genotype.scale, steps=schedule.steps, batch=schedule.batch, patch=schedule.patch,
+                         lr=schedule.lr, seed=seed, val_every=schedule.steps)
+    torch.manual_seed(seed)  # the same initialisation stream for every network of this seed
+    model = TriNet(genotype)
+    sampler = PatchSampler(data.pairs, genotype.scale, schedule.patch, seed)
+    started = time.monotonic()
+    state = train(model, sampler, [], config, folder / "checkpoint.pt", log=lambda line: None)
+    model.eval()
+    result = {**(extra or {}), "seed": seed, "genotype": genotype.to_dict(), "describe": genotype.describe(),
+              "madds": madds_per_output_pixel(genotype), "params": count_params(model), "steps": state["step"],
+              "schedule": asdict(schedule), "train_seconds": time.monotonic() - started}
+    for key in ("val", "report"):
+        result[key] = score(key, getattr(data, key), genotype.scale, upscale_with(model)).mean("psnr")
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = done.with_name(RESULT + ".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(done)
+    (folder / "checkpoint.pt").unlink(missing_ok=True)
+    return result
+
+
+@dataclass(frozen=True)
+class Task:
+    genotype: Genotype
+    seed: int
+    folder: Path
+    extra: dict | None = None
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What `load_screen_data` needs, so each worker process prepares the data once."""
+
+    train_dirs: tuple[Path, ...]
+    val: Path
+    report: Path
+    scale: int
+    patch: int
+    max_side: int | None = 2048
+
+
+_WORKER: dict = {}
+
+
+def _start_worker(spec: DataSpec, schedule: Schedule, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _WORKER["schedule"] = schedule
+    _WORKER["data"] = load_screen_data(list(spec.train_dirs), spec.val, spec.report, spec.scale, spec.patch,
+                                       spec.max_side)
+
+
+def _run_task(task: Task) -> dict:
+    return screen(task.genotype, task.seed, _WORKER["schedule"], _WORKER["data"], task.folder, task.extra)
+
+
+def screen_all(tasks: list[Task], spec: DataSpec, schedule: Schedule, jobs: int = 1, threads: int = 1):
+    """Screen every task, `jobs` at a time in worker processes of `threads` threads; yields results as they
+    finish (finished tasks at once, from their result files)."""
+    pending = [t for t in tasks if not (t.folder / RESULT).exists()]
+    for task in tasks:
+        if task not in pending:
+            yield json.loads((task.folder / RESULT).read_text())
+    if not pending:
+        return
+    context = multiprocessing.get_context("spawn")  # fresh processes: no torch thread pools forked
+    with context.Pool(min(jobs, len(pending)), initializer=_start_worker, initargs=(spec, schedule, threads)) as pool:
+        yield from pool.imap_unordered(_run_task, pending)
