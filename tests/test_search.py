@@ -125,12 +125,14 @@ def test_expected_cost_lies_between_the_cheapest_and_the_largest_network():
     assert float(expected_madds(space, arch.weights(0.0).detach(), cell_cost_table(space))) > madds
 
 
-def test_the_budget_is_a_constraint_held_by_a_multiplier():
-    """Under the budget the cost has no say; over it the multiplier grows until the cost gradient pushes down."""
+@pytest.mark.parametrize("mode", ["at-most", "target"])
+def test_the_budget_is_a_constraint_held_by_a_multiplier(mode):
+    """Over the budget the multiplier grows until the cost gradient pushes down. Under it, a ceiling has no
+    say, and a target pulls the cost up to it."""
     space = SearchSpace(2)
     table = cell_cost_table(space)
     arch = Architecture(space)
-    run = search_module.new_run(SearchConfig(space, steps=1, budget_madds=1.0, order_weight=0.0),
+    run = search_module.new_run(SearchConfig(space, steps=1, budget_madds=1.0, order_weight=0.0, budget_mode=mode),
                                 torch.device("cpu"))
     uniform = float(expected_madds(space, arch.weights(0.0).detach(), table))
 
@@ -143,8 +145,14 @@ def test_the_budget_is_a_constraint_held_by_a_multiplier():
         search_module.update_multiplier(run, float(madds.detach()))
         return trunk.grad if trunk.grad is not None else torch.zeros_like(trunk)
 
-    run.config = replace(run.config, budget_madds=uniform * 2)  # under the budget: no cost force at all
-    assert torch.count_nonzero(trunk_gradient()) == 0 and run.multiplier == 0.0
+    run.config = replace(run.config, budget_madds=uniform * 2)  # under the budget
+    if mode == "at-most":  # no cost force at all
+        assert torch.count_nonzero(trunk_gradient()) == 0 and run.multiplier == 0.0
+    else:  # the multiplier turns negative and a descent step raises the widest trunk's logit
+        for _ in range(3):
+            trunk_gradient()
+        assert run.multiplier < 0 and trunk_gradient()[-1] < 0 < trunk_gradient()[0]
+        run.multiplier = 0.0
     run.config = replace(run.config, budget_madds=uniform / 2)  # over it: the multiplier builds up
     growth = []
     for _ in range(3):
@@ -153,10 +161,10 @@ def test_the_budget_is_a_constraint_held_by_a_multiplier():
     assert 0 < growth[0] < growth[1] < growth[2]
     gradient = trunk_gradient()
     assert gradient[-1] > 0 > gradient[0]  # a descent step lowers the widest trunk's logit
-    run.config = replace(run.config, budget_madds=uniform * 100)  # far under it again: back to 0
+    run.config = replace(run.config, budget_madds=uniform * 100)  # far under it again
     for _ in range(10):
         trunk_gradient()
-    assert run.multiplier == 0.0
+    assert run.multiplier == 0.0 if mode == "at-most" else run.multiplier < 0
 
 
 def test_the_order_term_waits_for_the_radius():

@@ -14,6 +14,7 @@ from .space import SearchSpace
 from .sparsestmax import MAX_RADIUS, RELAXATIONS
 
 CHECKPOINT = "search-checkpoint.pt"
+BUDGET_MODES = ("target", "at-most")
 
 
 class SearchInputError(ValueError):
@@ -51,6 +52,9 @@ class SearchConfig:
     relaxation: str = "sparsestmax"
     search_end: float = 0.6  # fraction of the run at which the radius reaches MAX_RADIUS: all one-hot
     budget_madds: float | None = None  # per output pixel
+    # "target": the expected cost is held at the budget from both sides, so the search spends it; "at-most":
+    # the budget is only a ceiling (see `search_losses.architecture_loss`).
+    budget_mode: str = "target"
     multiplier_lr: float = 1e-3  # how fast the budget's multiplier grows per step over budget (dual ascent)
     # The sorting term; it only acts once the radius grows (see `search.architecture_loss`).
     order_weight: float = 2e-4
@@ -71,6 +75,8 @@ class SearchConfig:
             raise SearchInputError("need 0 <= arch_start, 0 <= sparsemax_phase and "
                                    "arch_start + sparsemax_phase < search_end <= 1")
 
+        if self.budget_mode not in BUDGET_MODES:
+            raise SearchInputError(f"unknown budget mode {self.budget_mode!r}; use one of {', '.join(BUDGET_MODES)}")
         if self.relaxation not in RELAXATIONS:
             raise SearchInputError(f"unknown relaxation {self.relaxation!r}; use one of {', '.join(RELAXATIONS)}")
 
@@ -139,7 +145,7 @@ def build_config(scale: int, *, budget_madds: str | float | None = None, time_bu
                  epochs: float | None = None, steps: int | None = None, seed: int = 0, max_width: int = 32,
                  max_cells: int = 6, max_cells_upsampled: int = 1, ops_per_cell: int = 2, ops: str | None = None,
                  batch: int = 16, patch: int = 32, val_every: int = 200,
-                 relaxation: str = "sparsestmax") -> SearchConfig:
+                 relaxation: str = "sparsestmax", budget_mode: str = "target") -> SearchConfig:
     """A search's options, as people write them, into a SearchConfig: the one place this happens.
 
     Give at most one length (steps, epochs or a time budget such as "2h"); none means a two-hour budget."""
@@ -154,5 +160,6 @@ def build_config(scale: int, *, budget_madds: str | float | None = None, time_bu
     except ValueError as exc:
         raise SearchInputError(str(exc)) from None
     return SearchConfig(space, batch=batch, patch=patch, seed=seed, val_every=val_every, relaxation=relaxation,
+                        budget_mode=budget_mode,
                         budget_madds=parse_count(budget_madds) if budget_madds is not None else None,
                         **(given or {"time_budget_s": parse_duration("2h")}))

@@ -15,9 +15,11 @@ def architecture_loss(run: Run, weights: ArchWeights, table: torch.Tensor,
                       radius: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The budget's multiplier times log(expected cost / budget), + the order term once the radius grows.
 
-    The budget is a constraint, not a price: the multiplier is 0 while the expected cost is under it, so the
-    reconstruction loss alone decides, and grows (dual ascent, `update_multiplier`) just enough to hold the
-    cost at the budget. A fixed cost weight cannot do this: on a trained supernet its gradient was 6-50x the
+    The budget is a constraint, not a price: the multiplier grows (dual ascent, `update_multiplier`) just
+    enough to hold the expected cost at the budget. As a target (the default) it also turns negative while
+    the cost is under the budget, so the search spends what it was given (the x2 search of 0.1 stopped at 57%
+    of its budget with the multiplier at 0); as a ceiling ("at-most") it stays 0 there and the
+    reconstruction loss alone decides. A fixed cost weight cannot do this: on a trained supernet its gradient was 6-50x the
     reconstruction gradient (benchmarks/architecture_gradients.py), so the choice followed cost rank.
 
     The order term waits for the radius: under plain sparsemax the depth is chosen from a noisy signal, and
@@ -41,7 +43,9 @@ def order_term(weights: ArchWeights, order_weight: float) -> torch.Tensor:
 
 
 def update_multiplier(run: Run, madds: float) -> None:
-    """Dual ascent on the budget: up while over it, down (never below 0) while under it."""
+    """Dual ascent on the budget: up while over it, down while under it (never below 0 for a ceiling)."""
     if run.config.budget_madds:
         excess = math.log(madds / run.config.budget_madds)
-        run.multiplier = max(0.0, run.multiplier + run.config.multiplier_lr * excess)
+        run.multiplier = run.multiplier + run.config.multiplier_lr * excess
+        if run.config.budget_mode == "at-most":
+            run.multiplier = max(0.0, run.multiplier)

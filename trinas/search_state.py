@@ -64,7 +64,7 @@ def state_of(run: Run) -> dict:
 def restore(run: Run, state: dict, device: torch.device) -> None:
     saved = SearchConfig.from_dict(state["config"])
     mismatch = [k for k in ("space", "batch", "patch", "seed", "budget_madds", "steps", "time_budget_s",
-                            "relaxation") if getattr(saved, k) != getattr(run.config, k)]
+                            "relaxation", "budget_mode") if getattr(saved, k) != getattr(run.config, k)]
     if mismatch:
         raise SearchInputError(f"the checkpoint was made with other settings ({', '.join(mismatch)}); "
                                "resume with the same options, or start in another output folder")

@@ -16,6 +16,7 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
+from trinas.search_config import BUDGET_MODES, build_config
 from trinas.sparsestmax import RELAXATIONS
 
 from .batch import OutputOptions, plan_jobs, run_jobs
@@ -224,6 +225,8 @@ def _video_progress(quiet: bool):
               help="Folder of HR validation images (repeatable).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Model folder to create.")
 @click.option("--budget-madds", metavar="X", help="Multiply-adds per output pixel the network may spend, e.g. 30k.")
+@click.option("--budget-mode", type=click.Choice(list(BUDGET_MODES)), default="target", show_default=True,
+              help="target: spend the budget; at-most: a ceiling only.")
 @click.option("--time-budget", metavar="DURATION", help="Wall-clock length, e.g. 45m or 2h [default: 2h].")
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), help="Length in epochs instead of time.")
 @click.option("--steps", type=click.IntRange(1), help="Length in steps: the same result for the same seed.")
@@ -248,15 +251,13 @@ def _video_progress(quiet: bool):
               help="Larger training photos are shrunk to this side.")
 @click.option("--quiet", "-q", is_flag=True, help="No live view.")
 @click.pass_context
-def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, time_budget, epochs, steps, seed, resume,
-                   device, threads, max_width, max_cells, max_cells_upsampled, ops_per_cell, ops, relaxation, batch,
+def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_mode, time_budget, epochs, steps,
+                   seed, resume, device, threads, max_width, max_cells, max_cells_upsampled, ops_per_cell, ops, relaxation, batch,
                    patch, val_every, max_side, quiet):
     """Search a network for your data and train it in one phase; --out becomes a model folder.
 
     Runs under torchrun too (`torchrun --nproc-per-node N -m upscale search ...`): rank 0 shows and writes."""
     with friendly_errors(ctx.obj["debug"]):
-        from trinas.search_config import build_config
-
         from .searching import print_search_result, search_with_live_view
 
         if threads:
@@ -264,7 +265,8 @@ def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, time_bud
         config = build_config(scale, budget_madds=budget_madds, time_budget=time_budget, epochs=epochs, steps=steps,
                               seed=seed, max_width=max_width, max_cells=max_cells,
                               max_cells_upsampled=max_cells_upsampled, ops_per_cell=ops_per_cell, ops=ops,
-                              batch=batch, patch=patch, val_every=val_every, relaxation=relaxation)
+                              batch=batch, patch=patch, val_every=val_every, relaxation=relaxation,
+                              budget_mode=budget_mode)
         main_rank = os.environ.get("RANK", "0") == "0"
         command = " ".join(["upscale", *sys.argv[1:]]).replace(" --resume", "")
         result = search_with_live_view(config, list(train_dirs), list(val_dirs), out, device, resume,
