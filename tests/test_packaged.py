@@ -34,9 +34,10 @@ def test_each_scale_defaults_to_its_searched_model_where_we_ship_one():
     assert packaged_for_scale(3) == "trinas-x3" and packaged_for_scale(4) == "trinas-x4"
 
 
-def test_the_searched_x2_beats_its_baseline_at_lower_cost():
-    """What the search issue asks: better PSNR on both sets at equal or lower multiply-adds (the recorded
-    numbers, which the slow test below reproduces with `upscale eval`)."""
+def test_the_default_x2_is_better_and_cheaper_than_the_x2_baseline():
+    """The default x2 model scores higher on both sets at lower multiply-adds (the recorded numbers, which the
+    slow test below reproduces with `upscale eval`). This is a claim about the shipped models only: the
+    searched one trained 6.7x longer. Whether the search beats chance is `benchmarks/search_controls.py`'s."""
     searched, baseline = (read_config(packaged_models()[n]) for n in ("trinas-x2-searched", "trinas-x2"))
     assert searched["madds_per_output_pixel"] <= baseline["madds_per_output_pixel"]
     for dataset in ("Set5", "Set14"):
