@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from trinas.cost import madds_per_output_pixel
-from trinas.derive import Choice, genotype_of
 from trinas.export import read_config
 from trinas.screen import RESULT, DataSpec, Schedule, Task, screen_all
-from trinas.space import Cell, Genotype, SearchSpace, baseline_genotype, cell_widths
+from trinas.space import Genotype, SearchSpace, baseline_genotype, random_genotype
 
 
 @dataclass(frozen=True)
@@ -59,21 +58,6 @@ def closest_baseline(scale: int, target: float) -> Genotype:
     options = [baseline_genotype(scale, width, cells) for width in range(4, 129, 2) for cells in range(1, 9)]
     return min(options, key=lambda g: (abs(madds_per_output_pixel(g) - target), abs(len(g.cells) - 4),
                                       -g.width))
-
-
-def random_genotype(space: SearchSpace, rng: np.random.Generator) -> Genotype:
-    """A genotype drawn uniformly level by level: trunk width, each segment's depth, each op, each inner width."""
-    width = space.widths[rng.integers(len(space.widths))]
-    segments, slot = [], 0
-    for size in space.segments:
-        cells = []
-        for n in range(int(rng.integers(size + 1))):
-            ops = tuple(space.ops[i] for i in rng.integers(len(space.ops), size=space.ops_per_cell))
-            inner = tuple(space.widths[i] for i in rng.integers(len(space.widths), size=space.ops_per_cell))
-            cells.append((slot + n, Cell(ops, cell_widths(ops, inner, width))))
-        segments.append(tuple(cells))
-        slot += size
-    return genotype_of(space, Choice(width, tuple(segments)))
 
 
 def random_at_cost(space: SearchSpace, target: float, tolerance: float, count: int, seed: int,

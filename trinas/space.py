@@ -227,3 +227,18 @@ def has_inner_width(ops: tuple[str, ...], i: int) -> bool:
 def cell_widths(ops: tuple[str, ...], inner: tuple[int, ...], trunk: int) -> tuple[int, ...]:
     """The widths of a cell's operations: `inner[i]` where op i has an inner width, else the trunk."""
     return tuple(inner[i] if has_inner_width(ops, i) else trunk for i in range(len(ops)))
+
+
+def random_genotype(space: SearchSpace, rng) -> Genotype:
+    """A genotype of `space` drawn uniformly level by level (a numpy Generator): trunk width, each segment's
+    depth, each operation, each inner width. The draw of the search controls and the latency check."""
+    width = space.widths[rng.integers(len(space.widths))]
+    path: list[Step] = []
+    for k, size in enumerate(space.segments):
+        for _ in range(int(rng.integers(size + 1))):
+            ops = tuple(space.ops[i] for i in rng.integers(len(space.ops), size=space.ops_per_cell))
+            inner = tuple(space.widths[i] for i in rng.integers(len(space.widths), size=space.ops_per_cell))
+            path.append(Cell(ops, cell_widths(ops, inner, width)))
+        if k < len(space.factors):
+            path.append(Upsample(space.factors[k]))
+    return Genotype(space.scale, width, tuple(path), channels=space.channels)

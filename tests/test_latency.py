@@ -1,0 +1,71 @@
+"""The latency table: a network is cut into the layers it runs, each layer is timed once per device and kept
+in the user's cache, and a prediction is the sum of its layers' times over the tiles of a frame."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trinas import latency
+from trinas.latency import Device, LatencyTable, layer_module, layers_of
+from trinas.net import TriNet, fold
+from trinas.space import Cell, Genotype, Upsample, baseline_genotype
+
+GENOTYPE = Genotype(4, 8, (Cell(("rep3x3", "conv3x3"), (6, 8)), Upsample(2), Cell(("spanatt3x3",), (8,)),
+                           Upsample(2)))
+
+
+def test_the_layers_are_what_the_network_runs():
+    layers = layers_of(GENOTYPE, 10, 12)
+    kinds = [layer.kind for layer in layers]
+    assert kinds == ["head", "bicubic", "op", "relu", "op", "add", "up", "op", "add", "up", "tail", "add"]
+    ops = [layer for layer in layers if layer.kind == "op"]
+    assert [(o.args, o.height, o.width) for o in ops] == [(("rep3x3", 8, 6), 10, 12), (("conv3x3", 6, 8), 10, 12),
+                                                          (("spanatt3x3", 8, 8), 20, 24)]
+    assert layers[-2].height == 40 and layers[-2].width == 48  # the tail at the output resolution
+    # Every layer builds and runs at its size, and the network's own output has the size the layers end at.
+    for layer in layers:
+        module, channels = layer_module(layer)
+        with torch.inference_mode():
+            module(torch.rand(1, channels, layer.height, layer.width))
+    assert fold(TriNet(GENOTYPE))(torch.rand(1, 3, 10, 12)).shape[-2:] == (40, 48)
+
+
+def test_each_layer_is_timed_once_per_device_and_kept_in_the_cache(tmp_path, monkeypatch):
+    timed = []
+
+    def fake_time(module, channels, height, width, device, **kwargs):
+        timed.append((type(module).__name__, channels, height, width))
+        return 0.5 * channels + height * width / 100
+
+    monkeypatch.setattr(latency, "time_module", fake_time)
+    device = Device("cpu", 2, False, "test cpu")
+    table = LatencyTable(device, tmp_path)
+    one = table.network_ms(GENOTYPE, 16, 16)
+    distinct = len({layer.key for layer in layers_of(GENOTYPE, 16, 16)})
+    assert table.measured == len(timed) == distinct  # the repeated residual add is timed once
+    assert one == pytest.approx(sum(table.entries[layer.key] for layer in layers_of(GENOTYPE, 16, 16)))
+    assert table.frame_ms(GENOTYPE, [(16, 16), (16, 16), (8, 16)]) > 2 * one
+    table.save()
+
+    again = LatencyTable(device, tmp_path)
+    assert again.network_ms(GENOTYPE, 16, 16) == one and again.measured == 0  # read back, nothing timed
+    other = LatencyTable(Device("cpu", 1, False, "test cpu"), tmp_path)  # other threads: another table
+    assert other.path != table.path and not other.entries
+
+    table.path.write_text("{not json")
+    assert LatencyTable(device, tmp_path).entries == {}  # a damaged table is re-measured, not an error
+
+
+def test_a_wider_network_is_predicted_slower_on_this_machine(tmp_path):
+    table = LatencyTable(Device.current("cpu", threads=1), tmp_path)
+    narrow, wide = baseline_genotype(2, 8, 1), baseline_genotype(2, 48, 4)
+    assert table.network_ms(wide, 48, 48) > 3 * table.network_ms(narrow, 48, 48)
+
+
+def test_devices_are_checked():
+    with pytest.raises(ValueError, match="cpu or cuda"):
+        Device.current("tpu")
+    with pytest.raises(ValueError, match="GPU only"):
+        Device.current("cpu", half=True)
+    assert "/" not in Device("cpu", 2, False, "A/B cpu @ 2GHz").key

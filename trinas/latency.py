@@ -1,0 +1,221 @@
+"""Latency that is measured, not guessed: a per-device table of layer times, and a network's time from it.
+
+Multiply-adds mislead (a network with 6% fewer ran 1.04x faster), so the search and the pruning ask this
+table instead. A network is cut into the layers it runs (head, each cell operation, each cell's ReLUs and
+residual add, each upsampler, tail, the bicubic skip and the final add), each layer is timed once on the
+target device at the input size it sees (folded, channels-last, fp32 on the CPU, fp16 on CUDA if asked) and
+stored under the user's cache folder, one file per device; a network's time on an input is the sum of its
+layers' times, and a frame's time is the sum over the tiles the engine cuts it into. Layers are timed the
+first time a prediction needs them, so a table fills itself in; `benchmarks/latency_check.py` prints how
+well the sums match measured frame times.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .net import UpsampleBlock, make_op
+from .space import Genotype, Upsample
+
+TABLE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where the network runs: what a latency table is valid for."""
+
+    kind: str = "cpu"  # "cpu" or "cuda"
+    threads: int = 0  # CPU threads (0 on a GPU)
+    half: bool = False  # fp16 (GPU only)
+    name: str = ""  # processor or GPU model
+    torch_version: str = torch.__version__
+
+    @classmethod
+    def current(cls, kind: str = "cpu", threads: int | None = None, half: bool = False) -> "Device":
+        if kind == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError("a CUDA latency table needs a CUDA GPU, and this torch build sees none")
+            return cls("cuda", 0, half, torch.cuda.get_device_name())
+        if kind != "cpu":
+            raise ValueError(f"latency device must be cpu or cuda, got {kind!r}")
+        if half:
+            raise ValueError("fp16 latency is measured on a GPU only; the CPU runs fp32")
+        return cls("cpu", threads or torch.get_num_threads(), False, _cpu_name())
+
+    @property
+    def key(self) -> str:
+        """A file-safe name: the same device, threads, precision and torch share one table."""
+        text = f"{self.kind}-{self.name}-t{self.threads}-{'fp16' if self.half else 'fp32'}-torch{self.torch_version}"
+        return "".join(c if c.isalnum() or c in "-._" else "_" for c in text)
+
+    @property
+    def torch_device(self) -> torch.device:
+        return torch.device(self.kind)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float16 if self.half else torch.float32
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def default_cache() -> Path:
+    """`$TRINAS_CACHE/latency`, else `$XDG_CACHE_HOME/trinas/latency`, else `~/.cache/trinas/latency`."""
+    if os.environ.get("TRINAS_CACHE"):
+        return Path(os.environ["TRINAS_CACHE"]) / "latency"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "trinas" / "latency"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One timed unit: a kind ("op", "head", "tail", "up", "relu", "add", "bicubic"), its parameters and the
+    input height and width it runs at."""
+
+    kind: str
+    args: tuple
+    height: int
+    width: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{','.join(map(str, self.args))}@{self.height}x{self.width}"
+
+
+def layers_of(genotype: Genotype, height: int, width: int) -> list[Layer]:
+    """Every layer a TriNet of `genotype` runs on a height x width input."""
+    c, w = genotype.channels, genotype.width
+    layers = [Layer("head", (c, w), height, width), Layer("bicubic", (c, genotype.scale), height, width)]
+    h_, w_ = height, width
+    for step in genotype.path:
+        if isinstance(step, Upsample):
+            layers.append(Layer("up", (w, step.factor), h_, w_))
+            h_, w_ = h_ * step.factor, w_ * step.factor
+            continue
+        cin = w
+        for i, (op, cout) in enumerate(zip(step.ops, step.widths)):
+            if i > 0:
+                layers.append(Layer("relu", (cin,), h_, w_))
+            layers.append(Layer("op", (op, cin, cout), h_, w_))
+            cin = cout
+        layers.append(Layer("add", (w,), h_, w_))
+    layers += [Layer("tail", (w, c), h_, w_), Layer("add", (c,), h_, w_)]
+    return layers
+
+
+class _Elementwise(nn.Module):
+    def __init__(self, kind: str, scale: int = 1) -> None:
+        super().__init__()
+        self.kind, self.scale = kind, scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "relu":
+            return F.relu(x)
+        if self.kind == "add":
+            return x + x
+        return F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
+
+
+def layer_module(layer: Layer) -> tuple[nn.Module, int]:
+    """The module a layer runs (folded, as inference runs it) and its input channels."""
+    kind, args = layer.kind, layer.args
+    if kind == "op":
+        name, cin, cout = args
+        return make_op(name, cin, cout, folded=True), cin
+    if kind == "head":
+        return nn.Conv2d(args[0], args[1], 3, padding=1), args[0]
+    if kind == "tail":
+        return nn.Conv2d(args[0], args[1], 3, padding=1), args[0]
+    if kind == "up":
+        return UpsampleBlock(args[0], args[1]), args[0]
+    if kind in ("relu", "add"):
+        return _Elementwise(kind), args[0]
+    if kind == "bicubic":
+        return _Elementwise(kind, args[1]), args[0]
+    raise ValueError(f"unknown layer kind {kind!r}")
+
+
+def time_module(module: nn.Module, channels: int, height: int, width: int, device: Device,
+                min_seconds: float = 0.05, rounds: int = 5) -> float:
+    """Median milliseconds of one forward pass on a channels-last input, after a warm-up."""
+    module = module.to(device.torch_device, device.dtype).eval().to(memory_format=torch.channels_last)
+    x = torch.rand(1, channels, height, width, device=device.torch_device, dtype=device.dtype)
+    x = x.contiguous(memory_format=torch.channels_last)
+    sync = torch.cuda.synchronize if device.kind == "cuda" else (lambda: None)
+    with torch.inference_mode():
+        module(x)
+        sync()
+        start = time.perf_counter()
+        module(x)
+        sync()
+        once = max(time.perf_counter() - start, 1e-6)
+        repeats = max(1, min(100, int(min_seconds / rounds / once)))
+        samples = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            for _ in range(repeats):
+                module(x)
+            sync()
+            samples.append((time.perf_counter() - start) / repeats)
+    return statistics.median(samples) * 1e3
+
+
+class LatencyTable:
+    """Layer times for one device, read from and written to `<cache>/<device key>.json`."""
+
+    def __init__(self, device: Device, cache: Path | None = None) -> None:
+        self.device = device
+        self.path = (cache or default_cache()) / f"{device.key}.json"
+        self.entries: dict[str, float] = {}
+        self.measured = 0  # layers timed by this object (the rest came from the file)
+        if self.path.is_file():
+            try:
+                data = json.loads(self.path.read_text())
+            except (OSError, json.JSONDecodeError):
+                data = {}
+            if isinstance(data, dict) and data.get("version") == TABLE_VERSION:
+                self.entries = {str(k): float(v) for k, v in data.get("entries", {}).items()}
+
+    def layer_ms(self, layer: Layer) -> float:
+        if layer.key not in self.entries:
+            if self.device.threads and self.device.kind == "cpu":
+                torch.set_num_threads(self.device.threads)
+            module, channels = layer_module(layer)
+            self.entries[layer.key] = time_module(module, channels, layer.height, layer.width, self.device)
+            self.measured += 1
+        return self.entries[layer.key]
+
+    def network_ms(self, genotype: Genotype, height: int, width: int) -> float:
+        """Predicted milliseconds of one forward pass of the folded network on a height x width input."""
+        return sum(self.layer_ms(layer) for layer in layers_of(genotype, height, width))
+
+    def frame_ms(self, genotype: Genotype, tiles: list[tuple[int, int]]) -> float:
+        """Predicted milliseconds for a frame the engine cuts into tiles of these input sizes (with context)."""
+        return sum(self.network_ms(genotype, h, w) for h, w in tiles)
+
+    def save(self) -> None:
+        """Write the table atomically (a temporary file, then a rename)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        data = {"version": TABLE_VERSION, "device": self.device.__dict__, "entries": self.entries}
+        tmp.write_text(json.dumps(data, indent=0, sort_keys=True) + "\n")
+        os.replace(tmp, self.path)
+
