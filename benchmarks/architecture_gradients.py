@@ -25,7 +25,8 @@ from trinas.data import PatchSampler
 from trinas.search import order_term
 from trinas.search_data import load_pairs
 from trinas.space import SearchSpace
-from trinas.supernet import Architecture, SuperNet, cell_cost_table, expected_madds
+from trinas.costs import madds_cost
+from trinas.supernet import Architecture, SuperNet
 
 
 def gradients(loss: torch.Tensor, arch: Architecture) -> dict[str, torch.Tensor | None]:
@@ -69,7 +70,7 @@ def main() -> None:
         depth_grads.append([grads[f"depth.{k}"] for k in range(len(arch.depth))])
         for name, value in mean_abs(grads).items():
             reconstruction[name] += value / args.batches
-    madds = expected_madds(space, arch.weights(radius), cell_cost_table(space))
+    madds = madds_cost(space).expected(arch.weights(radius))
     cost = mean_abs(gradients(args.cost_weight * torch.log(madds), arch))
     if args.own_logits:
         print_network_level(arch, arch.weights(radius), depth_grads, float(state["config"]["order_weight"]))

@@ -25,16 +25,9 @@ import torch
 from trinas.export import load_model
 from trinas.latency import Device, LatencyTable
 from trinas.net import TriNet, fold
-from trinas.space import Genotype, SearchSpace, random_genotype
-from upscale.engine import CPU_TILE
+from trinas.space import SearchSpace, random_genotype
 from upscale.models import packaged_models
-from upscale.tiling import plan_tiles
-
-
-def tile_shapes(genotype: Genotype, height: int, width: int, tile: int) -> list[tuple[int, int]]:
-    """Input sizes of the tiles the engine runs for a height x width input (each with its context)."""
-    pad = TriNet(genotype).receptive_field
-    return [(t.read_bottom - t.read_top, t.read_right - t.read_left) for t in plan_tiles(height, width, tile, pad)]
+from trinas.tiling import CPU_TILE, tile_shapes
 
 
 def measure(nets: dict[str, tuple[torch.nn.Module, list[tuple[int, int]]]], rounds: int = 5) -> dict[str, float]:
@@ -76,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
         genotypes[f"random-{i:02d}"] = random_genotype(SearchSpace(args.scale), rng)
     table = LatencyTable(Device.current("cpu", args.threads), args.cache)
     nets = {name: (fold(TriNet(g)).eval().to(memory_format=torch.channels_last),
-                   tile_shapes(g, height, width, args.tile)) for name, g in genotypes.items()}
+                   tile_shapes(height, width, args.tile, TriNet(g).receptive_field))
+            for name, g in genotypes.items()}
     measured = measure(nets)
     rows = []
     for name, g in genotypes.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from PIL import Image
 
 from trinas import latency
 from trinas.latency import Device, LatencyTable, layer_module, layers_of
@@ -69,3 +70,50 @@ def test_devices_are_checked():
     with pytest.raises(ValueError, match="GPU only"):
         Device.current("cpu", half=True)
     assert "/" not in Device("cpu", 2, False, "A/B cpu @ 2GHz").key
+
+
+def fake_time(module, channels, height, width, device, **kwargs):
+    """A deterministic stand-in for the clock: parameters x pixels, plus a little per layer."""
+    return 0.01 + sum(p.numel() for p in module.parameters()) * height * width * 1e-6
+
+
+def test_a_latency_budget_below_the_fastest_network_is_refused_at_once(tmp_path, monkeypatch):
+    from tests.test_search import tiny_config
+    from trinas.search import SearchInputError, check_inputs
+
+    monkeypatch.setenv("TRINAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(latency, "time_module", fake_time)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.new("RGB", (40, 40), (10, 200, 30)).save(folder / "a.png")
+    config = tiny_config(latency_ms=1e-6, latency_at="64x64", latency_tile=0)
+    with pytest.raises(SearchInputError, match=r"ms per frame.*below the cheapest network.*\(0\.\d+ ms: \d+w up2\)"):
+        check_inputs(config, [folder], [folder], tmp_path / "out", resume=False)
+    with pytest.raises(SearchInputError, match="--at WIDTHxHEIGHT"):
+        tiny_config(latency_ms=10.0)
+
+
+def test_a_latency_budgeted_search_ends_within_its_budget(tmp_path, monkeypatch):
+    from tests.test_search import shapes_image, tiny_config
+    from trinas.costs import latency_cost
+    from trinas.search import load_data, search
+    from trinas.search_losses import latency_model
+
+    monkeypatch.setenv("TRINAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(latency, "time_module", fake_time)
+    for i in range(4):
+        shapes_image(tmp_path / "train" / f"{i}.png", i, 40)
+    shapes_image(tmp_path / "val" / "0.png", 9, 24)
+    base = tiny_config(latency_at="64x64", latency_tile=0, latency_ms=1.0)
+    model = latency_model(base, log=lambda line: None)
+    fastest, _ = model.cheapest()
+    budget = fastest * 1.5
+    config = tiny_config(latency_at="64x64", latency_tile=0, latency_ms=budget)
+    data = load_data(config, [tmp_path / "train"], [tmp_path / "val"])
+    run = search(config, data, tmp_path / "out", device="cpu", log=lambda line: None)
+    assert run.net is not None and model.of(run.net.genotype) <= budget
+    assert all("expected_latency_ms" in row for row in run.history) and "latency_ms" in run.multipliers
+    # The table's prediction of a network is the sum of its layers on the same tiles.
+    table = LatencyTable(Device.current("cpu", config.latency_threads))
+    direct = latency_cost(config.space, table, [(32, 32)]).of(run.net.genotype)
+    assert direct == pytest.approx(table.network_ms(run.net.genotype, 32, 32))

@@ -25,7 +25,9 @@ from trinas.search import (SearchConfig, SearchInputError, check_inputs, load_da
                            search)
 from trinas.space import SearchSpace
 from trinas.sparsestmax import MAX_RADIUS, sparsestmax
-from trinas.supernet import Architecture, SuperNet, cell_cost_table, cheapest_madds, expected_madds
+from trinas.costs import madds_cost
+from trinas.search_losses import Budget
+from trinas.supernet import Architecture, SuperNet
 from upscale.cli import main
 
 
@@ -84,7 +86,7 @@ def test_one_hot_supernet_is_exactly_its_derived_trinet(scale, ops_per_cell):
     supernet, arch = SuperNet(space).double(), Architecture(space).double()
     for p in supernet.parameters():
         torch.nn.init.normal_(p, std=0.2)  # the zero tail of a fresh supernet would hide every difference
-    table = cell_cost_table(space)
+    costs = madds_cost(space)
     x = torch.rand(2, 3, 11, 9, dtype=torch.float64)
     for _ in range(4):
         for p in arch.parameters():
@@ -93,8 +95,9 @@ def test_one_hot_supernet_is_exactly_its_derived_trinet(scale, ops_per_cell):
         assert weights.one_hot()
         net, _ = derive(supernet, weights)
         assert torch.allclose(supernet(x, weights), net(x), rtol=0, atol=1e-10), net.genotype.describe()
-        expected = float(expected_madds(space, weights.detach(), table))
+        expected = float(costs.expected(weights.detach()))
         assert expected == pytest.approx(madds_per_output_pixel(net.genotype))
+        assert costs.of(net.genotype) == pytest.approx(expected)
 
 
 def test_a_cell_cannot_rescale_its_output_so_keep_and_op_weights_keep_their_meaning():
@@ -118,11 +121,14 @@ def test_a_cell_cannot_rescale_its_output_so_keep_and_op_weights_keep_their_mean
 def test_expected_cost_lies_between_the_cheapest_and_the_largest_network():
     space = SearchSpace(2)
     arch = Architecture(space)
-    madds = float(expected_madds(space, arch.weights(0.0).detach(), cell_cost_table(space)))
-    assert cheapest_madds(space) < madds < cheapest_madds(space) * 1000
+    costs = madds_cost(space)
+    madds = float(costs.expected(arch.weights(0.0).detach()))
+    cheapest, network = costs.cheapest()
+    assert cheapest == madds_per_output_pixel(network) and not network.cells
+    assert cheapest < madds < cheapest * 1000
     with torch.no_grad():
         arch.trunk.copy_(torch.tensor([0.0, 0.0, 0.0, 9.0]))  # the widest trunk only
-    assert float(expected_madds(space, arch.weights(0.0).detach(), cell_cost_table(space))) > madds
+    assert float(costs.expected(arch.weights(0.0).detach())) > madds
 
 
 @pytest.mark.parametrize("mode", ["at-most", "target"])
@@ -130,52 +136,51 @@ def test_the_budget_is_a_constraint_held_by_a_multiplier(mode):
     """Over the budget the multiplier grows until the cost gradient pushes down. Under it, a ceiling has no
     say, and a target pulls the cost up to it."""
     space = SearchSpace(2)
-    table = cell_cost_table(space)
+    costs = madds_cost(space)
     arch = Architecture(space)
-    run = search_module.new_run(SearchConfig(space, steps=1, budget_madds=1.0, order_weight=0.0, budget_mode=mode),
-                                torch.device("cpu"))
-    uniform = float(expected_madds(space, arch.weights(0.0).detach(), table))
+    run = search_module.new_run(SearchConfig(space, steps=1, order_weight=0.0, budget_mode=mode), torch.device("cpu"))
+    uniform = float(costs.expected(arch.weights(0.0).detach()))
+    budget = Budget(costs, 1.0)
 
     def trunk_gradient() -> torch.Tensor:
         trunk = torch.zeros(len(space.widths), requires_grad=True)
         weights = arch.weights(0.0)._replace(trunk=sparsestmax(trunk, 0.0))
-        loss, madds = search_module.architecture_loss(run, weights, table, radius=0.0)
+        loss, expected = search_module.architecture_loss(run, weights, [budget], radius=0.0)
         if loss.requires_grad:
             loss.backward()
-        search_module.update_multiplier(run, float(madds.detach()))
+        search_module.update_multipliers(run, [budget], {k: float(v.detach()) for k, v in expected.items()})
         return trunk.grad if trunk.grad is not None else torch.zeros_like(trunk)
 
-    run.config = replace(run.config, budget_madds=uniform * 2)  # under the budget
+    budget.limit = uniform * 2  # under the budget
     if mode == "at-most":  # no cost force at all
-        assert torch.count_nonzero(trunk_gradient()) == 0 and run.multiplier == 0.0
+        assert torch.count_nonzero(trunk_gradient()) == 0 and run.multipliers["madds"] == 0.0
     else:  # the multiplier turns negative and a descent step raises the widest trunk's logit
         for _ in range(3):
             trunk_gradient()
-        assert run.multiplier < 0 and trunk_gradient()[-1] < 0 < trunk_gradient()[0]
-        run.multiplier = 0.0
-    run.config = replace(run.config, budget_madds=uniform / 2)  # over it: the multiplier builds up
+        assert run.multipliers["madds"] < 0 and trunk_gradient()[-1] < 0 < trunk_gradient()[0]
+        run.multipliers["madds"] = 0.0
+    budget.limit = uniform / 2  # over it: the multiplier builds up
     growth = []
     for _ in range(3):
         trunk_gradient()
-        growth.append(run.multiplier)
+        growth.append(run.multipliers["madds"])
     assert 0 < growth[0] < growth[1] < growth[2]
     gradient = trunk_gradient()
     assert gradient[-1] > 0 > gradient[0]  # a descent step lowers the widest trunk's logit
-    run.config = replace(run.config, budget_madds=uniform * 100)  # far under it again
+    budget.limit = uniform * 100  # far under it again
     for _ in range(10):
         trunk_gradient()
-    assert run.multiplier == 0.0 if mode == "at-most" else run.multiplier < 0
+    assert run.multipliers["madds"] == 0.0 if mode == "at-most" else run.multipliers["madds"] < 0
 
 
 def test_the_order_term_waits_for_the_radius():
     """Under plain sparsemax the depth follows reconstruction alone; once the radius grows, shorter wins ties."""
     space = SearchSpace(2)
-    table = cell_cost_table(space)
     run = search_module.new_run(SearchConfig(space, steps=1, order_weight=1.0), torch.device("cpu"))
 
     def depth_gradient(radius: float) -> torch.Tensor:
         run.arch.zero_grad()
-        loss, _ = search_module.architecture_loss(run, run.arch.weights(radius), table, radius)
+        loss, _ = search_module.architecture_loss(run, run.arch.weights(radius), [], radius)
         if loss.requires_grad:
             loss.backward()
         return torch.cat([d.grad if d.grad is not None else torch.zeros_like(d) for d in run.arch.depth])
@@ -207,14 +212,18 @@ def test_a_choice_over_the_budget_is_shrunk_until_it_fits():
         arch.ops[..., space.ops.index("conv5x5")] = 5.0
     weights = arch.weights(MAX_RADIUS)
     full = madds_per_output_pixel(choose_genotype(space, weights))
-    for budget in (full, full * 0.95, 28_728, cheapest_madds(space)):
-        net, _ = derive(SuperNet(space), weights, budget)
-        madds = madds_per_output_pixel(net.genotype)
-        assert madds <= budget
+    madds = madds_per_output_pixel
+    for budget in (full, full * 0.95, 28_728, madds_cost(space).cheapest()[0]):
+        net, _ = derive(SuperNet(space), weights, [(madds, budget)])
+        assert madds(net.genotype) <= budget
         assert net(torch.rand(1, 3, 6, 6)).shape == (1, 3, 12, 12)
-    near, _ = derive(SuperNet(space), weights, full * 0.95)
-    assert madds_per_output_pixel(near.genotype) > full * 0.9  # a small overshoot costs little
-    assert derive(SuperNet(space), weights, full)[0].genotype == choose_genotype(space, weights)
+    near, _ = derive(SuperNet(space), weights, [(madds, full * 0.95)])
+    assert madds(near.genotype) > full * 0.9  # a small overshoot costs little
+    assert derive(SuperNet(space), weights, [(madds, full)])[0].genotype == choose_genotype(space, weights)
+    # Two limits: the choice fits both (here a second, tighter cost that counts only the cells).
+    cells_only = lambda g: madds(g) - madds_cost(space).cheapest()[0]  # noqa: E731
+    both, _ = derive(SuperNet(space), weights, [(madds, full), (cells_only, 5_000)])
+    assert madds(both.genotype) <= full and cells_only(both.genotype) <= 5_000
 
 
 def choose_genotype(space, weights):
@@ -268,7 +277,7 @@ def test_bad_input_is_refused_before_any_training(tmp_path, folders, monkeypatch
         check_inputs(config, [empty], [val], tmp_path / "out", resume=False)
     with pytest.raises(SearchInputError, match="not found"):
         check_inputs(config, [tmp_path / "missing"], [val], tmp_path / "out", resume=False)
-    minimum = cheapest_madds(config.space)
+    minimum = madds_cost(config.space).cheapest()[0]
     with pytest.raises(SearchInputError, match=f"{minimum:,.0f}"):
         check_inputs(replace(config, budget_madds=minimum - 1), [train], [val], tmp_path / "out", resume=False)
 
@@ -353,7 +362,7 @@ def test_live_view_shows_the_numbers_of_a_step():
 
     status = search_module.Status("search", 120, None, 0.4, 0.35, 0.0151, 0.0162, 30_500.0, 28_728.0, 36.21,
                                   "24w [conv3x3:24>conv3x3:24] up2", 2880.0, 4320.0,
-                                  {"network": 0.8, "cell": 0.7, "kernel": 0.6}, 0.0042)
+                                  {"network": 0.8, "cell": 0.7, "kernel": 0.6}, {"madds": 0.0042})
     console = Console(width=160, record=True)
     console.print(render(status, ""))
     text = console.export_text()

@@ -6,6 +6,15 @@ from .operations import op_kind
 from .space import Cell, Genotype
 
 
+def cell_madds(cell: Cell, trunk: int) -> int:
+    """Multiply-adds per pixel of one cell at its own resolution, its input `trunk` channels wide."""
+    total, cin = 0, trunk
+    for op, cout in zip(cell.ops, cell.widths):
+        total += op_kind(op).madds(cin, cout)
+        cin = cout
+    return total
+
+
 def madds_per_input_pixel(genotype: Genotype) -> float:
     """Multiply-adds the network spends per LR input pixel (cost at resolution s counts s^2 times), as
     inference runs it (re-parameterisable operations folded)."""
@@ -14,10 +23,7 @@ def madds_per_input_pixel(genotype: Genotype) -> float:
     area = 1
     for step in genotype.path:
         if isinstance(step, Cell):
-            cin = w
-            for op, cout in zip(step.ops, step.widths):
-                total += area * op_kind(op).madds(cin, cout)
-                cin = cout
+            total += area * cell_madds(step, w)
         else:
             total += area * 9 * w * w * step.factor**2
             area *= step.factor**2

@@ -10,12 +10,12 @@ structure (`module_pairs`), so any registered operation is inherited without a t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
 
 from .net import TriNet
-from .cost import madds_per_output_pixel
 from .ops import runs_at_fixed_norm
 from .space import Cell, Genotype, SearchSpace, Step, Upsample, cell_widths, has_inner_width
 from .supernet import ArchWeights, SuperNet
@@ -44,22 +44,33 @@ def choose(space: SearchSpace, weights: ArchWeights) -> Choice:
     return Choice(width, tuple(segments))
 
 
-def fit_budget(space: SearchSpace, choice: Choice, budget_madds: float) -> Choice:
-    """Shrink a choice that lands over the budget, one step at a time, until it fits.
+Limit = tuple[Callable[[Genotype], float], float]  # (the cost of a network, the most it may be)
+
+
+def fit_budget(space: SearchSpace, choice: Choice, limits: list[Limit]) -> Choice:
+    """Shrink a choice that lands over a budget, one step at a time, until it fits every limit.
 
     The cost term holds the *expected* cost at the budget, but the one-hot choice can land a little either
     side of it. The steps are: drop the last cell of a segment, narrow one inner width, narrow the trunk. If
-    one step fits, take the one that keeps the most multiply-adds (closest under the budget); otherwise the
-    step that saves the most, so the expensive parts (high-resolution cells, wide layers) go first.
+    one step fits, take the one that keeps the most of the first cost (closest under its budget); otherwise
+    the step that leaves the smallest excess, so the expensive parts (high-resolution cells, wide layers) go
+    first.
     """
-    cost = madds_per_output_pixel(genotype_of(space, choice))
-    while cost > budget_madds:
-        options = sorted(((madds_per_output_pixel(genotype_of(space, c)), c) for c in _smaller(space, choice)),
-                         key=lambda priced: priced[0])
+
+    def excess(c: Choice) -> float:
+        genotype = genotype_of(space, c)
+        return max(cost(genotype) / limit for cost, limit in limits)
+
+    first = limits[0][0]
+    while excess(choice) > 1:
+        options = [(excess(c), first(genotype_of(space, c)), c) for c in _smaller(space, choice)]
         if not options:
             break
-        fitting = [priced for priced in options if priced[0] <= budget_madds]
-        cost, choice = fitting[-1] if fitting else options[0]
+        fitting = [priced for priced in options if priced[0] <= 1]
+        if fitting:
+            choice = max(fitting, key=lambda priced: priced[1])[2]
+        else:
+            choice = min(options, key=lambda priced: priced[0])[2]
     return choice
 
 
@@ -139,12 +150,12 @@ def slice_to(source: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return source[tuple(slice(0, n) for n in shape)]
 
 
-def derive(supernet: SuperNet, weights: ArchWeights, budget_madds: float | None = None) -> tuple[TriNet, Choice]:
-    """The TriNet of the leading architecture (shrunk to fit the budget), its weights sliced from the supernet's."""
+def derive(supernet: SuperNet, weights: ArchWeights, limits: list[Limit] | None = None) -> tuple[TriNet, Choice]:
+    """The TriNet of the leading architecture (shrunk to fit the limits), its weights sliced from the supernet's."""
     space = supernet.space
     choice = choose(space, weights)
-    if budget_madds:
-        choice = fit_budget(space, choice, budget_madds)
+    if limits:
+        choice = fit_budget(space, choice, limits)
     like = next(supernet.parameters())
     net = TriNet(genotype_of(space, choice)).to(device=like.device, dtype=like.dtype)
     with torch.no_grad():

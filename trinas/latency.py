@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .net import UpsampleBlock, make_op
-from .space import Genotype, Upsample
+from .space import Cell, Genotype, Upsample
 
 TABLE_VERSION = 1
 
@@ -110,15 +110,20 @@ def layers_of(genotype: Genotype, height: int, width: int) -> list[Layer]:
             layers.append(Layer("up", (w, step.factor), h_, w_))
             h_, w_ = h_ * step.factor, w_ * step.factor
             continue
-        cin = w
-        for i, (op, cout) in enumerate(zip(step.ops, step.widths)):
-            if i > 0:
-                layers.append(Layer("relu", (cin,), h_, w_))
-            layers.append(Layer("op", (op, cin, cout), h_, w_))
-            cin = cout
-        layers.append(Layer("add", (w,), h_, w_))
+        layers += cell_layers(step, w, h_, w_)
     layers += [Layer("tail", (w, c), h_, w_), Layer("add", (c,), h_, w_)]
     return layers
+
+
+def cell_layers(cell: Cell, trunk: int, height: int, width: int) -> list[Layer]:
+    """The layers of one cell on a height x width input: its operations, the ReLUs between, the residual add."""
+    layers, cin = [], trunk
+    for i, (op, cout) in enumerate(zip(cell.ops, cell.widths)):
+        if i > 0:
+            layers.append(Layer("relu", (cin,), height, width))
+        layers.append(Layer("op", (op, cin, cout), height, width))
+        cin = cout
+    return layers + [Layer("add", (trunk,), height, width)]
 
 
 class _Elementwise(nn.Module):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Callable
@@ -36,18 +36,18 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .cost import madds_per_output_pixel
+from .costs import CostModel, madds_cost
 from .derive import choose, genotype_of
 from .evaluate import score, upscale_with
 from .search_config import (CHECKPOINT, SearchConfig, SearchInputError, lr_at, parse_count, parse_duration,
                             progress_of, radius_at)
 from .search_data import SearchData, check_inputs, load_data
 from .search_distributed import Ranks, average_grads, setup_ranks, shard, wrap
-from .search_losses import architecture_loss, order_term, update_multiplier
+from .search_losses import Budget, architecture_loss, budgets_of, order_term, update_multipliers
 from .search_result import SearchResult, finish
 from .search_state import Run, new_run, restore, state_of, switch_to_final
 from .space import Genotype
-from .supernet import ArchWeights, cell_cost_table, expected_madds
+from .supernet import ArchWeights
 
 __all__ = ["CHECKPOINT", "SearchConfig", "SearchData", "SearchInputError", "SearchResult", "Status", "check_inputs",
            "load_data", "order_term", "parse_count", "parse_duration", "run_search", "search"]
@@ -71,7 +71,9 @@ class Status:
     elapsed_s: float
     remaining_s: float
     entropy: dict[str, float]
-    multiplier: float = 0.0  # the budget's multiplier: 0 while the expected cost is under the budget
+    multipliers: dict[str, float] = field(default_factory=dict)  # each budget's multiplier, by cost key
+    expected_latency_ms: float | None = None  # with a latency budget: the predicted frame time
+    latency_ms: float | None = None  # the latency budget
 
 
 def validate(run: Run, data: SearchData, weights: ArchWeights | None, device: torch.device) -> float:
@@ -87,12 +89,12 @@ def validate(run: Run, data: SearchData, weights: ArchWeights | None, device: to
     return float(np.mean([s.psnr for s in scores]))
 
 
-def architecture_step(run: Run, data: SearchData, radius: float, table: torch.Tensor, ranks: Ranks,
+def architecture_step(run: Run, data: SearchData, radius: float, budgets: list[Budget], ranks: Ranks,
                       device: torch.device) -> float:
-    """One architecture step on held-out images: L1 + cost + order, gradients for the architecture only."""
+    """One architecture step on held-out images: L1 + costs + order, gradients for the architecture only."""
     x, y = shard(data.arch.batch(run.step, run.config.batch), ranks, device)
     weights = run.arch.weights(radius)
-    extra, madds = architecture_loss(run, weights, table, radius)
+    extra, expected = architecture_loss(run, weights, budgets, radius)
     # The plain module, not the DDP wrapper: the weights' gradients are neither computed nor synchronised.
     loss = F.l1_loss(run.supernet(x, weights), y) + extra
     params = list(run.arch.parameters())
@@ -101,7 +103,8 @@ def architecture_step(run: Run, data: SearchData, radius: float, table: torch.Te
         p.grad = torch.zeros_like(p) if g is None else g
     average_grads(params, ranks)
     run.arch_opt.step()
-    update_multiplier(run, float(madds.detach()))  # the same on every rank: the architecture is identical everywhere
+    # The same on every rank: the architecture is identical everywhere.
+    update_multipliers(run, budgets, {key: float(cost.detach()) for key, cost in expected.items()})
     return loss.item()
 
 
@@ -124,7 +127,7 @@ def weight_step(run: Run, model: torch.nn.Module, data: SearchData, weights: Arc
     return loss.item()
 
 
-def history_row(run: Run, data: SearchData, radius: float, lr: float, seconds: float, table: torch.Tensor,
+def history_row(run: Run, data: SearchData, radius: float, lr: float, seconds: float, costs: dict[str, CostModel],
                 validate_now: bool, device: torch.device) -> dict:
     """A point of the curves: losses since the last row, cost, entropies, leading network, validation PSNR."""
     weights = run.arch.weights(radius).detach()
@@ -132,8 +135,8 @@ def history_row(run: Run, data: SearchData, radius: float, lr: float, seconds: f
     row = {"step": run.step, "seconds": round(seconds, 2), "phase": run.phase, "radius": radius, "lr": lr,
            "loss": float(np.mean(losses)) if losses else None,
            "arch_loss": float(np.mean(arch_losses)) if arch_losses else None,
-           "expected_madds": float(expected_madds(run.config.space, weights, table)),
-           "multiplier": run.multiplier,
+           **{f"expected_{key}": float(cost.expected(weights)) for key, cost in costs.items()},
+           "multipliers": dict(run.multipliers),
            "entropy": weights.entropies(), "leading": leading(run, weights).describe(),
            "val_psnr": validate(run, data, weights, device) if validate_now else None}
     run.pending = {"loss": [], "arch_loss": []}
@@ -156,7 +159,14 @@ def search(config: SearchConfig, data: SearchData, out: Path, device: str = "aut
     if state is not None:
         restore(run, state, dev)
         log(f"resumed {checkpoint} at step {run.step} ({run.phase})")
-    table = cell_cost_table(config.space)
+    if ranks.main:  # rank 0 times any missing layers first; the others then read its table
+        budgets = budgets_of(config, log)
+    if ranks.world > 1:
+        dist.barrier()
+    if not ranks.main:
+        budgets = budgets_of(config, lambda line: None)
+    costs = {"madds": madds_cost(config.space)} | {b.key: b.cost for b in budgets}
+    limits = [(b.cost.of, b.limit) for b in budgets]
     model = wrap(run.supernet if run.net is None else run.net, ranks, dev)
 
     def save() -> None:
@@ -177,15 +187,15 @@ def search(config: SearchConfig, data: SearchData, out: Path, device: str = "aut
         radius, lr = radius_at(config, progress), lr_at(config, progress)
         searching = run.net is None and progress >= config.arch_start
         if searching:
-            run.pending["arch_loss"].append(architecture_step(run, data, radius, table, ranks, dev))
+            run.pending["arch_loss"].append(architecture_step(run, data, radius, budgets, ranks, dev))
         weights = run.arch.weights(radius).detach()
         if searching and weights.one_hot():
             chosen = leading(run, weights)
-            switch_to_final(run, weights)
+            switch_to_final(run, weights, limits)
             model = wrap(run.net, ranks, dev)
             if run.net.genotype != chosen:
-                log(f"step {run.step}: the choice {chosen.describe()} spends "
-                    f"{madds_per_output_pixel(chosen):,.0f} multiply-adds per output pixel, over the budget; "
+                spends = ", ".join(f"{b.cost.format(b.cost.of(chosen))} {b.cost.name}" for b in budgets)
+                log(f"step {run.step}: the choice {chosen.describe()} spends {spends}, over the budget; "
                     "shrunk to fit it")
             log(f"step {run.step}: every distribution is one-hot; training {run.net.genotype.describe()}")
             save()
@@ -195,7 +205,7 @@ def search(config: SearchConfig, data: SearchData, out: Path, device: str = "aut
         validate_now = run.step % config.val_every == 0 or run.step == config.steps
         if validate_now or run.step % config.log_every == 0:
             if ranks.main:
-                last_row = history_row(run, data, radius, lr, time.monotonic() - started, table, validate_now, dev)
+                last_row = history_row(run, data, radius, lr, time.monotonic() - started, costs, validate_now, dev)
                 run.history.append(last_row)
             else:
                 run.pending = {"loss": [], "arch_loss": []}
@@ -229,7 +239,8 @@ def status_of(run: Run, row: dict, seconds: float) -> Status:
     val = next((r["val_psnr"] for r in reversed(run.history) if r.get("val_psnr") is not None), None)
     return Status(run.phase, run.step, config.steps, progress, row["radius"], row["loss"] or 0.0,
                   row["arch_loss"], row["expected_madds"], config.budget_madds, val, row["leading"], seconds,
-                  max(0.0, remaining), row["entropy"], row.get("multiplier", 0.0))
+                  max(0.0, remaining), row["entropy"], row.get("multipliers", {}), row.get("expected_latency_ms"),
+                  config.latency_ms)
 
 
 def is_done(run: Run) -> bool:
@@ -259,7 +270,8 @@ def run_search(config: SearchConfig, train_dirs: list[Path], val_dirs: list[Path
     try:
         if not is_done(run) or not ranks.main:
             return None
-        return finish(run, data, out, train_dirs, device, command, log)
+        limits = [(b.cost.of, b.limit) for b in budgets_of(config, lambda line: None)]  # from the saved table
+        return finish(run, data, out, train_dirs, device, command, log, limits)
     finally:
         if ranks.world > 1 and dist.is_initialized():
             dist.barrier()

@@ -55,6 +55,14 @@ class SearchConfig:
     # "target": the expected cost is held at the budget from both sides, so the search spends it; "at-most":
     # the budget is only a ceiling (see `search_losses.architecture_loss`).
     budget_mode: str = "target"
+    # A latency budget: milliseconds per output frame of `latency_at` ("1280x720") as the engine runs it on
+    # `latency_device` ("cpu" with `latency_threads`, or "cuda" in fp16), cut into tiles of `latency_tile`
+    # (None: the engine's default, 256 on the CPU, whole frames on a GPU). Joins or replaces `budget_madds`.
+    latency_ms: float | None = None
+    latency_at: str | None = None
+    latency_device: str = "cpu"
+    latency_threads: int | None = None
+    latency_tile: int | None = None
     multiplier_lr: float = 1e-3  # how fast the budget's multiplier grows per step over budget (dual ascent)
     # The sorting term; it only acts once the radius grows (see `search.architecture_loss`).
     order_weight: float = 2e-4
@@ -75,6 +83,14 @@ class SearchConfig:
             raise SearchInputError("need 0 <= arch_start, 0 <= sparsemax_phase and "
                                    "arch_start + sparsemax_phase < search_end <= 1")
 
+        if self.latency_ms is not None:
+            if self.latency_ms <= 0:
+                raise SearchInputError(f"a latency budget must be positive, got {self.latency_ms} ms")
+            if self.latency_at is None:
+                raise SearchInputError("a latency budget needs the frame it is for: --at WIDTHxHEIGHT, e.g. 1280x720")
+            frame_size(self.latency_at)
+            if self.latency_device not in ("cpu", "cuda"):
+                raise SearchInputError(f"latency device must be cpu or cuda, got {self.latency_device!r}")
         if self.budget_mode not in BUDGET_MODES:
             raise SearchInputError(f"unknown budget mode {self.budget_mode!r}; use one of {', '.join(BUDGET_MODES)}")
         if self.relaxation not in RELAXATIONS:
@@ -121,6 +137,14 @@ def lr_at(config: SearchConfig, progress: float) -> float:
     return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+def frame_size(text: str) -> tuple[int, int]:
+    """'1280x720' -> (1280, 720): an output frame, width by height."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
+    if not match or min(int(match.group(1)), int(match.group(2))) < 16:
+        raise SearchInputError(f"cannot read the frame size {text!r}: use WIDTHxHEIGHT, e.g. 1280x720")
+    return int(match.group(1)), int(match.group(2))
+
+
 def parse_duration(text: str) -> float:
     """'90s', '45m', '2h', '1h30m' or plain seconds -> seconds."""
     text = str(text).strip().lower()
@@ -145,7 +169,9 @@ def build_config(scale: int, *, budget_madds: str | float | None = None, time_bu
                  epochs: float | None = None, steps: int | None = None, seed: int = 0, max_width: int = 32,
                  max_cells: int = 6, max_cells_upsampled: int = 1, ops_per_cell: int = 2, ops: str | None = None,
                  batch: int = 16, patch: int = 32, val_every: int = 200,
-                 relaxation: str = "sparsestmax", budget_mode: str = "target") -> SearchConfig:
+                 relaxation: str = "sparsestmax", budget_mode: str = "target", latency_ms: float | None = None,
+                 latency_at: str | None = None, latency_device: str = "cpu", latency_threads: int | None = None,
+                 latency_tile: int | None = None) -> SearchConfig:
     """A search's options, as people write them, into a SearchConfig: the one place this happens.
 
     Give at most one length (steps, epochs or a time budget such as "2h"); none means a two-hour budget."""
@@ -160,6 +186,7 @@ def build_config(scale: int, *, budget_madds: str | float | None = None, time_bu
     except ValueError as exc:
         raise SearchInputError(str(exc)) from None
     return SearchConfig(space, batch=batch, patch=patch, seed=seed, val_every=val_every, relaxation=relaxation,
-                        budget_mode=budget_mode,
+                        budget_mode=budget_mode, latency_ms=latency_ms, latency_at=latency_at,
+                        latency_device=latency_device, latency_threads=latency_threads, latency_tile=latency_tile,
                         budget_madds=parse_count(budget_madds) if budget_madds is not None else None,
                         **(given or {"time_budget_s": parse_duration("2h")}))

@@ -15,8 +15,9 @@ from .data import IMAGE_SUFFIXES, Pair, PatchSampler, list_images, load_rgb
 from .evaluate import BenchmarkImage
 from .metrics import crop_to_multiple, make_lr
 from .search_config import CHECKPOINT, SearchConfig, SearchInputError
+from .search_losses import budgets_of
 from .space import SearchSpace
-from .supernet import Architecture, SuperNet, cheapest_madds
+from .supernet import Architecture, SuperNet
 
 
 @dataclass
@@ -40,11 +41,7 @@ def check_inputs(config: SearchConfig, train_dirs: list[Path], val_dirs: list[Pa
             raise SearchInputError(f"no images in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     if not train_dirs or not val_dirs:
         raise SearchInputError("a search needs at least one training folder and one validation folder")
-    cheapest = cheapest_madds(config.space)
-    if config.budget_madds is not None and config.budget_madds < cheapest:
-        raise SearchInputError(
-            f"budget {config.budget_madds:,.0f} multiply-adds per output pixel is below the cheapest network of "
-            f"this search space ({cheapest:,.0f}: no cells, width {min(config.space.widths)}); raise the budget")
+    budgets_of(config, log=lambda line: None, quick=True)  # each budget at least its cheapest network
     if config.batch < 1 or config.patch < 4:
         raise SearchInputError("batch must be at least 1 and patch at least 4 pixels")
     out = Path(out)

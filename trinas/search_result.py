@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 
 from .cost import count_params, madds_per_output_pixel
-from .derive import derive
+from .derive import Limit, derive
 from .evaluate import score, upscale_with
 from .search_data import SearchData
 from .search_state import Run
@@ -33,14 +33,15 @@ class SearchResult:
 
 
 def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device: str = "auto",
-           command: str | None = None, log: Callable[[str], None] = print) -> SearchResult:
+           command: str | None = None, log: Callable[[str], None] = print,
+           limits: list[Limit] | None = None) -> SearchResult:
     """Measure the final network on the validation sets and write the model folder and the report."""
     from .export import save_model
     from .search_report import write_report
 
     net = run.net
     if net is None:  # a run stopped before its distributions were one-hot: take the leading architecture
-        net, _ = derive(run.supernet, run.arch.weights(MAX_RADIUS).detach(), run.config.budget_madds)
+        net, _ = derive(run.supernet, run.arch.weights(MAX_RADIUS).detach(), limits)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     net = net.to(dev).eval()
@@ -57,6 +58,9 @@ def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device
     if command:
         training["command"] = command
     search_info = {"space": config.space.to_dict(), "budget_madds": config.budget_madds,
+                   "budget_mode": config.budget_mode, "relaxation": config.relaxation,
+                   **({"latency_ms": config.latency_ms, "latency_at": config.latency_at,
+                       "latency_device": config.latency_device} if config.latency_ms else {}),
                    "arch_start": config.arch_start, "sparsemax_phase": config.sparsemax_phase,
                    "search_end": config.search_end,
                    "switched_at_step": next((r["step"] for r in run.history if r["phase"] == "train"), None)}
@@ -65,9 +69,10 @@ def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device
     madds = madds_per_output_pixel(net.genotype)
     result = SearchResult(Path(out), net.genotype, count_params(net), madds, config.budget_madds, metrics,
                           run.step, run.elapsed_s, run.history, [])
-    if config.budget_madds and madds > config.budget_madds:
-        log(f"warning: the found network spends {madds:,.0f} multiply-adds per output pixel, over the budget of "
-            f"{config.budget_madds:,.0f}; search longer or lower --budget-madds")
+    for cost, limit in limits or []:
+        if cost(net.genotype) > limit * (1 + 1e-9):
+            log(f"warning: the found network is over a budget ({cost(net.genotype):,.1f} against {limit:,.1f}); "
+                "search longer or lower the budget")
     result.files = write_report(result)
     (Path(out) / "search-history.json").write_text(json.dumps(run.history, indent=1) + "\n")
     result.files.append("search-history.json")

@@ -1,6 +1,6 @@
 """The state of a search run, what its checkpoint holds, and the switch to the derived network.
 
-A killed run resumes exactly from the checkpoint: both models, both optimisers, the budget's multiplier,
+A killed run resumes exactly from the checkpoint: both models, both optimisers, the budgets' multipliers,
 the step and the clock.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .derive import derive, inherited, slice_to
+from .derive import Limit, derive, inherited, slice_to
 from .net import TriNet
 from .search_config import SearchConfig, SearchInputError
 from .space import Genotype
@@ -32,7 +32,7 @@ class Run:
     elapsed_s: float = 0.0
     history: list[dict] = field(default_factory=list)
     pending: dict[str, list[float]] = field(default_factory=lambda: {"loss": [], "arch_loss": []})  # since last row
-    multiplier: float = 0.0  # the budget's Lagrange multiplier: 0 while the expected cost is under the budget
+    multipliers: dict[str, float] = field(default_factory=dict)  # each budget's Lagrange multiplier, by cost key
 
     @property
     def phase(self) -> str:
@@ -51,7 +51,7 @@ def new_run(config: SearchConfig, device: torch.device) -> Run:
 
 def state_of(run: Run) -> dict:
     state = {"format": 1, "config": run.config.to_dict(), "step": run.step, "elapsed_s": run.elapsed_s,
-             "history": run.history, "pending": run.pending, "multiplier": run.multiplier,
+             "history": run.history, "pending": run.pending, "multipliers": run.multipliers,
              "supernet": run.supernet.state_dict(),
              "arch": run.arch.state_dict(), "weight_opt": run.weight_opt.state_dict(),
              "arch_opt": run.arch_opt.state_dict()}
@@ -64,7 +64,8 @@ def state_of(run: Run) -> dict:
 def restore(run: Run, state: dict, device: torch.device) -> None:
     saved = SearchConfig.from_dict(state["config"])
     mismatch = [k for k in ("space", "batch", "patch", "seed", "budget_madds", "steps", "time_budget_s",
-                            "relaxation", "budget_mode") if getattr(saved, k) != getattr(run.config, k)]
+                            "relaxation", "budget_mode", "latency_ms", "latency_at", "latency_device",
+                            "latency_threads", "latency_tile") if getattr(saved, k) != getattr(run.config, k)]
     if mismatch:
         raise SearchInputError(f"the checkpoint was made with other settings ({', '.join(mismatch)}); "
                                "resume with the same options, or start in another output folder")
@@ -74,7 +75,7 @@ def restore(run: Run, state: dict, device: torch.device) -> None:
     run.arch_opt.load_state_dict(state["arch_opt"])
     run.step, run.elapsed_s, run.history = int(state["step"]), float(state["elapsed_s"]), list(state["history"])
     run.pending = {k: list(v) for k, v in state["pending"].items()}
-    run.multiplier = float(state.get("multiplier", 0.0))
+    run.multipliers = {str(k): float(v) for k, v in state.get("multipliers", {}).items()}
     if "genotype" in state:
         run.net = TriNet(Genotype.from_dict(state["genotype"])).to(device)
         run.net.load_state_dict(state["net"])
@@ -82,12 +83,12 @@ def restore(run: Run, state: dict, device: torch.device) -> None:
         run.net_opt.load_state_dict(state["net_opt"])
 
 
-def switch_to_final(run: Run, weights: ArchWeights) -> None:
+def switch_to_final(run: Run, weights: ArchWeights, limits: list[Limit]) -> None:
     """Every distribution is one-hot: go on with the derived TriNet, its weights and Adam moments sliced.
 
     Cell filters start with fresh moments: the supernet's are those of the raw filters, not of the
     normalised ones the TriNet now trains."""
-    run.net, choice = derive(run.supernet, weights, run.config.budget_madds)
+    run.net, choice = derive(run.supernet, weights, limits)
     run.net_opt = torch.optim.Adam(run.net.parameters(), lr=run.config.lr)
     for part in inherited(run.supernet, run.net, choice):
         moments = run.weight_opt.state.get(part.source) if part.source is not None else None

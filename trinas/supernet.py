@@ -17,18 +17,15 @@ once every distribution is one-hot, its output is exactly that of the derived Tr
 
 from __future__ import annotations
 
-import itertools
-import string
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cost import madds_per_input_pixel
 from .net import UpsampleBlock
 from .ops import as_channels, make_candidate, width_mask
-from .space import Cell, Genotype, SearchSpace, Upsample, cell_widths, changes_width
+from .space import SearchSpace, changes_width
 from .sparsestmax import RELAXATIONS, entropy, tail_sums
 
 
@@ -167,57 +164,3 @@ class SuperNet(nn.Module):
                 h = self.upsamplers[k](h) * trunk
         skip = F.interpolate(x, scale_factor=space.scale, mode="bicubic", align_corners=False)
         return skip + self.tail(h)
-
-
-def cell_cost_table(space: SearchSpace) -> torch.Tensor:
-    """Multiply-adds per pixel of one cell for every (op per position, inner width per gap, trunk width)."""
-    kops, widths, length = len(space.ops), space.widths, space.ops_per_cell
-    table = torch.zeros([kops] * length + [len(widths)] * (length - 1) + [len(widths)], dtype=torch.float64)
-    ups = tuple(Upsample(f) for f in space.factors)
-    for t, trunk in enumerate(widths):
-        base = madds_per_input_pixel(Genotype(space.scale, trunk, ups, channels=space.channels))
-        for op_index in itertools.product(range(kops), repeat=length):
-            ops = tuple(space.ops[i] for i in op_index)
-            for w_index in itertools.product(range(len(widths)), repeat=length - 1):
-                cell = Cell(ops, cell_widths(ops, tuple(widths[i] for i in w_index), trunk))
-                genotype = Genotype(space.scale, trunk, (cell,) + ups, channels=space.channels)
-                table[op_index + w_index + (t,)] = madds_per_input_pixel(genotype) - base
-    return table
-
-
-def expected_madds(space: SearchSpace, weights: ArchWeights, table: torch.Tensor) -> torch.Tensor:
-    """Expected multiply-adds per output pixel under the distributions: the cost term of the search.
-
-    Exact (the levels are independent), and equal to `cost.madds_per_output_pixel` of the derived network
-    once every distribution is one-hot.
-    """
-    length = space.ops_per_cell
-    letters = iter(string.ascii_letters.replace("s", "").replace("t", ""))
-    op_letters = [next(letters) for _ in range(length)]
-    width_letters = [next(letters) for _ in range(length - 1)]
-    spec = ",".join([f"s{c}" for c in op_letters] + [f"s{c}" for c in width_letters] + ["t"])
-    spec += "," + "".join(op_letters + width_letters) + "t->s"
-    operands = [weights.ops[:, i] for i in range(length)] + [weights.widths[:, i] for i in range(length - 1)]
-    table = table.to(weights.ops.dtype).to(weights.ops.device)
-    per_slot = torch.einsum(spec, *operands, weights.trunk, table)
-    widths = torch.tensor(space.widths, dtype=weights.trunk.dtype, device=weights.trunk.device)
-    mean_w, mean_w2 = weights.trunk @ widths, weights.trunk @ widths**2
-    c = space.channels
-    total = 9 * c * mean_w  # head
-    area, slot = 1, 0
-    for k, keep in enumerate(weights.keep):
-        total = total + area * (keep * per_slot[slot : slot + len(keep)]).sum()
-        slot += len(keep)
-        if k < len(space.factors):
-            f = space.factors[k]
-            total = total + area * 9 * f * f * mean_w2
-            area *= f * f
-    total = total + area * 9 * c * mean_w  # tail
-    return total / space.scale**2
-
-
-def cheapest_madds(space: SearchSpace) -> float:
-    """Multiply-adds per output pixel of the cheapest network in the space: no cells, the narrowest trunk."""
-    path = tuple(Upsample(f) for f in space.factors)
-    genotype = Genotype(space.scale, min(space.widths), path, channels=space.channels)
-    return madds_per_input_pixel(genotype) / space.scale**2

@@ -227,6 +227,13 @@ def _video_progress(quiet: bool):
 @click.option("--budget-madds", metavar="X", help="Multiply-adds per output pixel the network may spend, e.g. 30k.")
 @click.option("--budget-mode", type=click.Choice(list(BUDGET_MODES)), default="target", show_default=True,
               help="target: spend the budget; at-most: a ceiling only.")
+@click.option("--latency-ms", type=click.FloatRange(min=0, min_open=True),
+              help="Milliseconds per output frame (of --at) the network should take on --latency-device.")
+@click.option("--at", "latency_at", metavar="WxH", help="The output frame of --latency-ms, e.g. 1280x720.")
+@click.option("--latency-device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Where --latency-ms holds: the CPU (fp32, --threads) or a CUDA GPU (fp16).")
+@click.option("--latency-tile", type=click.IntRange(0), help="Engine tile side to time [default: 256 on the CPU, "
+              "whole frames on a GPU].")
 @click.option("--time-budget", metavar="DURATION", help="Wall-clock length, e.g. 45m or 2h [default: 2h].")
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), help="Length in epochs instead of time.")
 @click.option("--steps", type=click.IntRange(1), help="Length in steps: the same result for the same seed.")
@@ -251,8 +258,8 @@ def _video_progress(quiet: bool):
               help="Larger training photos are shrunk to this side.")
 @click.option("--quiet", "-q", is_flag=True, help="No live view.")
 @click.pass_context
-def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_mode, time_budget, epochs, steps,
-                   seed, resume, device, threads, max_width, max_cells, max_cells_upsampled, ops_per_cell, ops, relaxation, batch,
+def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_mode, latency_ms, latency_at,
+                   latency_device, latency_tile, time_budget, epochs, steps, seed, resume, device, threads, max_width, max_cells, max_cells_upsampled, ops_per_cell, ops, relaxation, batch,
                    patch, val_every, max_side, quiet):
     """Search a network for your data and train it in one phase; --out becomes a model folder.
 
@@ -266,7 +273,8 @@ def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_m
                               seed=seed, max_width=max_width, max_cells=max_cells,
                               max_cells_upsampled=max_cells_upsampled, ops_per_cell=ops_per_cell, ops=ops,
                               batch=batch, patch=patch, val_every=val_every, relaxation=relaxation,
-                              budget_mode=budget_mode)
+                              budget_mode=budget_mode, latency_ms=latency_ms, latency_at=latency_at,
+                              latency_device=latency_device, latency_threads=threads, latency_tile=latency_tile)
         main_rank = os.environ.get("RANK", "0") == "0"
         command = " ".join(["upscale", *sys.argv[1:]]).replace(" --resume", "")
         result = search_with_live_view(config, list(train_dirs), list(val_dirs), out, device, resume,

@@ -17,10 +17,9 @@ import torch
 from PIL import Image
 
 from .alpha import bleed_colors
-from .tiling import plan_tiles
+from trinas.tiling import CPU_TILE, plan_tiles
 
 TileCallback = Callable[[int, int], None]  # (tiles done, tiles total)
-CPU_TILE = 256  # the fastest tile side on the CPU, measured with `upscale bench --tiles 0,128,192,256,384`
 
 
 class EngineError(RuntimeError):

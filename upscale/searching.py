@@ -38,9 +38,12 @@ def render(status: Status | None, note: str) -> Group:
     arch = f"   architecture {status.arch_loss:.4f}" if status.arch_loss is not None else ""
     table.add_row("loss", f"L1 {status.loss:.4f}{arch}")
     table.add_row("validation", f"{status.val_psnr:.2f} dB PSNR" if status.val_psnr is not None else "-")
-    budget = (f" (budget {status.budget_madds:,.0f}, its multiplier {status.multiplier:.4f})"
+    budget = (f" (budget {status.budget_madds:,.0f}, its multiplier {status.multipliers.get('madds', 0.0):.4f})"
               if status.budget_madds else "")
     table.add_row("multiply-adds", f"{status.expected_madds:,.0f} per output pixel{budget}")
+    if status.latency_ms is not None and status.expected_latency_ms is not None:
+        table.add_row("latency", f"{status.expected_latency_ms:,.1f} ms per frame predicted (budget "
+                                 f"{status.latency_ms:,.1f}, its multiplier {status.multipliers.get('latency_ms', 0.0):.4f})")
     table.add_row("entropy", "   ".join(f"{k} {v:.2f}" for k, v in status.entropy.items()))
     warm = status.phase == "search" and status.arch_loss is None
     table.add_row("leading", "warm-up: weights only, every choice still equal" if warm else escape(status.leading))

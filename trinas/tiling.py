@@ -2,12 +2,15 @@
 
 A tile owns a core region of the input; it reads that core plus `pad` pixels of context on each side
 (clipped at the image border, where the network's own zero padding applies as it would on the whole
-image). With `pad` >= the model's receptive field, the stitched output equals the whole-image output.
+image). With `pad` >= the model's receptive field, the stitched output equals the whole-image output. The
+engine cuts images this way, and the latency model predicts frame times over the same tiles.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+CPU_TILE = 256  # the engine's tile side on the CPU, the fastest measured with `upscale bench --tiles 0,128,192,256,384`
 
 
 @dataclass(frozen=True)
@@ -41,3 +44,8 @@ def plan_tiles(height: int, width: int, tile: int, pad: int) -> list[Tile]:
             tiles.append(Tile(top, bottom, left, right, max(0, top - pad), min(height, bottom + pad),
                               max(0, left - pad), min(width, right + pad)))
     return tiles
+
+
+def tile_shapes(height: int, width: int, tile: int, pad: int) -> list[tuple[int, int]]:
+    """The input size (with context) of every tile of a height x width input."""
+    return [(t.read_bottom - t.read_top, t.read_right - t.read_left) for t in plan_tiles(height, width, tile, pad)]
