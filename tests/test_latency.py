@@ -115,5 +115,5 @@ def test_a_latency_budgeted_search_ends_within_its_budget(tmp_path, monkeypatch)
     assert all("expected_latency_ms" in row for row in run.history) and "latency_ms" in run.multipliers
     # The table's prediction of a network is the sum of its layers on the same tiles.
     table = LatencyTable(Device.current("cpu", config.latency_threads))
-    direct = latency_cost(config.space, table, [(32, 32)]).of(run.net.genotype)
-    assert direct == pytest.approx(table.network_ms(run.net.genotype, 32, 32))
+    direct = latency_cost(config.space, table, [(32, 32), (32, 16)]).of(run.net.genotype)
+    assert direct == pytest.approx(1.5 * table.network_ms(run.net.genotype, 32, 32))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import string
-from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
@@ -119,19 +118,20 @@ def latency_cost(space: SearchSpace, table: LatencyTable, tiles: list[tuple[int,
                  with_cells: bool = True) -> CostModel:
     """Predicted milliseconds for one frame that the engine cuts into `tiles` (input sizes with context).
 
+    Layers are timed on the largest tile only and the frame's time is that times the tiles' total area over
+    its area: a frame's tiles differ by a few border pixels, and timing each shape would multiply the table.
     `with_cells=False` times only the fixed part (a few layers per trunk width): enough for `cheapest`, in
     seconds, before the whole table is measured."""
-    counts = Counter(tiles)
+    h0, w0 = max(tiles, key=lambda shape: shape[0] * shape[1])
+    share = sum(h * w for h, w in tiles) / (h0 * w0)
 
-    def frame_ms(layers_at: Callable[[int, int], list]) -> float:
-        return sum(n * sum(table.layer_ms(layer) for layer in layers_at(h, w)) for (h, w), n in counts.items())
+    def cell_ms(cell: Cell, trunk: int, r: int) -> float:
+        return share * sum(table.layer_ms(layer) for layer in cell_layers(cell, trunk, h0 * r, w0 * r))
 
-    tables = [_cell_table(space, lambda cell, trunk, r=r: frame_ms(lambda h, w: cell_layers(cell, trunk, h * r, w * r))
-                          if with_cells else 0.0)
+    tables = [_cell_table(space, lambda cell, trunk, r=r: cell_ms(cell, trunk, r) if with_cells else 0.0)
               for r in resolutions(space)]
-    fixed = torch.tensor([frame_ms(lambda h, w, g=g: layers_of(g, h, w)) for g in
+    fixed = torch.tensor([share * sum(table.layer_ms(layer) for layer in layers_of(g, h0, w0)) for g in
                           (Genotype(space.scale, w, _upsamplers(space), channels=space.channels) for w in space.widths)],
                          dtype=torch.float64)
-    shapes = ", ".join(f"{n}x {h}x{w}" for (h, w), n in sorted(counts.items()))
-    return CostModel(f"ms per frame on {table.device.kind} ({shapes} input tiles)", "latency_ms", space, tables,
-                     fixed, unit="ms")
+    return CostModel(f"ms per frame on {table.device.kind} ({len(tiles)} tiles of up to {h0}x{w0} input pixels)",
+                     "latency_ms", space, tables, fixed, unit="ms")
