@@ -175,3 +175,61 @@ def model_card(config: dict[str, Any]) -> str:
               "```python", "from upscale import Upscaler", f'up = Upscaler.from_pretrained("{name}")',
               "big = up(image)  # PIL image or numpy array", "```", ""]
     return "\n".join(lines)
+
+
+class OnnxUnavailable(RuntimeError):
+    """ONNX export needs the optional extra: pip install "trinas-upscale[onnx]"."""
+
+
+def export_onnx(model: TriNet, path: Path, opset: int = 18) -> Path:
+    """Write the folded network as ONNX (input "lr", output "sr", float32 NCHW in [0, 1]), with dynamic batch,
+    height and width; written atomically (a temporary file beside `path`, then a rename)."""
+    import importlib.util
+    import logging
+    import warnings
+
+    import torch
+
+    if importlib.util.find_spec("onnxscript") is None or importlib.util.find_spec("onnx") is None:
+        raise OnnxUnavailable('ONNX export needs the onnx extra: pip install "trinas-upscale[onnx]"')
+    net = fold(model).float().eval()
+    example = torch.rand(1, net.channels, 24, 24)
+    batch, height, width = (torch.export.Dim(name, min=1) for name in ("batch", "height", "width"))
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # it reports, among others, that torchvision's ops are not installed
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(net, (example,), dynamo=True, opset_version=opset, input_names=["lr"],
+                                        output_names=["sr"], dynamic_shapes=({0: batch, 2: height, 3: width},),
+                                        verbose=False)
+    finally:
+        exporter_log.setLevel(level)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    program.save(str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
+def check_onnx(model: TriNet, path: Path, sizes: tuple[tuple[int, int, int], ...] = ((1, 37, 29), (2, 20, 50)),
+               ) -> float:
+    """The largest absolute difference between ONNX Runtime and PyTorch outputs over inputs of several sizes."""
+    import numpy as np
+    import torch
+
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise OnnxUnavailable('checking an ONNX export needs onnxruntime: pip install "trinas-upscale[onnx]"') from exc
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    net = fold(model).float().eval()
+    worst = 0.0
+    for batch, height, width in sizes:
+        x = torch.rand(batch, net.channels, height, width, generator=torch.Generator().manual_seed(height))
+        with torch.inference_mode():
+            expected = net(x).numpy()
+        got = session.run(None, {"lr": x.numpy()})[0]
+        worst = max(worst, float(np.abs(got - expected).max()))
+    return worst

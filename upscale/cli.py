@@ -319,6 +319,37 @@ def models_info(ctx, spec, as_json):
             _print_model_info(entry, card)
 
 
+@models_group.command("export")
+@click.argument("spec")
+@click.option("--onnx", "onnx_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="ONNX file to write (the folded network; dynamic batch, height and width).")
+@click.option("--overwrite", is_flag=True, help="Replace the file if it exists.")
+@click.option("--no-check", is_flag=True, help="Skip comparing ONNX Runtime's output with PyTorch's.")
+@click.pass_context
+def models_export(ctx, spec, onnx_path, overwrite, no_check):
+    """Export a model to ONNX, checked against PyTorch with ONNX Runtime (needs the onnx extra)."""
+    with friendly_errors(ctx.obj["debug"]):
+        from trinas.export import check_onnx, export_onnx
+
+        from .models import load
+
+        if onnx_path.suffix.lower() != ".onnx":
+            raise click.UsageError(f"--onnx {onnx_path}: the file name must end in .onnx")
+        if onnx_path.exists() and not overwrite:
+            raise click.UsageError(f"{onnx_path} exists; pass --overwrite to replace it")
+        if not onnx_path.parent.is_dir():
+            raise click.UsageError(f"no folder {onnx_path.parent} to write {onnx_path.name} into")
+        model = load(spec)
+        export_onnx(model, onnx_path)
+        line = f"wrote {onnx_path} (x{model.scale}, input lr: N x {model.channels} x H x W in [0, 1], output sr)"
+        if not no_check:
+            worst = check_onnx(model, onnx_path)
+            if worst > 1e-4:
+                raise click.ClickException(f"ONNX Runtime's output differs from PyTorch's by up to {worst:.2e}")
+            line += f"; ONNX Runtime matches PyTorch within {worst:.1e}"
+        console.print(escape(line))
+
+
 @models_group.command("pull")
 @click.argument("spec")
 @click.option("--json", "as_json", is_flag=True, help="Print the cached entry as JSON on stdout.")
