@@ -44,6 +44,12 @@ class OpKind:
         """The module inference runs, computing the same function (by default the module itself)."""
         return module
 
+    # For channel pruning: which channels each convolution of the *folded* module indexes, as
+    # {submodule path: (its output channels, its input channels)}, each "in" (the op's input channels), "out"
+    # (its output channels) or None (not channels: a depthwise conv's single input). A bias follows its
+    # conv's output channels. None (the default) means unknown: the pruner then leaves the op's widths alone.
+    channel_roles: dict[str, tuple[str | None, str | None]] | None = None
+
 
 OPERATIONS: dict[str, OpKind] = {}
 
@@ -177,6 +183,7 @@ class SpanAttention(nn.Module):
 @register_op
 class SkipKind(OpKind):
     name, keeps_width = "skip", True
+    channel_roles: dict = {}
 
     def build(self, c_in: int, c_out: int) -> nn.Module:
         return Skip()
@@ -189,6 +196,7 @@ class ConvKind(OpKind):
     """A plain kxk convolution with dilation d: reach d*(k-1)/2."""
 
     kernel, dilation = 3, 1
+    channel_roles = {"": ("out", "in")}
 
     def __init__(self) -> None:
         self.reach = self.dilation * (self.kernel - 1) / 2
@@ -218,6 +226,7 @@ class DilConv3x3(ConvKind):
 @register_op
 class SepConv3x3(OpKind):
     name, reach = "sepconv3x3", 1
+    channel_roles = {"depthwise": ("in", None), "pointwise": ("out", "in")}
 
     def build(self, c_in: int, c_out: int) -> nn.Module:
         return SepConv(c_in, c_out, 3)
@@ -229,6 +238,7 @@ class SepConv3x3(OpKind):
 @register_op
 class ResBlock3x3(OpKind):
     name, reach, keeps_width = "resblock3x3", 2, True
+    channel_roles = {"conv1": ("in", "in"), "conv2": ("in", "in")}
 
     def build(self, c_in: int, c_out: int) -> nn.Module:
         return ResBlock(c_in, 3)
@@ -242,6 +252,7 @@ class Rep3x3(OpKind):
     """Re-parameterisable 3x3: three branches while training, one 3x3 conv at inference."""
 
     name, reach = "rep3x3", 1
+    channel_roles = {"": ("out", "in")}  # folded: one conv
 
     def build(self, c_in: int, c_out: int) -> nn.Module:
         return RepConv(c_in, c_out)
@@ -258,6 +269,7 @@ class SpanAtt3x3(OpKind):
     """A re-parameterisable 3x3 conv inside SPAN's parameter-free attention; keeps the width."""
 
     name, reach, keeps_width = "spanatt3x3", 1, True
+    channel_roles = {"conv": ("in", "in")}  # folded; the attention is per channel
 
     def build(self, c_in: int, c_out: int) -> nn.Module:
         return SpanAttention(RepConv(c_in, c_in))

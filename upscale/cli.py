@@ -283,6 +283,54 @@ def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_m
             print_search_result(result)
 
 
+@main.command("prune")
+@click.argument("spec")
+@click.option("--latency-ms", type=click.FloatRange(min=0, min_open=True), required=True,
+              help="Milliseconds per output frame (of --at) the pruned network should take.")
+@click.option("--at", "latency_at", metavar="WxH", required=True, help="The output frame, e.g. 1280x720.")
+@click.option("--train", "train_dirs", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="Folder of HR training images for the importances and the fine-tuning (repeatable).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Model folder to create.")
+@click.option("--latency-device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--threads", type=click.IntRange(1), help="CPU threads to time and train with.")
+@click.option("--steps", type=click.IntRange(0), default=2000, show_default=True, help="Fine-tuning steps.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.pass_context
+def prune_command(ctx, spec, latency_ms, latency_at, train_dirs, out, latency_device, threads, steps, seed):
+    """Prune a model's channels until it runs within --latency-ms per frame on this device, then fine-tune."""
+    with friendly_errors(ctx.obj["debug"]):
+        from trinas.export import save_model
+        from trinas.prune import prune_for_frame
+        from trinas.search_config import frame_size
+
+        from .models import load
+
+        if out.exists() and any(out.iterdir()):
+            raise click.UsageError(f"{out} is not empty; choose a new folder for the pruned model")
+        for folder in train_dirs:
+            if not folder.is_dir():
+                raise click.UsageError(f"training folder not found: {folder}")
+        if threads:
+            torch.set_num_threads(threads)
+        model = load(spec)
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint = out / ".prune-checkpoint.pt"
+        result = prune_for_frame(model, list(train_dirs), latency_ms, frame_size(latency_at), latency_device, threads,
+                                 fine_tune_steps=steps, seed=seed, checkpoint=checkpoint,
+                                 log=lambda line: console.print(escape(line)))
+        checkpoint.unlink(missing_ok=True)
+        training = {**model.config.get("training", {}),
+                    "pruned": {"from": spec, "latency_ms": latency_ms, "at": latency_at, "device": latency_device,
+                               "predicted_ms_before": round(result.before_ms, 2),
+                               "predicted_ms_after": round(result.after_ms, 2),
+                               "fine_tune_steps": result.fine_tune_steps,
+                               "command": " ".join(["upscale", *sys.argv[1:]])}}
+        save_model(result.net.cpu(), out, training=training, searched=model.config.get("searched", False))
+        console.print(escape(f"wrote {out}: {result.net.genotype.describe()}, {result.after_ms:,.1f} ms predicted per "
+                             f"{latency_at} frame (was {result.before_ms:,.1f}); measure it: upscale bench "
+                             f"--model {out} --against {spec}"))
+
+
 @main.group("models")
 def models_group() -> None:
     """List, inspect, pre-fetch and publish models: packaged names, folders, hf:owner/repo[@revision]."""

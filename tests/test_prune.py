@@ -1,0 +1,109 @@
+"""Channel pruning: removing a channel is exactly zeroing it wherever it is produced, the groups follow the
+genotype's width rules, and pruning to a latency budget ends within it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trinas import latency
+from trinas.data import Pair, PatchSampler
+from trinas.latency import Device, LatencyTable
+from trinas.metrics import make_lr
+from trinas.net import TriNet, fold
+from trinas.prune import Group, gated, groups_of, prune_to_latency, select_channels, shrunk, width_of
+from trinas.space import Cell, Genotype, Upsample
+
+GENOTYPE = Genotype(4, 12, (Cell(("conv3x3", "sepconv3x3"), (8, 12)), Cell(("rep3x3", "resblock3x3"), (12, 12)),
+                            Upsample(2), Cell(("spanatt3x3", "skip"), (12, 12)), Cell(("conv5x5", "dilconv3x3"), (6, 12)),
+                            Upsample(2)))
+
+
+def random_net(genotype: Genotype) -> TriNet:
+    torch.manual_seed(1)
+    net = TriNet(genotype)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.15)
+    return fold(net).double().eval()
+
+
+def test_the_groups_are_the_trunk_and_every_inner_width():
+    groups = groups_of(GENOTYPE)
+    assert groups == [Group(), Group(0, 0), Group(4, 0)]
+    assert [width_of(GENOTYPE, g) for g in groups] == [12, 8, 6]
+    smaller = shrunk(GENOTYPE, {Group(): 8, Group(4, 0): 4})
+    assert smaller.width == 8 and smaller.path[0].widths == (8, 8) and smaller.path[4].widths == (4, 8)
+
+
+@pytest.mark.parametrize("group", [Group(), Group(0, 0), Group(4, 0)])
+def test_removing_channels_is_zeroing_them_wherever_they_are_produced(group):
+    net = random_net(GENOTYPE)
+    width = width_of(GENOTYPE, group)
+    removed = torch.tensor([1, width - 2])
+    kept = torch.tensor([c for c in range(width) if c not in removed.tolist()])
+    gate = torch.ones(width, dtype=torch.float64)
+    gate[removed] = 0
+    x = torch.rand(2, 3, 9, 11, dtype=torch.float64)
+    hooks = gated(net, {group: gate})
+    with torch.no_grad():
+        expected = net(x)
+    for hook in hooks:
+        hook.remove()
+    pruned = select_channels(net, {group: kept})
+    assert width_of(pruned.genotype, group) == width - 2
+    with torch.no_grad():
+        assert torch.allclose(pruned(x), expected, rtol=0, atol=1e-10)
+        assert not torch.allclose(net(x), expected)  # the channels mattered
+
+
+def test_pruning_to_a_latency_budget_ends_within_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(latency, "time_module",
+                        lambda module, channels, h, w, device, **kw: 0.01 + sum(p.numel() for p in module.parameters())
+                        * h * w * 1e-6)
+    table = LatencyTable(Device("cpu", 1, False, "test"), tmp_path)
+    genotype = Genotype(2, 16, (Cell(("conv3x3", "conv3x3"), (16, 16)), Cell(("conv3x3", "conv3x3"), (16, 16)),
+                                Upsample(2)))
+    net = TriNet(genotype)
+    rng = torch.Generator().manual_seed(0)
+    images = [(torch.rand(3, 40, 40, generator=rng) * 255).byte().permute(1, 2, 0).numpy() for _ in range(3)]
+    pairs = [Pair(make_lr(hr, 2), hr) for hr in images]
+    sampler = PatchSampler(pairs, 2, 8, seed=0)
+    tiles = [(16, 16)]
+    before = table.frame_ms(genotype, tiles)
+    budget = before * 0.6
+    pruned, steps = prune_to_latency(net, table, tiles, budget, sampler, batches=2, recover_steps=2,
+                                     log=lambda line: None)
+    assert table.frame_ms(pruned.genotype, tiles) <= budget and steps
+    assert pruned(torch.rand(1, 3, 8, 8)).shape == (1, 3, 16, 16)
+    with pytest.raises(ValueError, match="cannot prune"):
+        prune_to_latency(net, table, tiles, 1e-9, sampler, batches=1, recover_steps=0, log=lambda line: None)
+
+
+def test_upscale_prune_writes_a_smaller_model_within_the_budget(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from tests.conftest import make_tiny_model
+    from trinas.export import load_model, read_config
+    from upscale.cli import main
+
+    monkeypatch.setenv("TRINAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(latency, "time_module",
+                        lambda module, channels, h, w, device, **kw: 0.01 + sum(p.numel() for p in module.parameters())
+                        * h * w * 1e-6)
+    model = make_tiny_model(tmp_path / "tiny", width=16, cells=2)
+    train = tmp_path / "train"
+    train.mkdir()
+    rng = torch.Generator().manual_seed(0)
+    for i in range(3):
+        pixels = (torch.rand(80, 80, 3, generator=rng) * 255).byte().numpy()
+        Image.fromarray(pixels).save(train / f"{i}.png")
+    args = ["prune", str(model), "--latency-ms", "2.0", "--at", "64x64", "--train", str(train), "--out",
+            str(tmp_path / "pruned"), "--steps", "3", "--threads", "1"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    record = read_config(tmp_path / "pruned")["training"]["pruned"]
+    assert record["predicted_ms_after"] <= 2.0 < record["predicted_ms_before"]
+    assert load_model(tmp_path / "pruned").genotype.width < 16
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code != 0 and "not empty" in again.output
