@@ -107,3 +107,62 @@ def test_upscale_prune_writes_a_smaller_model_within_the_budget(tmp_path, monkey
     assert load_model(tmp_path / "pruned").genotype.width < 16
     again = CliRunner().invoke(main, args)
     assert again.exit_code != 0 and "not empty" in again.output
+
+
+def test_search_then_prune_from_the_command_line(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from tests.test_search import shapes_image, tiny_config
+    from trinas.export import load_model, read_config
+    from trinas.search_losses import latency_model
+    from upscale.cli import main
+
+    monkeypatch.setenv("TRINAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(latency, "time_module",
+                        lambda module, channels, h, w, device, **kw: 0.01 + sum(p.numel() for p in module.parameters())
+                        * h * w * 1e-6)
+    for i in range(4):
+        shapes_image(tmp_path / "train" / f"{i}.png", i, 48)
+    shapes_image(tmp_path / "val" / "0.png", 9, 24)
+    fastest, _ = latency_model(tiny_config(latency_ms=1.0, latency_at="64x64", latency_tile=0,
+                                           latency_threads=1)).cheapest()
+    budget = fastest * 1.6
+    out = tmp_path / "found"
+    args = ["search", "--scale", "2", "--train", str(tmp_path / "train"), "--val", str(tmp_path / "val"),
+            "--out", str(out), "--steps", "16", "--max-width", "6", "--max-cells", "2", "--batch", "4", "--patch", "8",
+            "--latency-ms", f"{budget:.6f}", "--at", "64x64", "--latency-tile", "0", "--threads", "1", "--prune",
+            "--prune-steps", "2", "--device", "cpu", "--quiet"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    pruned = read_config(out)["training"]["pruned"]
+    assert pruned["predicted_ms_after"] <= budget + 1e-6
+    assert load_model(out).scale == 2 and load_model(out / "unpruned").scale == 2
+
+
+def test_a_found_network_over_the_budget_is_pruned_into_it(tmp_path, monkeypatch):
+    from tests.test_search import shapes_image, tiny_config
+    from trinas.export import load_model, read_config, save_model
+    from trinas.search import load_data
+    from trinas.search_result import SearchResult, prune_found
+
+    monkeypatch.setenv("TRINAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(latency, "time_module",
+                        lambda module, channels, h, w, device, **kw: 0.01 + sum(p.numel() for p in module.parameters())
+                        * h * w * 1e-6)
+    for i in range(3):
+        shapes_image(tmp_path / "train" / f"{i}.png", i, 48)
+    shapes_image(tmp_path / "val" / "0.png", 9, 24)
+    genotype = Genotype(2, 16, (Cell(("conv3x3", "conv3x3"), (16, 16)), Upsample(2)))
+    save_model(TriNet(genotype), tmp_path / "out", searched=True)
+    table = LatencyTable(Device.current("cpu", 1), tmp_path / "cache" / "latency")
+    before = table.network_ms(genotype, 32, 32)
+    config = tiny_config(latency_ms=before * 0.6, latency_at="64x64", latency_tile=0, latency_threads=1, prune=True,
+                         prune_steps=2)
+    data = load_data(config, [tmp_path / "train"], [tmp_path / "val"])
+    result = SearchResult(tmp_path / "out", genotype, 0, 0.0, None, {}, 0, 0.0, [], [])
+    result = prune_found(result, data, [tmp_path / "train"], config, log=lambda line: None)
+    record = read_config(tmp_path / "out")["training"]["pruned"]
+    assert record["predicted_ms_after"] <= before * 0.6 < record["predicted_ms_before"]
+    assert result.genotype.width < 16 and load_model(tmp_path / "out").genotype == result.genotype
+    assert load_model(tmp_path / "out" / "unpruned").genotype == genotype
+    assert "Set5" not in result.metrics and "val" in result.metrics  # measured on the search's validation set

@@ -44,7 +44,7 @@ from .search_config import (CHECKPOINT, SearchConfig, SearchInputError, lr_at, p
 from .search_data import SearchData, check_inputs, load_data
 from .search_distributed import Ranks, average_grads, setup_ranks, shard, wrap
 from .search_losses import Budget, architecture_loss, budgets_of, order_term, update_multipliers
-from .search_result import SearchResult, finish
+from .search_result import SearchResult, finish, prune_found
 from .search_state import Run, new_run, restore, state_of, switch_to_final
 from .space import Genotype
 from .supernet import ArchWeights
@@ -271,7 +271,8 @@ def run_search(config: SearchConfig, train_dirs: list[Path], val_dirs: list[Path
         if not is_done(run) or not ranks.main:
             return None
         limits = [(b.cost.of, b.limit) for b in budgets_of(config, lambda line: None)]  # from the saved table
-        return finish(run, data, out, train_dirs, device, command, log, limits)
+        result = finish(run, data, out, train_dirs, device, command, log, limits)
+        return prune_found(result, data, train_dirs, config, log) if config.prune else result
     finally:
         if ranks.world > 1 and dist.is_initialized():
             dist.barrier()

@@ -63,6 +63,12 @@ class SearchConfig:
     latency_device: str = "cpu"
     latency_threads: int | None = None
     latency_tile: int | None = None
+    # Architecture search, then pruning search (Zhan et al.): with `prune`, the architecture is searched to a
+    # latency budget `prune_headroom` times looser, and its channels are then pruned to the budget and the
+    # network fine-tuned for `prune_steps` (`trinas.prune`).
+    prune: bool = False
+    prune_headroom: float = 1.3
+    prune_steps: int = 2000
     multiplier_lr: float = 1e-3  # how fast the budget's multiplier grows per step over budget (dual ascent)
     # The sorting term; it only acts once the radius grows (see `search.architecture_loss`).
     order_weight: float = 2e-4
@@ -91,6 +97,10 @@ class SearchConfig:
             frame_size(self.latency_at)
             if self.latency_device not in ("cpu", "cuda"):
                 raise SearchInputError(f"latency device must be cpu or cuda, got {self.latency_device!r}")
+        if self.prune and self.latency_ms is None:
+            raise SearchInputError("--prune prunes to a latency budget: give --latency-ms and --at")
+        if self.prune_headroom < 1:
+            raise SearchInputError(f"the pruning headroom must be at least 1, got {self.prune_headroom}")
         if self.budget_mode not in BUDGET_MODES:
             raise SearchInputError(f"unknown budget mode {self.budget_mode!r}; use one of {', '.join(BUDGET_MODES)}")
         if self.relaxation not in RELAXATIONS:
@@ -171,7 +181,7 @@ def build_config(scale: int, *, budget_madds: str | float | None = None, time_bu
                  batch: int = 16, patch: int = 32, val_every: int = 200,
                  relaxation: str = "sparsestmax", budget_mode: str = "target", latency_ms: float | None = None,
                  latency_at: str | None = None, latency_device: str = "cpu", latency_threads: int | None = None,
-                 latency_tile: int | None = None) -> SearchConfig:
+                 latency_tile: int | None = None, prune: bool = False, prune_steps: int = 2000) -> SearchConfig:
     """A search's options, as people write them, into a SearchConfig: the one place this happens.
 
     Give at most one length (steps, epochs or a time budget such as "2h"); none means a two-hour budget."""
@@ -188,5 +198,6 @@ def build_config(scale: int, *, budget_madds: str | float | None = None, time_bu
     return SearchConfig(space, batch=batch, patch=patch, seed=seed, val_every=val_every, relaxation=relaxation,
                         budget_mode=budget_mode, latency_ms=latency_ms, latency_at=latency_at,
                         latency_device=latency_device, latency_threads=latency_threads, latency_tile=latency_tile,
+                        prune=prune, prune_steps=prune_steps,
                         budget_madds=parse_count(budget_madds) if budget_madds is not None else None,
                         **(given or {"time_budget_s": parse_duration("2h")}))

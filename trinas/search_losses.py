@@ -59,8 +59,9 @@ def budgets_of(config: SearchConfig, log: Callable[[str], None] = print, quick: 
     budgets = []
     if config.budget_madds is not None:
         budgets.append(Budget(madds_cost(config.space), config.budget_madds))
-    if config.latency_ms is not None:
-        budgets.append(Budget(latency_model(config, log, with_cells=not quick), config.latency_ms))
+    if config.latency_ms is not None:  # with pruning to follow, the architecture gets headroom for it
+        limit = config.latency_ms * (config.prune_headroom if config.prune else 1.0)
+        budgets.append(Budget(latency_model(config, log, with_cells=not quick), limit))
     for budget in budgets:
         least, fastest = budget.cost.cheapest()
         if budget.limit < least:

@@ -13,6 +13,7 @@ from .cost import count_params, madds_per_output_pixel
 from .derive import Limit, derive
 from .evaluate import score, upscale_with
 from .search_data import SearchData
+from .search_config import SearchConfig
 from .search_state import Run
 from .space import Genotype
 from .sparsestmax import MAX_RADIUS
@@ -76,4 +77,43 @@ def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device
     result.files = write_report(result)
     (Path(out) / "search-history.json").write_text(json.dumps(run.history, indent=1) + "\n")
     result.files.append("search-history.json")
+    return result
+
+
+def prune_found(result: SearchResult, data: SearchData, train_dirs: list[Path], config: SearchConfig,
+                log: Callable[[str], None] = print) -> SearchResult:
+    """The pruning search after the architecture search: prune the found network to the latency budget,
+    fine-tune, measure, and make it the model folder (the unpruned one moves to `unpruned/`)."""
+    import shutil
+
+    from .export import MODEL_FILES, load_model, read_config, save_model
+    from .prune import prune_for_frame
+    from .search_config import frame_size
+
+    out = Path(result.out)
+    found = load_model(out)
+    record = read_config(out)
+    (out / "unpruned").mkdir(exist_ok=True)
+    for name in MODEL_FILES:
+        shutil.copy2(out / name, out / "unpruned" / name)
+    pruned = prune_for_frame(found, train_dirs, config.latency_ms, frame_size(config.latency_at),
+                             config.latency_device, config.latency_threads, config.latency_tile,
+                             fine_tune_steps=config.prune_steps, batch=config.batch, patch=config.patch,
+                             seed=config.seed, checkpoint=out / ".prune-checkpoint.pt", log=log)
+    (out / ".prune-checkpoint.pt").unlink(missing_ok=True)
+    net = pruned.net.eval()
+    metrics = {}
+    for name, images in data.val.items():
+        scored = score(name, images, config.scale, upscale_with(net))
+        metrics[name] = {"psnr": scored.mean("psnr"), "ssim": scored.mean("ssim"),
+                         "bicubic_psnr": scored.mean("bicubic_psnr"), "bicubic_ssim": scored.mean("bicubic_ssim")}
+    training = {**record["training"], "pruned": {
+        "latency_ms": config.latency_ms, "at": config.latency_at, "device": config.latency_device,
+        "predicted_ms_before": round(pruned.before_ms, 2), "predicted_ms_after": round(pruned.after_ms, 2),
+        "fine_tune_steps": pruned.fine_tune_steps, "unpruned": found.genotype.describe()}}
+    save_model(net.cpu(), out, training=training, metrics=metrics, searched=True, search=record.get("search", {}))
+    log(f"pruned to {net.genotype.describe()}: {pruned.after_ms:,.1f} ms predicted per {config.latency_at} frame "
+        f"(was {pruned.before_ms:,.1f}); the unpruned network is in {out / 'unpruned'}")
+    result.genotype, result.params = net.genotype, count_params(net)
+    result.madds_per_output_pixel, result.metrics = madds_per_output_pixel(net.genotype), metrics
     return result

@@ -65,7 +65,7 @@ def restore(run: Run, state: dict, device: torch.device) -> None:
     saved = SearchConfig.from_dict(state["config"])
     mismatch = [k for k in ("space", "batch", "patch", "seed", "budget_madds", "steps", "time_budget_s",
                             "relaxation", "budget_mode", "latency_ms", "latency_at", "latency_device",
-                            "latency_threads", "latency_tile") if getattr(saved, k) != getattr(run.config, k)]
+                            "latency_threads", "latency_tile", "prune", "prune_headroom") if getattr(saved, k) != getattr(run.config, k)]
     if mismatch:
         raise SearchInputError(f"the checkpoint was made with other settings ({', '.join(mismatch)}); "
                                "resume with the same options, or start in another output folder")

@@ -234,6 +234,10 @@ def _video_progress(quiet: bool):
               help="Where --latency-ms holds: the CPU (fp32, --threads) or a CUDA GPU (fp16).")
 @click.option("--latency-tile", type=click.IntRange(0), help="Engine tile side to time [default: 256 on the CPU, "
               "whole frames on a GPU].")
+@click.option("--prune", is_flag=True, help="Search to 1.3x --latency-ms, then prune channels down to it and "
+              "fine-tune (the unpruned model is kept in OUT/unpruned).")
+@click.option("--prune-steps", type=click.IntRange(0), default=2000, show_default=True,
+              help="Fine-tuning steps after pruning.")
 @click.option("--time-budget", metavar="DURATION", help="Wall-clock length, e.g. 45m or 2h [default: 2h].")
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), help="Length in epochs instead of time.")
 @click.option("--steps", type=click.IntRange(1), help="Length in steps: the same result for the same seed.")
@@ -259,8 +263,9 @@ def _video_progress(quiet: bool):
 @click.option("--quiet", "-q", is_flag=True, help="No live view.")
 @click.pass_context
 def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_mode, latency_ms, latency_at,
-                   latency_device, latency_tile, time_budget, epochs, steps, seed, resume, device, threads, max_width, max_cells, max_cells_upsampled, ops_per_cell, ops, relaxation, batch,
-                   patch, val_every, max_side, quiet):
+                   latency_device, latency_tile, prune, prune_steps, time_budget, epochs, steps, seed, resume, device,
+                   threads, max_width, max_cells, max_cells_upsampled, ops_per_cell, ops, relaxation, batch, patch,
+                   val_every, max_side, quiet):
     """Search a network for your data and train it in one phase; --out becomes a model folder.
 
     Runs under torchrun too (`torchrun --nproc-per-node N -m upscale search ...`): rank 0 shows and writes."""
@@ -274,7 +279,8 @@ def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_m
                               max_cells_upsampled=max_cells_upsampled, ops_per_cell=ops_per_cell, ops=ops,
                               batch=batch, patch=patch, val_every=val_every, relaxation=relaxation,
                               budget_mode=budget_mode, latency_ms=latency_ms, latency_at=latency_at,
-                              latency_device=latency_device, latency_threads=threads, latency_tile=latency_tile)
+                              latency_device=latency_device, latency_threads=threads, latency_tile=latency_tile,
+                              prune=prune, prune_steps=prune_steps)
         main_rank = os.environ.get("RANK", "0") == "0"
         command = " ".join(["upscale", *sys.argv[1:]]).replace(" --resume", "")
         result = search_with_live_view(config, list(train_dirs), list(val_dirs), out, device, resume,
