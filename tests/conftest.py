@@ -35,3 +35,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def tiny_model_x4_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-x4", scale=4)
+
+
+def fake_layer_time(module, channels, height, width, device, **kwargs) -> float:
+    """A deterministic stand-in for timing a layer: parameters x pixels, plus a little per layer."""
+    return 0.01 + sum(p.numel() for p in module.parameters()) * height * width * 1e-6
+
+
+@pytest.fixture
+def fake_clock(tmp_path, monkeypatch):
+    """Latency tables in a temporary cache, filled by `fake_layer_time` instead of the clock."""
+    from trinas import latency
+
+    monkeypatch.setenv("TRINAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(latency, "time_module", fake_layer_time)
+    return tmp_path / "cache" / "latency"

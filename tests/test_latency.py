@@ -72,17 +72,10 @@ def test_devices_are_checked():
     assert "/" not in Device("cpu", 2, False, "A/B cpu @ 2GHz").key
 
 
-def fake_time(module, channels, height, width, device, **kwargs):
-    """A deterministic stand-in for the clock: parameters x pixels, plus a little per layer."""
-    return 0.01 + sum(p.numel() for p in module.parameters()) * height * width * 1e-6
-
-
-def test_a_latency_budget_below_the_fastest_network_is_refused_at_once(tmp_path, monkeypatch):
+def test_a_latency_budget_below_the_fastest_network_is_refused_at_once(tmp_path, fake_clock):
     from tests.test_search import tiny_config
     from trinas.search import SearchInputError, check_inputs
 
-    monkeypatch.setenv("TRINAS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(latency, "time_module", fake_time)
     folder = tmp_path / "images"
     folder.mkdir()
     Image.new("RGB", (40, 40), (10, 200, 30)).save(folder / "a.png")
@@ -93,14 +86,12 @@ def test_a_latency_budget_below_the_fastest_network_is_refused_at_once(tmp_path,
         tiny_config(latency_ms=10.0)
 
 
-def test_a_latency_budgeted_search_ends_within_its_budget(tmp_path, monkeypatch):
+def test_a_latency_budgeted_search_ends_within_its_budget(tmp_path, fake_clock):
     from tests.test_search import shapes_image, tiny_config
     from trinas.costs import latency_cost
     from trinas.search import load_data, search
     from trinas.search_losses import latency_model
 
-    monkeypatch.setenv("TRINAS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(latency, "time_module", fake_time)
     for i in range(4):
         shapes_image(tmp_path / "train" / f"{i}.png", i, 40)
     shapes_image(tmp_path / "val" / "0.png", 9, 24)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trinas import latency
 from trinas.data import Pair, PatchSampler
 from trinas.latency import Device, LatencyTable
 from trinas.metrics import make_lr
@@ -56,10 +55,7 @@ def test_removing_channels_is_zeroing_them_wherever_they_are_produced(group):
         assert not torch.allclose(net(x), expected)  # the channels mattered
 
 
-def test_pruning_to_a_latency_budget_ends_within_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(latency, "time_module",
-                        lambda module, channels, h, w, device, **kw: 0.01 + sum(p.numel() for p in module.parameters())
-                        * h * w * 1e-6)
+def test_pruning_to_a_latency_budget_ends_within_it(tmp_path, fake_clock):
     table = LatencyTable(Device("cpu", 1, False, "test"), tmp_path)
     genotype = Genotype(2, 16, (Cell(("conv3x3", "conv3x3"), (16, 16)), Cell(("conv3x3", "conv3x3"), (16, 16)),
                                 Upsample(2)))
@@ -79,7 +75,7 @@ def test_pruning_to_a_latency_budget_ends_within_it(tmp_path, monkeypatch):
         prune_to_latency(net, table, tiles, 1e-9, sampler, batches=1, recover_steps=0, log=lambda line: None)
 
 
-def test_upscale_prune_writes_a_smaller_model_within_the_budget(tmp_path, monkeypatch):
+def test_upscale_prune_writes_a_smaller_model_within_the_budget(tmp_path, fake_clock):
     from click.testing import CliRunner
     from PIL import Image
 
@@ -87,10 +83,6 @@ def test_upscale_prune_writes_a_smaller_model_within_the_budget(tmp_path, monkey
     from trinas.export import load_model, read_config
     from upscale.cli import main
 
-    monkeypatch.setenv("TRINAS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(latency, "time_module",
-                        lambda module, channels, h, w, device, **kw: 0.01 + sum(p.numel() for p in module.parameters())
-                        * h * w * 1e-6)
     model = make_tiny_model(tmp_path / "tiny", width=16, cells=2)
     train = tmp_path / "train"
     train.mkdir()
@@ -109,7 +101,7 @@ def test_upscale_prune_writes_a_smaller_model_within_the_budget(tmp_path, monkey
     assert again.exit_code != 0 and "not empty" in again.output
 
 
-def test_search_then_prune_from_the_command_line(tmp_path, monkeypatch):
+def test_search_then_prune_from_the_command_line(tmp_path, fake_clock):
     from click.testing import CliRunner
 
     from tests.test_search import shapes_image, tiny_config
@@ -117,10 +109,6 @@ def test_search_then_prune_from_the_command_line(tmp_path, monkeypatch):
     from trinas.search_losses import latency_model
     from upscale.cli import main
 
-    monkeypatch.setenv("TRINAS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(latency, "time_module",
-                        lambda module, channels, h, w, device, **kw: 0.01 + sum(p.numel() for p in module.parameters())
-                        * h * w * 1e-6)
     for i in range(4):
         shapes_image(tmp_path / "train" / f"{i}.png", i, 48)
     shapes_image(tmp_path / "val" / "0.png", 9, 24)
@@ -139,22 +127,18 @@ def test_search_then_prune_from_the_command_line(tmp_path, monkeypatch):
     assert load_model(out).scale == 2 and load_model(out / "unpruned").scale == 2
 
 
-def test_a_found_network_over_the_budget_is_pruned_into_it(tmp_path, monkeypatch):
+def test_a_found_network_over_the_budget_is_pruned_into_it(tmp_path, fake_clock):
     from tests.test_search import shapes_image, tiny_config
     from trinas.export import load_model, read_config, save_model
     from trinas.search import load_data
     from trinas.search_result import SearchResult, prune_found
 
-    monkeypatch.setenv("TRINAS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(latency, "time_module",
-                        lambda module, channels, h, w, device, **kw: 0.01 + sum(p.numel() for p in module.parameters())
-                        * h * w * 1e-6)
     for i in range(3):
         shapes_image(tmp_path / "train" / f"{i}.png", i, 48)
     shapes_image(tmp_path / "val" / "0.png", 9, 24)
     genotype = Genotype(2, 16, (Cell(("conv3x3", "conv3x3"), (16, 16)), Upsample(2)))
     save_model(TriNet(genotype), tmp_path / "out", searched=True)
-    table = LatencyTable(Device.current("cpu", 1), tmp_path / "cache" / "latency")
+    table = LatencyTable(Device.current("cpu", 1), fake_clock)
     before = table.network_ms(genotype, 32, 32)
     config = tiny_config(latency_ms=before * 0.6, latency_at="64x64", latency_tile=0, latency_threads=1, prune=True,
                          prune_steps=2)
