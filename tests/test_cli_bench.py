@@ -26,6 +26,13 @@ def test_layouts_are_compared_with_ratios_to_the_first(tiny_model_dir):
     assert second["ratio"] == first["seconds"] / second["seconds"]
     assert first["megapixels_per_s"] == 32 * 24 * 4 / 1e6 / first["seconds"]
     assert result["input"] == "32x24" and result["scale"] == 2 and result["peak_memory_mb"] > 0
+    # Frames per second, and the achieved GFLOP/s from the model's multiply-adds, beside the references
+    # timed in the same run: a plain 3x3 conv at the model's width (8) and OpenCV's bicubic.
+    madds = 9 * 3 * 8 + 2 * 9 * 8 * 8 + 9 * 8 * 8 * 4 + 9 * 8 * 3 * 4  # head, one cell, upsampler, tail
+    assert first["fps"] == 1 / first["seconds"]
+    assert abs(first["gflops"] - 2 * madds * 32 * 24 / first["seconds"] / 1e9) < 1e-9
+    reference = result["reference"]
+    assert reference["conv_width"] == 8 and reference["conv_gflops"] > 0 and reference["bicubic_seconds"] > 0
 
 
 def test_tile_sides(tiny_model_dir):

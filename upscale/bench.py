@@ -11,8 +11,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+import cv2
 import numpy as np
 import torch
+
+from trinas.cost import madds_per_output_pixel
 
 from .engine import Upscaler
 
@@ -23,6 +26,20 @@ class BenchRow:
     seconds: float  # median seconds per image
     megapixels_per_s: float  # output megapixels per second
     ratio: float = 1.0  # baseline seconds / these seconds (> 1: faster than the baseline)
+    gflops: float | None = None  # achieved: 2 x the model's multiply-adds per output pixel x pixels / seconds
+
+    @property
+    def fps(self) -> float:
+        return 1.0 / self.seconds
+
+
+@dataclass
+class Reference:
+    """What the device does beside the model, timed in the same run: the ceiling and the floor."""
+
+    conv_width: int  # the model's trunk width
+    conv_gflops: float  # a plain 3x3 conv at that width, on the model's input size, as the engine runs it
+    bicubic_seconds: float  # OpenCV bicubic resize of the same image to the output size
 
 
 def _timed(run: Callable[[], object], repeats: int) -> list[float]:
@@ -39,24 +56,67 @@ def _timed(run: Callable[[], object], repeats: int) -> list[float]:
 
 
 def bench(upscaler: Upscaler, height: int, width: int, repeats: int = 5, rounds: int = 3,
-          variants: dict[str, Callable[[Upscaler], None]] | None = None) -> list[BenchRow]:
-    """Median time per image of each variant (a function that reconfigures the upscaler), interleaved."""
+          variants: dict[str, Callable[[Upscaler], None]] | None = None) -> tuple[list[BenchRow], Reference]:
+    """Median time per image of each variant (a function that reconfigures the upscaler), interleaved, and the
+    reference timings of the same run."""
     variants = variants or {"engine": lambda up: None}
     image = _test_image(height, width)
     runs = {name: (lambda c=configure: c(upscaler), lambda: upscaler.upscale_array(image))
             for name, configure in variants.items()}
-    return _interleaved(runs, height * width * upscaler.scale**2 / 1e6, repeats, rounds)
+    madds = {name: _madds(upscaler) for name in runs}
+    return _with_references(runs, madds, upscaler, image, repeats, rounds)
 
 
 def bench_models(upscalers: dict[str, Upscaler], height: int, width: int, repeats: int = 5,
-                 rounds: int = 3) -> list[BenchRow]:
-    """Median time per image of each model on the same image, interleaved: the first is the baseline."""
+                 rounds: int = 3) -> tuple[list[BenchRow], Reference]:
+    """Median time per image of each model on the same image, interleaved (the first is the baseline), and
+    the reference timings of the same run (at the first model's width)."""
     scales = {up.scale for up in upscalers.values()}
     if len(scales) != 1:
         raise ValueError(f"models to compare must share one scale, got x{', x'.join(map(str, sorted(scales)))}")
     image = _test_image(height, width)
     runs = {name: (lambda: None, lambda up=up: up.upscale_array(image)) for name, up in upscalers.items()}
-    return _interleaved(runs, height * width * scales.pop() ** 2 / 1e6, repeats, rounds)
+    madds = {name: _madds(up) for name, up in upscalers.items()}
+    return _with_references(runs, madds, next(iter(upscalers.values())), image, repeats, rounds)
+
+
+def _madds(upscaler: Upscaler) -> float | None:
+    genotype = getattr(upscaler.model, "genotype", None)
+    return madds_per_output_pixel(genotype) if genotype is not None else None
+
+
+REFERENCE_CONV = "3x3 conv (reference)"
+REFERENCE_BICUBIC = "bicubic, OpenCV (reference)"
+
+
+def _with_references(runs: dict, madds: dict[str, float | None], upscaler: Upscaler, image: np.ndarray,
+                     repeats: int, rounds: int) -> tuple[list[BenchRow], Reference]:
+    """Time the runs with the two references interleaved among them; the rows get their achieved GFLOP/s."""
+    height, width = image.shape[:2]
+    scale = upscaler.scale
+    conv_width = int(getattr(getattr(upscaler.model, "genotype", None), "width", 32))
+    conv = torch.nn.Conv2d(conv_width, conv_width, 3, padding=1).to(upscaler.device, upscaler.dtype).eval()
+    conv = conv.to(memory_format=upscaler.memory_format)
+    features = torch.rand(1, conv_width, height, width, device=upscaler.device, dtype=upscaler.dtype)
+    features = features.contiguous(memory_format=upscaler.memory_format)
+
+    def run_conv() -> None:
+        with torch.inference_mode():
+            conv(features)
+
+    references = {REFERENCE_CONV: (lambda: None, run_conv),
+                  REFERENCE_BICUBIC: (lambda: None, lambda: cv2.resize(image, (width * scale, height * scale),
+                                                                      interpolation=cv2.INTER_CUBIC))}
+    rows = _interleaved({**runs, **references}, height * width * scale**2 / 1e6, repeats, rounds)
+    by_name = {row.name: row for row in rows}
+    conv_row, bicubic_row = by_name[REFERENCE_CONV], by_name[REFERENCE_BICUBIC]
+    reference = Reference(conv_width, 2 * 9 * conv_width**2 * height * width / conv_row.seconds / 1e9,
+                          bicubic_row.seconds)
+    model_rows = [row for row in rows if row.name in runs]
+    for row in model_rows:
+        if madds.get(row.name):
+            row.gflops = 2 * madds[row.name] * height * width * scale**2 / row.seconds / 1e9
+    return model_rows, reference
 
 
 def _test_image(height: int, width: int) -> np.ndarray:

@@ -129,8 +129,8 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, siz
         if against:
             others = {spec: build_upscaler(spec, None, device, precision, tile, tile_pad)
                       for spec in against}
-            rows = bench_models({model_spec or upscaler.config.get("name"): upscaler, **others}, height, width,
-                                repeats, rounds)
+            rows, reference = bench_models({model_spec or upscaler.config.get("name"): upscaler, **others}, height,
+                                           width, repeats, rounds)
         else:
             if tiles:
                 sides = [parse_tile(value.strip()) for value in tiles.split(",")]
@@ -138,12 +138,12 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, siz
             else:
                 variants = {"contiguous": lambda up: up.set_channels_last(False),
                             "channels-last": lambda up: up.set_channels_last(True)}
-            rows = bench(upscaler, height, width, repeats, rounds, variants)
+            rows, reference = bench(upscaler, height, width, repeats, rounds, variants)
         result = {"model": upscaler.config.get("name"), "device": str(upscaler.device),
                   "precision": str(upscaler.dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
                   "input": f"{width}x{height}", "tile": configured_tile, "scale": upscaler.scale,
                   "peak_memory_mb": round(peak_memory_mb(upscaler.device), 1),
-                  "rows": [row.__dict__ for row in rows]}
+                  "rows": [{**row.__dict__, "fps": row.fps} for row in rows], "reference": reference.__dict__}
         if as_json:
             click.echo(json.dumps(result, indent=2))
         else:

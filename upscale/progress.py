@@ -80,10 +80,16 @@ def print_bench(result: dict) -> None:
     table = Table(title=f"{result['model']} x{result['scale']} on {result['device']} ({result['precision']}, "
                         f"{result['threads']} threads), input {result['input']}, tile {result['tile']}",
                   title_justify="left")
-    for column in ("variant", "ms/image", "output MP/s", "speed vs first"):
+    reference = result["reference"]
+    peak = reference["conv_gflops"]
+    for column in ("variant", "ms/image", "images/s", "output MP/s", "GFLOP/s", "of conv peak", "speed vs first"):
         table.add_column(column, justify="left" if column == "variant" else "right")
     for row in result["rows"]:
-        table.add_row(row["name"], f"{row['seconds'] * 1000:.1f}", f"{row['megapixels_per_s']:.2f}",
-                      f"{row['ratio']:.2f}x")
+        gflops = row.get("gflops")
+        table.add_row(row["name"], f"{row['seconds'] * 1000:.1f}", f"{row['fps']:.2f}",
+                      f"{row['megapixels_per_s']:.2f}", f"{gflops:.1f}" if gflops else "-",
+                      f"{gflops / peak:.0%}" if gflops else "-", f"{row['ratio']:.2f}x")
     Console().print(table)
+    Console().print(f"same run: a plain 3x3 conv at width {reference['conv_width']} on the input size reaches "
+                    f"{peak:.1f} GFLOP/s; OpenCV bicubic takes {reference['bicubic_seconds'] * 1000:.1f} ms/image")
     Console().print(f"peak memory: {result['peak_memory_mb']:.0f} MB")
