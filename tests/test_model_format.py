@@ -9,7 +9,7 @@ import torch
 
 from conftest import make_tiny_model
 from trinas.cost import count_params, madds_per_output_pixel
-from trinas.export import ModelFormatError, load_model, read_config
+from trinas.export import ModelFormatError, load_model, read_config, save_model
 from trinas.net import TriNet
 from trinas.space import Cell, Genotype, Upsample, baseline_genotype, upsample_factors
 
@@ -108,3 +108,21 @@ def test_cost_counts_grow_with_width():
     g = baseline_genotype(2, width=8, cells=2)
     weights = sum(p.numel() for n, p in TriNet(g).named_parameters() if n.endswith("weight") and "body" in n)
     assert madds_per_output_pixel(g) * 4 >= weights
+
+
+def test_a_folder_of_format_1_holds_unfolded_weights_and_still_loads(tmp_path):
+    """Format 2 stores the folded network; a format-1 folder (weights as trained) is folded after loading."""
+    from safetensors.torch import save_file
+
+    from trinas.export import WEIGHTS, sha256_file, write_config
+
+    genotype = Genotype(2, 8, (Cell(("conv3x3",), (8,)), Cell(("conv3x3", "conv3x3"), (8, 8)), Upsample(2)))
+    torch.manual_seed(0)
+    net = TriNet(genotype).eval()
+    config = save_model(net, tmp_path / "m")
+    assert config["format_version"] == 2
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "m" / WEIGHTS))
+    write_config(tmp_path / "m", {**config, "format_version": 1, "weights_sha256": sha256_file(tmp_path / "m" / WEIGHTS)})
+    x = torch.rand(1, 3, 9, 7)
+    with torch.no_grad():
+        assert torch.allclose(load_model(tmp_path / "m")(x), net(x), atol=1e-6)

@@ -109,6 +109,8 @@ def test_a_folded_network_computes_what_its_branches_compute(scale, tmp_path):
     net = randomised(TriNet(GENOTYPES[scale])).eval()
     folded = fold(net)
     assert not any(type(m).__name__ == "RepConv" for m in folded.modules())  # rep3x3 and spanatt3x3 inside
+    single = [b for b in folded.body if getattr(b, "cell", None) is not None and len(b.cell.ops) == 1]
+    assert all(not b.residual for b in single)  # a lone conv's residual is in its kernel
     x = torch.rand(2, 3, 13, 11)
     with torch.no_grad():
         expected = net(x)

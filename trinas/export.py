@@ -22,7 +22,9 @@ from .cost import count_params, madds_per_output_pixel
 from .net import TriNet, fold
 from .space import Genotype
 
-FORMAT_VERSION = 1
+# 2: the weights are of the folded network (`net.fold`: re-parameterisable branches merged, single-conv
+# residuals in their kernels). 1: as trained (no kind folded differently then), folded after loading.
+FORMAT_VERSION = 2
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 CARD = "README.md"
@@ -118,13 +120,14 @@ def load_model(folder: Path, verify: bool = True) -> TriNet:
         genotype = Genotype.from_dict(config["genotype"])
     except (KeyError, ValueError) as exc:
         raise ModelFormatError(f"{folder / CONFIG}: bad genotype: {exc}") from exc
-    model = TriNet(genotype, folded=True)
+    model = TriNet(genotype, folded=int(config.get("format_version", 1)) >= 2)
     try:
         state = load_file(str(weights))
         model.load_state_dict(state, strict=True)
     except (SafetensorError, RuntimeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise ModelFormatError(f"{weights}: weights do not fit the genotype: {first}") from exc
+    model = fold(model)
     model.config = config  # type: ignore[attr-defined]
     return model.eval()
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .net import UpsampleBlock, make_op
+from .net import UpsampleBlock, absorbs_residual, make_op
 from .space import Cell, Genotype, Upsample
 
 TABLE_VERSION = 1
@@ -116,14 +116,15 @@ def layers_of(genotype: Genotype, height: int, width: int) -> list[Layer]:
 
 
 def cell_layers(cell: Cell, trunk: int, height: int, width: int) -> list[Layer]:
-    """The layers of one cell on a height x width input: its operations, the ReLUs between, the residual add."""
+    """The layers of one folded cell on a height x width input: its operations, the ReLUs between, and the
+    residual add (unless the cell's single convolution absorbed it)."""
     layers, cin = [], trunk
     for i, (op, cout) in enumerate(zip(cell.ops, cell.widths)):
         if i > 0:
             layers.append(Layer("relu", (cin,), height, width))
         layers.append(Layer("op", (op, cin, cout), height, width))
         cin = cout
-    return layers + [Layer("add", (trunk,), height, width)]
+    return layers if absorbs_residual(cell) else layers + [Layer("add", (trunk,), height, width)]
 
 
 class _Elementwise(nn.Module):

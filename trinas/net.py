@@ -24,8 +24,15 @@ def make_op(name: str, in_width: int, out_width: int, folded: bool = False) -> n
     return kind.fold(module) if folded else module
 
 
+def absorbs_residual(cell: Cell) -> bool:
+    """Whether a folded cell carries its residual inside its kernel: a single convolution, as wide out as in."""
+    return len(cell.ops) == 1 and op_kind(cell.ops[0]).absorbs_residual
+
+
 class CellBlock(nn.Module):
-    """A Cell from the genotype: its ops in a chain, ReLU between them, a residual around the whole."""
+    """A Cell from the genotype: its ops in a chain, ReLU between them, a residual around the whole.
+
+    Folded, a cell of one plain convolution has the residual in its kernel (`fold`), so it runs no add."""
 
     def __init__(self, cell: Cell, width: int, folded: bool = False) -> None:
         super().__init__()
@@ -35,6 +42,7 @@ class CellBlock(nn.Module):
             current = out_width
         self.ops = nn.ModuleList(ops)
         self.cell = cell
+        self.residual = not (folded and absorbs_residual(cell))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
@@ -42,7 +50,7 @@ class CellBlock(nn.Module):
             if i > 0:
                 y = F.relu(y)
             y = op(y)
-        return x + y
+        return x + y if self.residual else y
 
 
 class UpsampleBlock(nn.Sequential):
@@ -109,6 +117,11 @@ def fold(net: TriNet) -> TriNet:
         if isinstance(source, CellBlock):
             for i, (name, module) in enumerate(zip(source.cell.ops, source.ops)):
                 target.ops[i] = op_kind(name).fold(copy.deepcopy(module))
+            if not target.residual:  # x + conv(x) is one conv with the identity added at its centre tap
+                conv = target.ops[0]
+                with torch.no_grad():
+                    channels = torch.arange(conv.out_channels)
+                    conv.weight[channels, channels, conv.kernel_size[0] // 2, conv.kernel_size[1] // 2] += 1
         else:
             target.load_state_dict(source.state_dict())
     folded.head.load_state_dict(net.head.state_dict())

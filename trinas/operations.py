@@ -50,6 +50,10 @@ class OpKind:
     # conv's output channels. None (the default) means unknown: the pruner then leaves the op's widths alone.
     channel_roles: dict[str, tuple[str | None, str | None]] | None = None
 
+    # Whether the folded module is one plain convolution that can absorb an identity (a cell holding only
+    # this op, as wide out as in, then folds its residual into the kernel's centre: one add less per cell).
+    absorbs_residual: bool = False
+
 
 OPERATIONS: dict[str, OpKind] = {}
 
@@ -197,6 +201,7 @@ class ConvKind(OpKind):
 
     kernel, dilation = 3, 1
     channel_roles = {"": ("out", "in")}
+    absorbs_residual = True
 
     def __init__(self) -> None:
         self.reach = self.dilation * (self.kernel - 1) / 2
@@ -253,6 +258,7 @@ class Rep3x3(OpKind):
 
     name, reach = "rep3x3", 1
     channel_roles = {"": ("out", "in")}  # folded: one conv
+    absorbs_residual = True
 
     def build(self, c_in: int, c_out: int) -> nn.Module:
         return RepConv(c_in, c_out)
