@@ -14,17 +14,20 @@ little, and re-estimates, until the predicted frame time is within the budget; t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import PatchSampler
-from .latency import LatencyTable
+from .data import PatchSampler, list_images, make_pairs
+from .latency import Device, LatencyTable
 from .net import TriNet, UpsampleBlock, fold
 from .operations import op_kind
 from .space import Cell, Genotype, cell_widths, has_inner_width
+from .tiling import engine_tile, tile_shapes
+from .train import TrainConfig, train
 
 
 @dataclass(frozen=True)
@@ -238,22 +241,15 @@ class PruneResult:
     fine_tune_steps: int
 
 
-def prune_for_frame(net: TriNet, train_dirs: list, budget_ms: float, frame: tuple[int, int],
+def prune_for_frame(net: TriNet, train_dirs: list[Path], budget_ms: float, frame: tuple[int, int],
                     device_kind: str = "cpu", threads: int | None = None, tile: int | None = None,
                     fine_tune_steps: int = 2000, batch: int = 16, patch: int = 32, lr: float = 1e-4, seed: int = 0,
-                    checkpoint=None, log: Callable[[str], None] = print) -> PruneResult:
+                    checkpoint: Path | None = None, log: Callable[[str], None] = print) -> PruneResult:
     """Prune `net` until an output frame of `frame` (width, height) is predicted within `budget_ms` on the
     device, as the engine cuts it into tiles, then fine-tune; the data are HR folders (LR by bicubic)."""
-    from pathlib import Path
-
-    from .data import list_images, make_pairs
-    from .latency import Device
-    from .tiling import CPU_TILE, tile_shapes
-    from .train import TrainConfig, train
-
     table = LatencyTable(Device.current(device_kind, threads, half=device_kind == "cuda"))
     width, height = frame
-    tile = tile if tile is not None else (CPU_TILE if device_kind == "cpu" else 0)
+    tile = engine_tile(device_kind, tile)
     tiles = tile_shapes(height // net.scale, width // net.scale, tile, net.receptive_field)
     pairs = make_pairs(list_images(train_dirs), net.scale, patch)
     sampler = PatchSampler(pairs, net.scale, patch, seed)

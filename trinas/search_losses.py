@@ -14,7 +14,7 @@ from .latency import Device, LatencyTable
 from .search_config import SearchConfig, SearchInputError, frame_size
 from .search_state import Run
 from .supernet import ArchWeights
-from .tiling import CPU_TILE, tile_shapes
+from .tiling import engine_tile, tile_shapes
 
 # Context pixels per tile side the latency budget assumes (the engine reads a model's receptive field
 # around each tile; 8 is that of a network of about four cells).
@@ -36,19 +36,16 @@ def latency_model(config: SearchConfig, log: Callable[[str], None] = print, with
     (and read from) the device's latency table (`with_cells=False`: the fixed part only, in seconds)."""
     width, height = frame_size(config.latency_at)
     scale = config.space.scale
-    tile = config.latency_tile if config.latency_tile is not None else (CPU_TILE if config.latency_device == "cpu"
-                                                                       else 0)
+    tile = engine_tile(config.latency_device, config.latency_tile)
     try:
         device = Device.current(config.latency_device, config.latency_threads, half=config.latency_device == "cuda")
     except ValueError as exc:
         raise SearchInputError(str(exc)) from None
     table = LatencyTable(device)
-    before = len(table.entries)
     tiles = tile_shapes(height // scale, width // scale, tile, LATENCY_TILE_PAD)
     model = latency_cost(config.space, table, tiles, with_cells)
     if table.measured:
-        log(f"timed {table.measured} layers on {device.kind} ({len(table.entries) - table.measured} read from "
-            f"{table.path.parent}, {before} before)")
+        log(f"timed {table.measured} layers on {device.kind} (kept in {table.path})")
     table.save()
     return model
 

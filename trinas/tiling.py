@@ -34,6 +34,14 @@ def _spans(length: int, tile: int) -> list[tuple[int, int]]:
     return [(edges[i], edges[i + 1]) for i in range(count)]
 
 
+def engine_tile(device_kind: str, tile: int | None = None) -> int:
+    """The tile side the engine uses on a device kind unless told otherwise: CPU_TILE on the CPU, whole
+    frames (0) on a GPU (whose tiles the engine sizes from free memory, far above a video frame)."""
+    if tile is not None:
+        return tile
+    return CPU_TILE if device_kind == "cpu" else 0
+
+
 def plan_tiles(height: int, width: int, tile: int, pad: int) -> list[Tile]:
     """Tiles covering a height x width input in row-major order; `tile` <= 0 means one tile."""
     if tile <= 0:
