@@ -19,7 +19,7 @@ import torch
 
 from .cost import cell_madds, madds_per_output_pixel
 from .latency import LatencyTable, cell_layers, layers_of
-from .space import Cell, Genotype, SearchSpace, Upsample, cell_widths
+from .space import Cell, Genotype, SearchSpace, Upsample, cell_widths, has_inner_width
 from .supernet import ArchWeights
 
 
@@ -34,7 +34,7 @@ class CostModel:
 
     def of(self, genotype: Genotype) -> float:
         """The cost of one network of the space, read from the same tables: what `expected` gives once every
-        distribution is one-hot on it."""
+        distribution is one-hot on it. A network outside the space (a width or op it lacks) is a ValueError."""
         space = self.space
         t = space.widths.index(genotype.width)
         total, segment = float(self.fixed[t]), 0
@@ -44,7 +44,8 @@ class CostModel:
                 continue
             ops = tuple(space.ops.index(op) for op in step.ops)
             # A position without an inner width has the trunk width; any index reads the same entry there.
-            inner = tuple(space.widths.index(w) if w in space.widths else 0 for w in step.widths[:-1])
+            inner = tuple(space.widths.index(w) if has_inner_width(step.ops, i) else 0
+                          for i, w in enumerate(step.widths[:-1]))
             total += float(self.cell_tables[segment][ops + inner + (t,)])
         return total
 
