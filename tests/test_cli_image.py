@@ -164,3 +164,15 @@ def test_modes_round_trip_through_the_command(tmp_path, tiny_model_dir):
     modes = {p.name: Image.open(p).mode for p in (tmp_path / "out").iterdir()}
     assert modes["gray.png"] == "L" and modes["gray_alpha.png"] == "LA" and modes["rgba.png"] == "RGBA"
     assert modes["palette.png"] == "RGB" and modes["deep.png"].startswith("I")
+
+
+def test_a_suffix_cannot_take_outputs_out_of_their_folder(tmp_path, tiny_model_dir):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(src / "a.png")
+    out = tmp_path / "out"
+    for suffix in ("/../../evil", "..", "a/b", "x\\y"):
+        result = CliRunner().invoke(main, ["image", str(src), "-o", str(out), "--model", str(tiny_model_dir),
+                                           "--suffix", suffix, "--quiet"])
+        assert result.exit_code != 0 and "--suffix" in result.output, (suffix, result.output)
+    assert not list(tmp_path.rglob("*evil*")) and not out.exists()

@@ -436,6 +436,38 @@ def test_no_network(fake_hub, monkeypatch):
         hub.fetch("alice/tiny")
 
 
+def test_a_crafted_commit_id_cannot_make_the_cache_clean_up_delete_outside_it(fake_hub, tmp_path):
+    """A Hub (or mirror) that answers `../../../../victim` as the commit of a branch: after a failed download,
+    the clean-up reads that ref; it must not delete the folder the path points at (it did, with rmtree)."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("keep me")
+    storage = tmp_path / "hf" / "hub" / "models--alice--tiny"
+    (storage / "refs").mkdir(parents=True)
+    (storage / "snapshots").mkdir()
+    (storage / "refs" / "main").write_text("../../../../victim")
+    assert (storage / "snapshots" / "../../../../victim").resolve() == victim.resolve()
+    hub._discard_incomplete(storage, hub.HubSpec("alice/tiny"))
+    hub.purge_snapshot(storage / "snapshots" / "../../../../victim", "precious.txt")
+    hub.purge_snapshot(victim)
+    assert (victim / "precious.txt").read_text() == "keep me"
+    # a genuine incomplete snapshot is still cleaned up
+    commit = "a" * 40
+    (storage / "refs" / "main").write_text(commit)
+    (storage / "snapshots" / commit).mkdir()
+    hub._discard_incomplete(storage, hub.HubSpec("alice/tiny"))
+    assert not (storage / "snapshots" / commit).exists()
+
+
+def test_a_revision_that_would_leave_the_cache_is_refused(fake_hub, tmp_path):
+    for spec in ("hf:alice/tiny@../../x", "hf:alice/tiny@/etc/x", "hf:alice/tiny@a/../../b", "hf:alice/tiny@..",
+                 "hf:alice/tiny@a\\b"):
+        with pytest.raises(HubError, match="bad Hub model spec"):
+            hub.fetch(spec)
+    assert fake_hub.count() == 0 and not (tmp_path / "x").exists()
+    assert hub.parse_spec("hf:alice/tiny@refs/pr/1").revision == "refs/pr/1"  # real revisions still work
+
+
 def test_bad_specs_are_refused_before_any_request(fake_hub):
     for spec in ("hf:alice", "hf:alice/tiny@", "hf:a/b/c", "hf:../x"):
         with pytest.raises(HubError, match="expected hf:owner/repo"):

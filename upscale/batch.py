@@ -7,6 +7,7 @@ ignored there. A failing file never stops the run: it is recorded, and the calle
 from __future__ import annotations
 
 import glob
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,10 @@ def plan_jobs(inputs: list[str], options: OutputOptions, scale: int) -> Plan:
     """Every job the inputs ask for; missing inputs, clashes and would-be overwrites of inputs are failures."""
     if options.format and options.format.lower() not in FORMAT_SUFFIX:
         raise UpscaleError(f"unknown --format {options.format!r} (use {', '.join(sorted(set(FORMAT_SUFFIX)))})")
+    suffix = options.suffix
+    if suffix and (any(sep in suffix for sep in ("/", "\\", os.sep, os.altsep or "/", "\0"))
+                   or suffix.strip(".") == ""):
+        raise UpscaleError(f"--suffix {suffix!r} must be part of a file name (no folders, no '/', '\\' or '..')")
     plan = Plan()
     found: list[tuple[Path, Path | None]] = []
     for item in inputs:

@@ -32,6 +32,8 @@ LIBRARY = "trinas-upscale"
 PICKLED = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+# A branch, tag or commit: path segments of name characters, none of them "." or "..".
+_REVISION = re.compile(r"^(?!.*(?:^|/)\.{1,2}(?:/|$))[\w][\w.+-]*(?:/[\w][\w.+-]*)*$")
 
 
 class HubError(UpscaleError):
@@ -139,10 +141,13 @@ def _library_version() -> str | None:
 # ---- specs and records -----------------------------------------------------------------------------------------
 
 def parse_spec(text: str) -> HubSpec:
-    """`hf:owner/repo[@revision]` (the `hf:` prefix is optional) -> HubSpec, or a HubError saying the form."""
+    """`hf:owner/repo[@revision]` (the `hf:` prefix is optional) -> HubSpec, or a HubError saying the form.
+
+    A revision names a branch, tag or commit; the cache keeps it as a file name under `refs/`, so one that
+    could leave that folder (`..`, an absolute path, a backslash) is refused here, before any request."""
     body = text[3:] if text.startswith("hf:") else text
     repo, at, revision = body.partition("@")
-    if not _REPO_ID.match(repo) or "--" in repo or ".." in repo or (at and not revision):
+    if not _REPO_ID.match(repo) or "--" in repo or ".." in repo or (at and not _REVISION.match(revision)):
         raise HubError(f"bad Hub model spec {text!r}: expected hf:owner/repo or hf:owner/repo@revision")
     return HubSpec(repo, revision or None)
 
@@ -256,22 +261,48 @@ def _matches_blob_name(path: Path) -> bool:
     return True
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether `path`, with every link and `..` resolved, lies inside `folder`."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+
+
+def _is_snapshot(folder: Path) -> bool:
+    """A real snapshot of our cache: named by a full commit hash, inside `<cache>/models--*/snapshots/`."""
+    folder = Path(folder)
+    storage = folder.parent.parent
+    return (bool(_COMMIT.match(folder.name)) and folder.parent.name == "snapshots"
+            and storage.name.startswith("models--") and _inside(folder, storage / "snapshots")
+            and _inside(storage, cache_dir()))
+
+
 def purge_snapshot(folder: Path, *damaged: str) -> None:
-    """Remove a cached snapshot and the blobs of its `damaged` files, so nothing half-valid stays loadable."""
+    """Remove a cached snapshot and the blobs of its `damaged` files, so nothing half-valid stays loadable.
+
+    Only ever deletes a snapshot folder of the cache (named by a commit hash) and blobs inside that repo's
+    `blobs/`: a Hub that answers a crafted commit id cannot make it delete anything else."""
+    folder = Path(folder)
+    if not _is_snapshot(folder):
+        return
+    blobs = folder.parent.parent / "blobs"
     for name in damaged:
-        if (folder / name).is_symlink():
+        if (folder / name).is_symlink() and _inside(folder / name, blobs):
             Path(os.path.realpath(folder / name)).unlink(missing_ok=True)
     shutil.rmtree(folder, ignore_errors=True)
 
 
 def _discard_incomplete(storage: Path, spec: HubSpec) -> None:
-    """After a failed download, drop the snapshot it was filling if it lacks the config or the weights."""
+    """After a failed download, drop the snapshot it was filling if it lacks the config or the weights.
+
+    The commit comes from the spec or from the ref file the Hub's answer wrote; anything but a 40-hex commit
+    id there is not ours to act on."""
     commit = spec.revision if spec.pinned else None
     ref = storage / "refs" / (spec.revision or constants.DEFAULT_REVISION)
-    if commit is None and ref.is_file():
+    if commit is None and ref.is_file() and _inside(ref, storage / "refs"):
         commit = ref.read_text().strip()
-    snapshot = storage / "snapshots" / commit if commit else None
-    if snapshot is not None and snapshot.is_dir() and not _complete(snapshot):
+    if not commit or not _COMMIT.match(commit):
+        return
+    snapshot = storage / "snapshots" / commit
+    if snapshot.is_dir() and _is_snapshot(snapshot) and not _complete(snapshot):
         shutil.rmtree(snapshot, ignore_errors=True)
 
 
