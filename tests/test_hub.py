@@ -468,6 +468,89 @@ def test_a_revision_that_would_leave_the_cache_is_refused(fake_hub, tmp_path):
     assert hub.parse_spec("hf:alice/tiny@refs/pr/1").revision == "refs/pr/1"  # real revisions still work
 
 
+class SilentServer:
+    """Accepts connections on 127.0.0.1 and never answers: a Hub that hangs."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+@pytest.fixture
+def silent_hub(fake_hub, monkeypatch):
+    """HF_ENDPOINT at a server that never answers, through huggingface_hub's own default HTTP client."""
+    from huggingface_hub.utils import close_session
+
+    server = SilentServer()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("UPSCALE_HUB_TIMEOUT", "1")
+    close_session()
+    set_client_factory(default_client_factory)  # the library's default: no timeout of its own
+    yield server
+    close_session()
+    server.close()
+
+
+def finishes(call, seconds: float = 20.0):
+    """Run `call` in a thread; return its exception (or None), or fail if it is still waiting after `seconds`."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            call()
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still waiting for the Hub after {seconds:.0f} s"
+    return outcome[0]
+
+
+def test_a_hub_that_never_answers_is_a_one_line_error_not_a_hang(silent_hub):
+    error = finishes(lambda: hub.fetch("alice/tiny"))
+    assert isinstance(error, HubError) and "did not answer within 1 s" in str(error) and "\n" not in str(error)
+
+
+def test_a_cached_branch_is_used_when_the_hub_never_answers(fake_hub, tiny, monkeypatch):
+    from huggingface_hub.utils import close_session
+
+    fake_hub.add_model("alice/tiny", tiny)
+    folder = hub.fetch("alice/tiny")
+    server = SilentServer()
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("UPSCALE_HUB_TIMEOUT", "1")
+    close_session()
+    set_client_factory(default_client_factory)
+    try:
+        found: list = []
+        assert finishes(lambda: found.append(hub.fetch("alice/tiny"))) is None
+        assert found == [folder]
+    finally:
+        close_session()
+        server.close()
+
+
 def test_bad_specs_are_refused_before_any_request(fake_hub):
     for spec in ("hf:alice", "hf:alice/tiny@", "hf:a/b/c", "hf:../x"):
         with pytest.raises(HubError, match="expected hf:owner/repo"):

@@ -172,6 +172,36 @@ def with_hub_record(config: dict[str, Any], repo: str, revision: str) -> dict[st
 
 # ---- fetch -----------------------------------------------------------------------------------------------------
 
+HUB_TIMEOUT_S = 10.0  # seconds any one Hub request may wait for an answer (UPSCALE_HUB_TIMEOUT changes it)
+
+
+def hub_timeout() -> float:
+    try:
+        value = float(os.environ.get("UPSCALE_HUB_TIMEOUT", HUB_TIMEOUT_S))
+    except ValueError:
+        return HUB_TIMEOUT_S
+    return value if value > 0 else HUB_TIMEOUT_S
+
+
+def _request_timeout(request: Any) -> None:
+    """A request hook: every wait the request leaves unbounded (huggingface_hub passes `timeout=None` to its
+    API calls) gets the Hub timeout."""
+    timeout = dict(request.extensions.get("timeout") or {})
+    for key in ("connect", "read", "write", "pool"):
+        if timeout.get(key) is None:
+            timeout[key] = hub_timeout()
+    request.extensions["timeout"] = timeout
+
+
+def _bounded_requests() -> None:
+    """Bound every wait of huggingface_hub's shared HTTP client: it waits forever for a server that accepted
+    the connection and never answers (`upscale` hung on pull, image and cached branches)."""
+    client = huggingface_hub.get_session()
+    hooks = getattr(client, "event_hooks", None)
+    if hooks is not None and _request_timeout not in hooks.get("request", []):
+        client.event_hooks = {**hooks, "request": [*hooks.get("request", []), _request_timeout]}
+
+
 def fetch(spec: str | HubSpec, *, offline: bool | None = None, token: str | None = None) -> Path:
     """Download (or find in the cache) the model files of a Hub repo and return the verified snapshot folder.
 
@@ -184,11 +214,12 @@ def fetch(spec: str | HubSpec, *, offline: bool | None = None, token: str | None
     storage = cache / f"models--{spec.repo.replace('/', '--')}"
     if spec.pinned and _complete(storage / "snapshots" / spec.revision):
         return _verified(storage / "snapshots" / spec.revision, spec)
+    _bounded_requests()
     try:
         folder = Path(huggingface_hub.snapshot_download(
             spec.repo, revision=spec.revision, cache_dir=str(cache), endpoint=endpoint(),
             local_files_only=offline, allow_patterns=list(MODEL_FILES), token=token,
-            library_name=LIBRARY, library_version=_library_version()))
+            library_name=LIBRARY, library_version=_library_version(), etag_timeout=hub_timeout()))
     except BaseException as exc:
         if not offline:
             _discard_incomplete(storage, spec)
@@ -332,6 +363,17 @@ def _transport_errors() -> tuple[type, ...]:
     return tuple(kinds)
 
 
+def _timeouts() -> tuple[type, ...]:
+    """Timeouts of whichever HTTP client this huggingface_hub version uses."""
+    kinds: list[type] = [TimeoutError]
+    for module, name in (("httpx2", "TimeoutException"), ("httpx", "TimeoutException"), ("requests", "Timeout")):
+        try:
+            kinds.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(kinds)
+
+
 def explain(exc: BaseException, spec: HubSpec, *, offline: bool = False, push: bool = False) -> str:
     """One line for a failed Hub call: what went wrong with which repo, and what to do about it."""
     from huggingface_hub import errors as hf
@@ -377,6 +419,9 @@ def explain(exc: BaseException, spec: HubSpec, *, offline: bool = False, push: b
                 ("" if push else ", or use a cached copy with --offline"))
     if status is not None:
         return f"{spec}: the Hub answered {status}: {str(http).strip().splitlines()[0]}"
+    if _find(chain, _timeouts()):
+        return (f"the Hub at {endpoint()} did not answer within {hub_timeout():.0f} s for {spec}; try again later "
+                "(UPSCALE_HUB_TIMEOUT sets the wait)" + ("" if push else "; a model fetched before works with --offline"))
     if _find(chain, _transport_errors()):
         return (f"cannot reach the Hub at {endpoint()} for {spec}: check the network (or HF_ENDPOINT)" +
                 ("" if push else "; a model fetched before works with --offline"))
@@ -496,6 +541,7 @@ def push(folder: Path | str, repo: str, *, private: bool = False, message: str |
     token = token or huggingface_hub.get_token()
     if not token:
         raise HubError(f"pushing to {spec.repo} needs a Hugging Face token: run `hf auth login` or set HF_TOKEN")
+    _bounded_requests()
     api = huggingface_hub.HfApi(endpoint=endpoint(), token=token, library_name=LIBRARY,
                                 library_version=_library_version())
     with tempfile.TemporaryDirectory(prefix="trinas-push-") as tmp:
