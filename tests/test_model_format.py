@@ -126,3 +126,49 @@ def test_a_folder_of_format_1_holds_unfolded_weights_and_still_loads(tmp_path):
     x = torch.rand(1, 3, 9, 7)
     with torch.no_grad():
         assert torch.allclose(load_model(tmp_path / "m")(x), net(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"width": 4096}, "width must be 1..512"),
+    ({"width": 16384}, "width must be 1..512"),
+    ({"path": [{"type": "cell", "ops": ["conv3x3"], "widths": [8]}] * 10_000 + [{"type": "upsample", "factor": 2}]},
+     "at most 64 cells and upsamplers"),
+    ({"scale": 1000, "path": [{"type": "upsample", "factor": f} for f in (2, 2, 2, 5, 5, 5)]},
+     "scale must be an integer from 2 to 8"),
+])
+def test_hostile_configs_are_refused_before_anything_is_built(tmp_path, change, message, monkeypatch):
+    import time
+
+    import trinas.export as export
+
+    folder = make_tiny_model(tmp_path / "m")
+    config = read_config(folder)
+    config["genotype"] = {**config["genotype"], **change}
+    (folder / "config.json").write_text(json.dumps(config))
+    built = []
+    monkeypatch.setattr(export, "TriNet", lambda *a, **k: built.append(1))
+    started = time.monotonic()
+    with pytest.raises(ModelFormatError, match=message):
+        load_model(folder)
+    assert time.monotonic() - started < 2 and not built
+
+
+def test_weights_of_the_wrong_shape_are_refused_from_the_header_before_building(tmp_path, monkeypatch):
+    import trinas.export as export
+
+    folder = make_tiny_model(tmp_path / "m", width=8)
+    other = make_tiny_model(tmp_path / "other", width=16)
+    config = read_config(folder)
+    (folder / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+    config["weights_sha256"] = read_config(other)["weights_sha256"]
+    (folder / "config.json").write_text(json.dumps(config))
+    real = export.TriNet
+    built = []
+    monkeypatch.setattr(export, "TriNet", lambda genotype, folded=False: built.append(str(torch.get_default_device()))
+                        or real(genotype, folded=folded))
+    with pytest.raises(ModelFormatError, match=r"head.weight has shape \[16, 3, 3, 3\], the genotype needs \[8, 3, 3, 3\]"):
+        load_model(folder)
+    assert built == ["meta"]  # only the shape check's network, on the meta device, was built
+    (folder / "config.json").write_text("{" + " " * (2 << 20) + "}")
+    with pytest.raises(ModelFormatError, match="at most 1,048,576"):
+        load_model(folder)

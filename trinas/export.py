@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .cost import count_params, madds_per_output_pixel
@@ -49,10 +49,16 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few kilobytes; a larger one is refused before it is read
+
+
 def read_config(folder: Path) -> dict[str, Any]:
     path = Path(folder) / CONFIG
     if not path.is_file():
         raise ModelFormatError(f"{folder} is not a model folder: no {CONFIG}")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ModelFormatError(f"{path} is {path.stat().st_size:,} bytes; a model config is at most "
+                               f"{MAX_CONFIG_BYTES:,}")
     try:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -120,7 +126,9 @@ def load_model(folder: Path, verify: bool = True) -> TriNet:
         genotype = Genotype.from_dict(config["genotype"])
     except (KeyError, ValueError) as exc:
         raise ModelFormatError(f"{folder / CONFIG}: bad genotype: {exc}") from exc
-    model = TriNet(genotype, folded=int(config.get("format_version", 1)) >= 2)
+    folded = int(config.get("format_version", 1)) >= 2
+    _check_weight_shapes(weights, genotype, folded)
+    model = TriNet(genotype, folded=folded)
     try:
         state = load_file(str(weights))
         model.load_state_dict(state, strict=True)
@@ -130,6 +138,30 @@ def load_model(folder: Path, verify: bool = True) -> TriNet:
     model = fold(model)
     model.config = config  # type: ignore[attr-defined]
     return model.eval()
+
+
+def _check_weight_shapes(weights: Path, genotype: Genotype, folded: bool) -> None:
+    """Compare the tensors named in the safetensors header with the genotype's, before anything is allocated:
+    the network is built on the meta device (shapes only, no memory) and the header is read without data."""
+    import torch
+
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in TriNet(genotype, folded=folded).state_dict().items()}
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFormatError(f"{weights}: not a readable safetensors file ({first})") from exc
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or unexpected:
+        names = ", ".join((missing or unexpected)[:3])
+        raise ModelFormatError(f"{weights}: weights do not fit the genotype: "
+                               f"{'missing' if missing else 'unexpected'} tensors {names}")
+    for key, shape in expected.items():
+        if found[key] != shape:
+            raise ModelFormatError(f"{weights}: weights do not fit the genotype: {key} has shape "
+                                   f"{list(found[key])}, the genotype needs {list(shape)}")
 
 
 def model_card(config: dict[str, Any]) -> str:

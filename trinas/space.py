@@ -16,6 +16,12 @@ from .operations import DEFAULT_OPS, OPERATIONS, op_kind
 # Upsampler factors a path may use: any integer scale 2..8 is a product of these.
 UPSAMPLE_FACTORS = (2, 3, 5, 7)
 
+# What the format supports: a genotype beyond these is refused before anything is built (a config file is
+# input, and width 4096 or 10,000 cells would allocate gigabytes first).
+MAX_WIDTH = 512  # channels of any layer
+MAX_STEPS = 64  # cells and upsamplers in a path
+MAX_OPS_PER_CELL = 8
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -98,8 +104,12 @@ def validate(genotype: Genotype) -> None:
     """Raise ValueError naming the problem if the genotype does not describe a buildable network."""
     if genotype.channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {genotype.channels}")
-    if genotype.width < 1:
-        raise ValueError(f"width must be positive, got {genotype.width}")
+    if not 1 <= genotype.width <= MAX_WIDTH:
+        raise ValueError(f"width must be 1..{MAX_WIDTH}, got {genotype.width}")
+    if not 2 <= genotype.scale <= 8:
+        raise ValueError(f"scale must be an integer from 2 to 8, got {genotype.scale}")
+    if len(genotype.path) > MAX_STEPS:
+        raise ValueError(f"a path has at most {MAX_STEPS} cells and upsamplers, got {len(genotype.path)}")
     product = 1
     for step in genotype.path:
         if isinstance(step, Upsample):
@@ -107,15 +117,15 @@ def validate(genotype: Genotype) -> None:
                 raise ValueError(f"upsample factor must be one of {UPSAMPLE_FACTORS}, got {step.factor}")
             product *= step.factor
             continue
-        if len(step.ops) == 0 or len(step.ops) != len(step.widths):
-            raise ValueError("a cell needs as many widths as operations, and at least one")
+        if len(step.ops) == 0 or len(step.ops) != len(step.widths) or len(step.ops) > MAX_OPS_PER_CELL:
+            raise ValueError(f"a cell needs as many widths as operations, 1..{MAX_OPS_PER_CELL} of them")
         unknown = [op for op in step.ops if op not in OPERATIONS]
         if unknown:
             raise ValueError(f"unknown operations {unknown}; known: {sorted(OPERATIONS)}")
         current = genotype.width
         for op, w in zip(step.ops, step.widths):
-            if w < 1:
-                raise ValueError(f"widths must be positive, got {w}")
+            if not 1 <= w <= MAX_WIDTH:
+                raise ValueError(f"widths must be 1..{MAX_WIDTH}, got {w}")
             if op_kind(op).keeps_width and w != current:
                 raise ValueError(f"{op} keeps its width: got {current} -> {w}")
             current = w
@@ -181,8 +191,8 @@ class SearchSpace:
             raise ValueError(f"ops must be distinct names from {sorted(OPERATIONS)}, got {list(self.ops)}")
         if not self.width_fractions or not all(0 < f <= 1 for f in self.width_fractions):
             raise ValueError(f"width fractions must lie in (0, 1], got {self.width_fractions}")
-        if self.max_width < 1 or not 1 <= self.ops_per_cell <= 3:
-            raise ValueError("max_width must be positive and ops_per_cell 1..3")
+        if not 1 <= self.max_width <= MAX_WIDTH or not 1 <= self.ops_per_cell <= 3:
+            raise ValueError(f"max_width must be 1..{MAX_WIDTH} and ops_per_cell 1..3")
         if self.max_cells < 0 or self.max_cells_upsampled < 0:
             raise ValueError("cell counts cannot be negative")
 
