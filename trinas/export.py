@@ -194,11 +194,18 @@ def model_card(config: dict[str, Any]) -> str:
         lines += ["## Measured quality", "",
                   "PSNR/SSIM on the Y channel, `scale` border pixels cut, LR made by MATLAB-style bicubic; "
                   "bicubic upscaling beside it. Reproduce with:", "",
-                  "```", f"upscale eval --model {name} --data DATA/val/Set5 DATA/val/Set14", "```", "",
+                  "```", f"upscale eval --model {name} --data DATA/val/Set5 --data DATA/val/Set14", "```", "",
                   "| data set | PSNR (dB) | SSIM | bicubic PSNR | bicubic SSIM |", "|---|---|---|---|---|"]
         for dataset, v in metrics.items():
             lines.append(f"| {dataset} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['bicubic_psnr']:.2f} | "
                          f"{v['bicubic_ssim']:.4f} |")
+        lines.append("")
+    tta = config.get("metrics_tta", {})
+    if tta:
+        lines += ["With self-ensemble (the mean over the 8 flips and rotations of the input, 8x the time):", "",
+                  "```", f"upscale eval --model {name} --data DATA/val/Set5 --data DATA/val/Set14 --tta", "```", "",
+                  "| data set | PSNR (dB) | SSIM |", "|---|---|---|"]
+        lines += [f"| {dataset} | {v['psnr']:.2f} | {v['ssim']:.4f} |" for dataset, v in tta.items()]
         lines.append("")
     if training:
         lines += ["## Training", ""]

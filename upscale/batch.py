@@ -63,21 +63,22 @@ def _expand(item: str) -> tuple[list[tuple[Path, Path | None]], str | None]:
     return [], f"{item}: no such file or folder"
 
 
-def _target_for(source: Path, root: Path | None, options: OutputOptions, scale: int, single: bool) -> Path:
+def _target_for(source: Path, root: Path | None, options: OutputOptions, scale: float, single: bool) -> Path:
     suffix = options.suffix
     extension = FORMAT_SUFFIX[options.format.lower()] if options.format else source.suffix
     out = options.output
     if out is not None and single and is_image_path(out) and not out.is_dir():
         return out  # an explicit output file for a single input
     if out is None:
-        name = f"{source.stem}{f'_x{scale}' if suffix is None else suffix}{extension}"
+        name = f"{source.stem}{f'_x{scale:g}' if suffix is None else suffix}{extension}"
         return source.with_name(name)
     relative = source.relative_to(root).parent if root is not None else Path()
     return out / relative / f"{source.stem}{suffix or ''}{extension}"
 
 
-def plan_jobs(inputs: list[str], options: OutputOptions, scale: int) -> Plan:
-    """Every job the inputs ask for; missing inputs, clashes and would-be overwrites of inputs are failures."""
+def plan_jobs(inputs: list[str], options: OutputOptions, scale: float) -> Plan:
+    """Every job the inputs ask for; missing inputs, clashes and would-be overwrites of inputs are failures.
+    `scale` is the factor the outputs really have (an --outscale, else the model's), which default names carry."""
     if options.format and options.format.lower() not in FORMAT_SUFFIX:
         raise UpscaleError(f"unknown --format {options.format!r} (use {', '.join(sorted(set(FORMAT_SUFFIX)))})")
     suffix = options.suffix

@@ -24,7 +24,7 @@ from .bench import bench, bench_models, peak_memory_mb
 from .errors import UpscaleError, friendly_errors
 from .evaluation import evaluate, record_metrics, summary
 from .images import DEFAULT_MAX_PIXELS
-from .options import build_upscaler, engine_options, parse_tile
+from .options import TTA_OPTION, build_upscaler, engine_options, parse_tile
 from .progress import image_progress, print_bench, print_image_summary, print_scores
 
 console = Console(stderr=True)
@@ -59,14 +59,15 @@ def main(ctx: click.Context, debug: bool, offline: bool) -> None:
               help="Refuse images larger than this (decompression-bomb guard).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
+@TTA_OPTION
 @click.pass_context
 def image(ctx, inputs, output, model_spec, scale, device, precision, tile, tile_pad, outscale, suffix, fmt,
-          quality, overwrite, max_pixels, quiet, as_json):
+          quality, overwrite, max_pixels, quiet, as_json, tta):
     """Upscale image files, folders (recursively) and globs."""
     with friendly_errors(ctx.obj["debug"]):
-        upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
+        upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad, outscale=outscale, tta=tta)
         options = OutputOptions(output, suffix, fmt, overwrite)
-        plan = plan_jobs(list(inputs), options, upscaler.scale)
+        plan = plan_jobs(list(inputs), options, outscale or upscaler.scale)
         with image_progress(len(plan.jobs), quiet or as_json) as hooks:
             report = run_jobs(plan.jobs, upscaler, outscale, quality, max_pixels, **hooks)
         failures = plan.failures + report.failures
@@ -92,15 +93,17 @@ def image(ctx, inputs, output, model_spec, scale, device, precision, tile, tile_
 @click.option("--per-image", is_flag=True, help="A row for every image, not only the means.")
 @click.option("--record", is_flag=True, help="Store the means in the model folder's config.json and card.")
 @click.option("--json", "as_json", is_flag=True, help="Print the means as JSON on stdout.")
+@TTA_OPTION
 @click.pass_context
-def eval_command(ctx, model_spec, scale, device, precision, tile, tile_pad, folders, per_image, record, as_json):
+def eval_command(ctx, model_spec, scale, device, precision, tile, tile_pad, folders, per_image, record, as_json,
+                 tta):
     """PSNR/SSIM (Y channel, MATLAB bicubic LR, border cut) with bicubic beside it."""
     with friendly_errors(ctx.obj["debug"]):
-        upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
+        upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad, tta=tta)
         scores = evaluate(upscaler, list(folders))
         means = summary(scores)
         if record:
-            record_metrics(model_spec or upscaler.config.get("name"), means)
+            record_metrics(model_spec or upscaler.config.get("name"), means, tta=tta)
         if as_json:
             click.echo(json.dumps(means, indent=2))
         else:

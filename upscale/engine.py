@@ -83,12 +83,15 @@ class Upscaler:
 
     tile: input tile side in pixels, 0 for whole images, or "auto" (from free memory). tile_pad: context
     read around each tile, default the model's receptive field, which makes tiled output equal untiled.
+    tta: self-ensemble, the mean of the model's outputs over the 8 flips and rotations of the input (8x the
+    time, a little more PSNR).
     """
 
     def __init__(self, model: torch.nn.Module, device: str = "auto", precision: str = "auto",
                  tile: int | str = "auto", tile_pad: int | None = None, threads: int | None = None,
-                 channels_last: bool | None = None) -> None:
+                 channels_last: bool | None = None, tta: bool = False) -> None:
         self.device = pick_device(device)
+        self.tta = tta
         self.dtype = pick_dtype(self.device, precision, bool(getattr(model, "supports_half", False)))
         if self.device.type == "cpu":
             torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
@@ -131,7 +134,22 @@ class Upscaler:
 
     @torch.inference_mode()
     def run_tensor(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
-        """NCHW float32 in [0, 1] on the CPU -> NCHW float32 scaled by `scale`, tiled as configured."""
+        """NCHW float32 in [0, 1] on the CPU -> NCHW float32 scaled by `scale`, tiled as configured (and
+        averaged over the 8 flips and rotations with `tta`)."""
+        if not self.tta:
+            return self._run_tiles(x, on_tile).clamp_(0, 1)
+        total = None
+        for index, (turns, flip) in enumerate(DIHEDRAL):
+            def progress(done: int, count: int, index: int = index) -> None:
+                if on_tile:
+                    on_tile(index * count + done, len(DIHEDRAL) * count)
+
+            y = self._run_tiles(_transform(x, turns, flip), progress)
+            y = _untransform(y, turns, flip)
+            total = y if total is None else total.add_(y)
+        return total.div_(len(DIHEDRAL)).clamp_(0, 1)
+
+    def _run_tiles(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
         n, c, h, w = x.shape
         tile = self.auto_tile() if self.tile == "auto" else int(self.tile)
         s = self.scale
@@ -148,7 +166,7 @@ class Upscaler:
                     out[:, :, t.top * s:t.bottom * s, t.left * s:t.right * s] = core.cpu()
                     if on_tile:
                         on_tile(index + 1, len(tiles))
-                return out.clamp_(0, 1)
+                return out
             except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
                 if not _is_oom(exc):
                     raise
@@ -221,6 +239,19 @@ class Upscaler:
         from .images import from_pil, to_pil
 
         return to_pil(self.upscale_array(from_pil(image), outscale))
+
+
+DIHEDRAL = [(turns, flip) for flip in (False, True) for turns in range(4)]  # the 8 symmetries of a square
+
+
+def _transform(x: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    x = torch.flip(x, dims=[-1]) if flip else x
+    return torch.rot90(x, turns, dims=(-2, -1)).contiguous()
+
+
+def _untransform(y: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    y = torch.rot90(y, -turns, dims=(-2, -1))
+    return (torch.flip(y, dims=[-1]) if flip else y).contiguous()
 
 
 def resize_to(pixels: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -39,14 +39,16 @@ def summary(scores: list[DatasetScore]) -> dict:
                      "seconds_per_image": round(s.mean("seconds"), 4), "images": len(s.images)} for s in scores}
 
 
-def record_metrics(spec: str, means: dict) -> Path:
-    """Write the measured means into a model folder's config.json (and regenerate its card)."""
+def record_metrics(spec: str, means: dict, tta: bool = False) -> Path:
+    """Write the measured means into a model folder's config.json (and regenerate its card); self-ensemble
+    figures go to `metrics_tta`, beside the plain ones."""
     from trinas.export import read_config, write_config
 
     from .models import resolve
 
     folder = resolve(spec)
     config = read_config(folder)
-    config["metrics"] = {name: {k: v for k, v in m.items() if k != "seconds_per_image"} for name, m in means.items()}
+    config["metrics_tta" if tta else "metrics"] = {name: {k: v for k, v in m.items() if k != "seconds_per_image"}
+                                                  for name, m in means.items()}
     write_config(folder, config)
     return folder

@@ -50,6 +50,15 @@ def packaged_for_scale(scale: int) -> str:
                         f"use --model with a folder or hf: spec, or --outscale {scale} with a packaged model")
 
 
+def packaged_for_factor(factor: float) -> int:
+    """The packaged scale that reaches an output factor best: the smallest one at least as large (the model
+    then shrinks a little, which loses nothing), else the largest (then a resize enlarges the rest)."""
+    scales = sorted({read_config(folder)["scale"] for folder in packaged_models().values()})
+    if not scales:
+        raise ModelNotFound("no packaged models are installed; use --model with a folder or hf: spec")
+    return next((s for s in scales if s >= factor - 1e-9), scales[-1])
+
+
 def resolve(spec: str) -> Path:
     """The local folder holding the model `spec` names."""
     if spec.startswith(HUB_PREFIX):
@@ -73,4 +82,5 @@ def load(spec: str) -> TriNet:
     return load_model(resolve(spec))
 
 
-__all__ = ["ModelFormatError", "ModelNotFound", "load", "resolve", "packaged_models", "packaged_for_scale"]
+__all__ = ["ModelFormatError", "ModelNotFound", "load", "resolve", "packaged_models", "packaged_for_factor",
+           "packaged_for_scale"]

@@ -9,7 +9,7 @@ import click
 
 from .engine import Upscaler
 from .errors import UpscaleError
-from .models import load, packaged_for_scale
+from .models import load, packaged_for_factor, packaged_for_scale
 
 
 def parse_tile(value: str) -> int | str:
@@ -43,11 +43,21 @@ def engine_options(command: Callable) -> Callable:
 
 
 def build_upscaler(model_spec: str | None, scale: int | None, device: str, precision: str,
-                   tile: int | str, tile_pad: int | None, default_scale: int = 2) -> Upscaler:
-    """The Upscaler for the options; --scale that contradicts --model is an error, never a silent choice."""
+                   tile: int | str, tile_pad: int | None, default_scale: int = 2, outscale: float | None = None,
+                   tta: bool = False) -> Upscaler:
+    """The Upscaler for the options; --scale that contradicts --model is an error, never a silent choice.
+
+    With neither --model nor --scale, an --outscale factor picks the packaged model for it
+    (`packaged_for_factor`: x3 for 3, x4 for 4 and for 8 with a resize after)."""
+    if model_spec is None and scale is None and outscale is not None:
+        scale = packaged_for_factor(outscale)
     spec = model_spec or packaged_for_scale(scale or default_scale)
     model = load(spec)
     if scale is not None and model.scale != scale:
         raise UpscaleError(f"model {spec} upscales by {model.scale}; --scale {scale} needs a x{scale} model "
                            f"(see `upscale models list`) or --outscale {scale}")
-    return Upscaler(model, device=device, precision=precision, tile=tile, tile_pad=tile_pad)
+    return Upscaler(model, device=device, precision=precision, tile=tile, tile_pad=tile_pad, tta=tta)
+
+
+TTA_OPTION = click.option("--tta", is_flag=True,
+                          help="Self-ensemble: average over the 8 flips and rotations (8x the time, a little more PSNR).")
