@@ -176,3 +176,73 @@ def test_a_suffix_cannot_take_outputs_out_of_their_folder(tmp_path, tiny_model_d
                                            "--suffix", suffix, "--quiet"])
         assert result.exit_code != 0 and "--suffix" in result.output, (suffix, result.output)
     assert not list(tmp_path.rglob("*evil*")) and not out.exists()
+
+
+def test_a_second_run_skips_everything_and_never_takes_its_outputs_for_inputs(tmp_path, tiny_model_dir):
+    work = tmp_path / "work"
+    save(work / "base.png")
+    for _ in range(2):
+        result = run("image", str(work), "--model", str(tiny_model_dir), "--json")
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in work.iterdir()) == ["base.png", "base_x2.png"]
+    assert json.loads(result.output)["skipped"] == [str(work / "base_x2.png")]
+    work2 = tmp_path / "work2"
+    save(work2 / "a.png")
+    for _ in range(2):
+        assert run("image", str(work2), "-o", str(work2 / "big"), "--model", str(tiny_model_dir), "-q").exit_code == 0
+    assert not (work2 / "big" / "big").exists() and (work2 / "big" / "a.png").is_file()
+
+
+def test_globs_never_follow_a_link_loop_and_mirror_the_tree(tmp_path, tiny_model_dir):
+    tree = tmp_path / "tree"
+    save(tree / "one" / "same.png")
+    save(tree / "two" / "same.png")
+    (tree / "one" / "loop").symlink_to(tree, target_is_directory=True)
+    result = run("image", str(tree / "**" / "*.png"), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir),
+                 "-q")
+    assert result.exit_code == 0, result.output
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*.png")) == \
+        ["one/same.png", "two/same.png"]
+
+
+def test_hidden_files_and_stale_temporary_files_are_not_inputs(tmp_path, tiny_model_dir):
+    folder = tmp_path / "in"
+    save(folder / "a.png")
+    (folder / ".a.0badc0de.tmp.png").write_bytes(b"")  # left by a killed run
+    (folder / "._a.png").write_bytes(b"\x00\x05\x16\x07")  # macOS AppleDouble
+    result = run("image", str(folder), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["done"] == [str(tmp_path / "out" / "a.png")]
+
+
+def test_output_files_need_an_image_extension_that_agrees_with_format(tmp_path, tiny_model_dir):
+    src = save(tmp_path / "a.png")
+    for args, message in ((["-o", str(tmp_path / "result.gif")], ".gif is not a format"),
+                          (["-o", str(tmp_path / "result.avif")], ".avif is not a format"),
+                          (["-o", str(tmp_path / "x.jpg"), "--format", "png"], "disagrees with -o")):
+        result = run("image", str(src), "--model", str(tiny_model_dir), *args)
+        assert result.exit_code == 1 and message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "result.gif").exists() and not (tmp_path / "x.jpg").exists()
+
+
+def test_an_input_without_images_is_an_error_for_folders_and_globs_alike(tmp_path, tiny_model_dir):
+    (tmp_path / "empty").mkdir()
+    for item, message in ((str(tmp_path / "empty"), "no images in this folder"),
+                          (str(tmp_path / "empty" / "*.png"), "no image matches")):
+        result = run("image", item, "--model", str(tiny_model_dir), "--json")
+        assert result.exit_code == 1 and message in json.loads(result.output)["failed"][0]["error"]
+
+
+def test_stale_temporary_files_of_a_killed_run_are_cleaned_up(tmp_path, tiny_model_dir):
+    import os
+    import time
+
+    src = save(tmp_path / "in" / "a.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    stale, fresh = out / ".a.0badc0de.tmp.png", out / ".a.12345678.tmp.png"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"being written")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    assert run("image", str(src.parent), "-o", str(out), "--model", str(tiny_model_dir), "-q").exit_code == 0
+    assert not stale.exists() and fresh.exists() and (out / "a.png").is_file()

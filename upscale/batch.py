@@ -6,7 +6,6 @@ ignored there. A failing file never stops the run: it is recorded, and the calle
 
 from __future__ import annotations
 
-import glob
 import os
 import time
 from dataclasses import dataclass, field
@@ -48,19 +47,52 @@ class OutputOptions:
     overwrite: bool = False
 
 
+def _hidden(path: Path, root: Path | None) -> bool:
+    """A hidden file or one in a hidden folder below `root` (dot files, AppleDouble `._*`, and our own
+    `.NAME.tmp` files of an interrupted run): never an input when a folder or glob is walked."""
+    parts = path.relative_to(root).parts if root is not None else (path.name,)
+    return any(part.startswith(".") for part in parts)
+
+
+def _glob_root(pattern: str) -> tuple[Path, str]:
+    """Split a glob into the folder before its first wildcard and the pattern below it."""
+    parts = Path(pattern).expanduser().parts
+    magic = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
+    root = Path(*parts[:magic]) if magic else Path(".")
+    return root, str(Path(*parts[magic:]))
+
+
 def _expand(item: str) -> tuple[list[tuple[Path, Path | None]], str | None]:
-    """(file, folder it was found in) pairs for one input argument, or an error message."""
+    """(file, folder it was found in) pairs for one input argument, or an error message.
+
+    Folders and globs are walked without following symbolic links to folders (a link loop would never end),
+    skip hidden files, and keep the folder the walk started from, so outputs mirror the tree. An argument
+    that holds no image is an error, whether a folder or a glob (one rule)."""
     path = Path(item).expanduser()
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and is_image_path(p))
-        return [(p, path) for p in files], None
+        files = sorted(p for p in path.rglob("*") if p.is_file() and is_image_path(p) and not _hidden(p, path))
+        return [(p, path) for p in files], None if files else f"{item}: no images in this folder"
     if path.is_file():
         return [(path, None)], None
     if any(ch in item for ch in "*?["):
-        matches = sorted(Path(p) for p in glob.glob(item, recursive=True))
-        files = [p for p in matches if p.is_file() and is_image_path(p)]
-        return [(p, None) for p in files], None if files else f"{item}: no image matches this pattern"
+        root, pattern = _glob_root(item)
+        matches = sorted(root.glob(pattern)) if root.is_dir() else []
+        files = [p for p in matches if p.is_file() and is_image_path(p) and not _hidden(p, root)]
+        return [(p, root) for p in files], None if files else f"{item}: no image matches this pattern"
     return [], f"{item}: no such file or folder"
+
+
+def _check_output(options: OutputOptions, single: bool) -> None:
+    """An output file must have an image extension this tool writes, and agree with --format."""
+    out = options.output
+    if out is None or out.is_dir() or not out.suffix:
+        return  # a folder (existing, or a name without extension)
+    if not is_image_path(out):
+        raise UpscaleError(f"-o {out}: {out.suffix} is not a format this tool writes "
+                           f"(use {', '.join(sorted(set(FORMAT_SUFFIX.values())))}, or a folder)")
+    if options.format and FORMAT_SUFFIX[options.format.lower()] != FORMAT_SUFFIX.get(out.suffix.lower()[1:],
+                                                                                      out.suffix.lower()):
+        raise UpscaleError(f"--format {options.format} disagrees with -o {out}: give one or make them match")
 
 
 def _target_for(source: Path, root: Path | None, options: OutputOptions, scale: float, single: bool) -> Path:
@@ -93,12 +125,20 @@ def plan_jobs(inputs: list[str], options: OutputOptions, scale: float) -> Plan:
             plan.failures.append(Failure(item, error))
         found += files
     single = len(found) == 1 and len(inputs) == 1
+    _check_output(options, single)
     if options.output is not None and not single and is_image_path(options.output) \
             and not options.output.is_dir():
         raise UpscaleError(f"-o {options.output} looks like a file, but there are {len(found)} inputs: give a folder")
     unique: dict[Path, tuple[Path, Path | None]] = {}
     for source, root in found:  # the same file named twice (as a file and in a folder) runs once
         unique.setdefault(source.resolve(), (source, root))
+    # Outputs are never inputs: not the output folder's contents (when it lies inside an input folder), and not
+    # a file that is another input's output (`base_x2.png` beside `base.png`), so a second run skips them all.
+    out_folder = options.output.resolve() if options.output is not None and not single else None
+    output_of = {_target_for(s, r, options, scale, single).resolve(): key for key, (s, r) in unique.items()}
+    unique = {key: value for key, value in unique.items()
+              if not (out_folder is not None and key.is_relative_to(out_folder))
+              and output_of.get(key, key) == key}
     found = list(unique.values())
     sources = set(unique)
     taken: dict[Path, Path] = {}

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import struct
 import threading
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,9 +265,32 @@ def _flatten_on_white(pixels: np.ndarray) -> np.ndarray:
     return np.round(pixels[..., :-1] * alpha + 255 * (1 - alpha)).astype(np.uint8)
 
 
+STALE_TEMPORARY_S = 3600.0  # a temporary file of ours this old was left by a run that was killed
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporary files a killed run left for `path` (ours by name: `.STEM.<8 hex>.tmp.EXT`), once
+    they are old enough that no running write can own them."""
+    pattern = re.compile(rf"^\.{re.escape(path.stem)}\.[0-9a-f]{{8}}\.tmp{re.escape(path.suffix)}$")
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        try:
+            if pattern.match(entry.name) and entry.is_file(follow_symlinks=False) and \
+                    now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMPORARY_S:
+                os.unlink(entry.path)
+        except OSError:
+            pass
+
+
 def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write into a hidden temporary file beside `path`, fsync, then rename over it; remove it on any failure."""
+    """Write into a hidden temporary file beside `path`, fsync, then rename over it; remove it on any failure
+    (and the stale ones a killed run left for the same file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     temporary = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
     try:
         with open(temporary, "xb") as f:
