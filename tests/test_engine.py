@@ -119,3 +119,31 @@ def test_cuda_request_without_gpu_is_a_clear_error(tiny_model_dir):
         pytest.skip("a GPU is present")
     with pytest.raises(EngineError, match="no CUDA"):
         Upscaler(load_model(tiny_model_dir), device="cuda")
+
+
+def test_the_python_api_treats_input_like_the_command_line(tiny_model_dir, tmp_path):
+    """EXIF orientation applied to PIL input, float pixels outside [0, 1] or NaN refused, paths and tensors
+    named in the error instead of an AttributeError."""
+    import numpy as np
+    import pytest
+    import torch
+    from PIL import Image
+
+    from upscale import Upscaler
+    from upscale.engine import EngineError
+
+    up = Upscaler.from_pretrained(str(tiny_model_dir), device="cpu")
+    image = Image.new("RGB", (20, 10), (10, 20, 30))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees when shown
+    image.save(tmp_path / "turned.jpg", exif=exif)
+    with Image.open(tmp_path / "turned.jpg") as opened:
+        assert up(opened).size == (20, 40)  # upright 10x20, doubled
+    with pytest.raises(EngineError, match=r"must be in \[0, 1\]"):
+        up(np.full((4, 4, 3), 255.0, dtype=np.float32))
+    with pytest.raises(EngineError, match="NaN"):
+        up(np.full((4, 4, 3), np.nan, dtype=np.float32))
+    with pytest.raises(TypeError, match="a path"):
+        up(str(tmp_path / "turned.jpg"))
+    with pytest.raises(TypeError, match="run_tensor"):
+        up(torch.rand(1, 3, 4, 4))

@@ -206,6 +206,11 @@ class Upscaler:
             peak = float(np.iinfo(dtype).max)
         elif np.issubdtype(dtype, np.floating):
             peak = 1.0
+            if not np.isfinite(pixels).all():
+                raise EngineError("the image holds NaN or infinite values; float pixels must be finite, in [0, 1]")
+            if pixels.size and (float(pixels.max()) > 1.0 + 1e-6 or float(pixels.min()) < -1e-6):
+                raise EngineError(f"float pixels must be in [0, 1], these span {float(pixels.min()):g}.."
+                                  f"{float(pixels.max()):g} (divide 0..255 images by 255, or pass uint8)")
         else:
             raise EngineError(f"unsupported pixel type {dtype}; use uint8, uint16 or float")
         squeeze = pixels.ndim == 2
@@ -233,12 +238,21 @@ class Upscaler:
         return result[..., 0] if squeeze else result
 
     def __call__(self, image: Image.Image | np.ndarray, outscale: float | None = None) -> Image.Image | np.ndarray:
-        """Upscale a PIL image (returned as PIL) or a numpy array (returned as numpy)."""
+        """Upscale a PIL image (returned as PIL, upright: its EXIF orientation applied, as the CLI does) or a
+        numpy array (returned as numpy)."""
         if isinstance(image, np.ndarray):
             return self.upscale_array(image, outscale)
+        if not isinstance(image, Image.Image):
+            hint = (" (a path: open it with PIL.Image.open, or use `upscale image`)"
+                    if isinstance(image, (str, os.PathLike)) else
+                    " (a tensor: use Upscaler.run_tensor for NCHW float tensors)" if isinstance(image, torch.Tensor)
+                    else "")
+            raise TypeError(f"expected a PIL image or a numpy array, got {type(image).__name__}{hint}")
+        from PIL import ImageOps
+
         from .images import from_pil, to_pil
 
-        return to_pil(self.upscale_array(from_pil(image), outscale))
+        return to_pil(self.upscale_array(from_pil(ImageOps.exif_transpose(image)), outscale))
 
 
 DIHEDRAL = [(turns, flip) for flip in (False, True) for turns in range(4)]  # the 8 symmetries of a square
