@@ -246,3 +246,18 @@ def test_stale_temporary_files_of_a_killed_run_are_cleaned_up(tmp_path, tiny_mod
     os.utime(stale, (time.time() - 7200, time.time() - 7200))
     assert run("image", str(src.parent), "-o", str(out), "--model", str(tiny_model_dir), "-q").exit_code == 0
     assert not stale.exists() and fresh.exists() and (out / "a.png").is_file()
+
+
+def test_debug_works_after_the_subcommand_and_shows_per_file_tracebacks(tmp_path, tiny_model_dir):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    result = CliRunner().invoke(main, ["image", str(bad), "--model", str(tiny_model_dir), "--debug"])
+    assert result.exit_code == 1 and "Traceback" in result.output
+
+
+def test_one_line_errors_stay_one_line_when_stderr_is_not_a_terminal(tmp_path, tiny_model_dir):
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "missing-file-with-a-long-name.png"
+    result = CliRunner().invoke(main, ["image", str(deep), "--model", str(tiny_model_dir)])
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert errors and str(deep) in errors[0]  # not cut at 80 columns

@@ -29,7 +29,8 @@ class Job:
 @dataclass
 class Failure:
     path: str
-    error: str
+    error: str  # one line for the user
+    exception: BaseException | None = field(default=None, repr=False, compare=False)  # for --debug
 
 
 @dataclass
@@ -176,7 +177,7 @@ def run_jobs(jobs: list[Job], upscaler: Upscaler, outscale: float | None = None,
     for job in jobs:
         if on_start:
             on_start(job)
-        error = None
+        error, caught = None, None
         try:
             image = read_image(job.source, **({"max_pixels": max_pixels} if max_pixels else {}))
             pixels = upscaler.upscale_array(image.pixels, outscale, on_tile)
@@ -184,13 +185,13 @@ def run_jobs(jobs: list[Job], upscaler: Upscaler, outscale: float | None = None,
                         dpi=image.dpi)
             report.done.append(job)
         except ImageError as exc:
-            error = str(exc)
+            error, caught = str(exc), exc
         except (EngineError, UpscaleError) as exc:
-            error = f"{job.source}: {exc}"
+            error, caught = f"{job.source}: {exc}", exc
         except OSError as exc:
-            error = f"{job.target}: cannot write: {exc.strerror or exc}"
+            error, caught = f"{job.target}: cannot write: {exc.strerror or exc}", exc
         if error:
-            report.failures.append(Failure(str(job.source), error.splitlines()[0]))
+            report.failures.append(Failure(str(job.source), error.splitlines()[0], caught))
         if on_done:
             on_done(job, error)
     report.seconds = time.perf_counter() - start

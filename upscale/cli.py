@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -27,10 +28,19 @@ from .images import DEFAULT_MAX_PIXELS
 from .options import TTA_OPTION, build_upscaler, engine_options, parse_tile
 from .progress import image_progress, print_bench, print_image_summary, print_scores
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a message stays one line, whatever the width
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _DebugAnywhere(click.Group):
+    """`--debug` works before or after the subcommand (`upscale image x.png --debug`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--debug" in args[1:]:
+            args = ["--debug", *(a for a in args if a != "--debug")]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DebugAnywhere, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="trinas-upscale")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 @click.option("--offline", is_flag=True, help="Use Hub models from the local cache only (sets HF_HUB_OFFLINE=1).")
@@ -82,6 +92,8 @@ def image(ctx, inputs, output, model_spec, scale, device, precision, tile, tile_
         for failure in failures:
             if not as_json:
                 console.print(f"[red]error:[/] {escape(failure.error)}")
+            if ctx.obj["debug"] and failure.exception is not None:
+                console.print(escape("".join(traceback.format_exception(failure.exception))), end="")
         if failures:
             sys.exit(1)
 

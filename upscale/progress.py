@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a message stays one line, whatever the width
 
 
 def _progress() -> Progress:

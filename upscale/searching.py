@@ -12,7 +12,7 @@ from rich.table import Table
 
 from trinas.search import SearchConfig, SearchResult, Status, run_search
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a message stays one line, whatever the width
 
 
 def _clock(seconds: float) -> str:
