@@ -147,3 +147,38 @@ def test_the_python_api_treats_input_like_the_command_line(tiny_model_dir, tmp_p
         up(str(tmp_path / "turned.jpg"))
     with pytest.raises(TypeError, match="run_tensor"):
         up(torch.rand(1, 3, 4, 4))
+
+
+def test_an_image_too_large_for_free_memory_is_refused_saying_what_it_needs(tiny_model_dir, monkeypatch):
+    import numpy as np
+    import pytest
+
+    from upscale import Upscaler, engine
+
+    up = Upscaler.from_pretrained(str(tiny_model_dir), device="cpu")
+    monkeypatch.setattr(engine, "_free_memory", lambda device: 600 << 20)
+    with pytest.raises(engine.EngineError, match=r"needs about 0\.\d GB of memory at x2, and 0\.6 GB is free"):
+        up.upscale_array(np.zeros((3000, 3000, 3), dtype=np.uint8))
+    assert up.upscale_array(np.zeros((8, 8, 3), dtype=np.uint8)).shape == (16, 16, 3)
+
+
+def test_the_output_is_written_tile_by_tile_in_its_own_pixel_type(tiny_model_dir, monkeypatch):
+    """No float buffer of the whole output: the largest float tensor the engine makes is a tile's."""
+    import numpy as np
+    import torch
+
+    from upscale import Upscaler
+
+    up = Upscaler.from_pretrained(str(tiny_model_dir), device="cpu", tile=16)
+    biggest = []
+    real_empty = torch.empty
+
+    def watching_empty(*size, **kwargs):
+        tensor = real_empty(*size, **kwargs)
+        biggest.append(tensor.numel())
+        return tensor
+
+    monkeypatch.setattr(torch, "empty", watching_empty)
+    out = up.upscale_array(np.zeros((64, 64, 3), dtype=np.uint8))
+    assert out.dtype == np.uint8 and out.shape == (128, 128, 3)
+    assert not biggest or max(biggest) < 128 * 128 * 3  # (before: a 128x128x3 float32 output buffer)

@@ -136,37 +136,47 @@ class Upscaler:
     def run_tensor(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
         """NCHW float32 in [0, 1] on the CPU -> NCHW float32 scaled by `scale`, tiled as configured (and
         averaged over the 8 flips and rotations with `tta`)."""
+        n, c, h, w = x.shape
+        s = self.scale
+        out = torch.empty((n, c, h * s, w * s), dtype=torch.float32)
+
+        def store(rows: slice, cols: slice, y: torch.Tensor) -> None:
+            out[:, :, rows, cols] = y.clamp_(0, 1).cpu()
+
+        self._run_tiles(x, store, on_tile)
+        return out
+
+    def _model_on(self, window: torch.Tensor) -> torch.Tensor:
+        """The model's output for one tile window: plain, or the mean over the 8 symmetries with `tta`. Each
+        window carries its own context, so the ensemble of the tiles is the ensemble of the whole image."""
+        window = window.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
         if not self.tta:
-            return self._run_tiles(x, on_tile).clamp_(0, 1)
+            return self.model(window).float()
         total = None
-        for index, (turns, flip) in enumerate(DIHEDRAL):
-            def progress(done: int, count: int, index: int = index) -> None:
-                if on_tile:
-                    on_tile(index * count + done, len(DIHEDRAL) * count)
-
-            y = self._run_tiles(_transform(x, turns, flip), progress)
-            y = _untransform(y, turns, flip)
+        for turns, flip in DIHEDRAL:
+            y = _untransform(self.model(_transform(window, turns, flip)).float(), turns, flip)
             total = y if total is None else total.add_(y)
-        return total.div_(len(DIHEDRAL)).clamp_(0, 1)
+        return total.div_(len(DIHEDRAL))
 
-    def _run_tiles(self, x: torch.Tensor, on_tile: TileCallback | None = None) -> torch.Tensor:
+    @torch.inference_mode()
+    def _run_tiles(self, x: torch.Tensor, store: Callable[[slice, slice, torch.Tensor], None],
+                   on_tile: TileCallback | None = None) -> None:
+        """Run the model over the tiles of `x` and hand each tile's output core to `store(rows, cols, y)` (output
+        coordinates, y: N x C x rows x cols float32), so callers keep the result in their own pixel type."""
         n, c, h, w = x.shape
         tile = self.auto_tile() if self.tile == "auto" else int(self.tile)
         s = self.scale
         while True:
             try:
-                out = torch.empty((n, c, h * s, w * s), dtype=torch.float32)
                 tiles = plan_tiles(h, w, tile, self.tile_pad)
                 for index, t in enumerate(tiles):
-                    window = x[:, :, t.read_top:t.read_bottom, t.read_left:t.read_right]
-                    window = window.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
-                    y = self.model(window).float()
+                    y = self._model_on(x[:, :, t.read_top:t.read_bottom, t.read_left:t.read_right])
                     oy, ox = (t.top - t.read_top) * s, (t.left - t.read_left) * s
                     core = y[:, :, oy:oy + (t.bottom - t.top) * s, ox:ox + (t.right - t.left) * s]
-                    out[:, :, t.top * s:t.bottom * s, t.left * s:t.right * s] = core.cpu()
+                    store(slice(t.top * s, t.bottom * s), slice(t.left * s, t.right * s), core)
                     if on_tile:
                         on_tile(index + 1, len(tiles))
-                return out
+                return
             except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried
                 if not _is_oom(exc):
                     raise
@@ -174,21 +184,33 @@ class Upscaler:
                     torch.cuda.empty_cache()
                 current = tile if tile > 0 else max(h, w)
                 if current <= 16:
-                    raise EngineError("out of memory even with 16-pixel tiles; free memory or use --device cpu") from exc
+                    advice = "free GPU memory or use --device cpu" if self.device.type != "cpu" else \
+                        "free memory, or upscale a smaller image"
+                    raise EngineError(f"out of memory even with 16-pixel tiles; {advice}") from exc
                 tile = current // 2
                 self.tile = tile  # the next image starts from the size that fitted
 
     # ------------------------------------------------------------------ arrays
-    def _run_planes(self, planes: np.ndarray, on_tile: TileCallback | None) -> np.ndarray:
-        """HxWx3 (or HxWx1) float32 -> scaled float32, feeding the model the channels it expects."""
+    def _run_planes(self, planes: np.ndarray, out: np.ndarray, peak: float,
+                    on_tile: TileCallback | None) -> None:
+        """HxWxC float32 planes (C = 1 or 3) -> `out` (HsxWsxC, any pixel type), written tile by tile in its
+        final type: the whole output is never held as float (about 45 bytes per output pixel before)."""
         c = planes.shape[2]
         if c != self.channels:
             planes = np.repeat(planes, 3, axis=2) if c == 1 else planes.mean(axis=2, keepdims=True)
         x = torch.from_numpy(np.ascontiguousarray(planes)).permute(2, 0, 1)[None]
-        y = self.run_tensor(x, on_tile)[0].permute(1, 2, 0).numpy()
-        if c != self.channels:
-            y = y.mean(axis=2, keepdims=True) if c == 1 else np.repeat(y, 3, axis=2)
-        return y
+        integer = np.issubdtype(out.dtype, np.integer)
+
+        def store(rows: slice, cols: slice, y: torch.Tensor) -> None:
+            y = y[0].permute(1, 2, 0).cpu()
+            if c != self.channels:
+                y = y.mean(dim=2, keepdim=True) if c == 1 else y.repeat(1, 1, 3)
+            y = y.clamp_(0, 1)
+            if integer:
+                y = y.mul_(peak).round_()
+            out[rows, cols] = y.numpy().astype(out.dtype, copy=False)
+
+        self._run_tiles(x, store, on_tile)
 
     def upscale_array(self, pixels: np.ndarray, outscale: float | None = None,
                       on_tile: TileCallback | None = None) -> np.ndarray:
@@ -214,27 +236,29 @@ class Upscaler:
         else:
             raise EngineError(f"unsupported pixel type {dtype}; use uint8, uint16 or float")
         squeeze = pixels.ndim == 2
-        planes = (pixels[..., None] if squeeze else pixels).astype(np.float32) / peak
-        has_alpha = planes.shape[2] in (2, 4)
-        colour = planes[..., :-1] if has_alpha else planes
+        pixels = pixels[..., None] if squeeze else pixels
+        h, w, channels = pixels.shape
+        s = self.scale
+        _check_memory(h, w, channels, s, np.dtype(dtype).itemsize)
+        result = np.empty((h * s, w * s, channels), dtype=dtype)  # the output, in its final pixel type
+        has_alpha = channels in (2, 4)
+        colour = (pixels[..., :-1] if has_alpha else pixels).astype(np.float32)
+        colour /= peak  # in place: one float copy of the input, no second one
         if has_alpha:
-            alpha = planes[..., -1]
+            alpha = pixels[..., -1].astype(np.float32)
+            alpha /= peak
             if colour.shape[2] == 3:
                 colour = bleed_colors(colour, alpha)
             else:
                 colour = bleed_colors(np.repeat(colour, 3, axis=2), alpha)[..., :1]
-            up_alpha = self._run_planes(alpha[..., None], on_tile)
-            up_colour = self._run_planes(colour, on_tile)
-            result = np.concatenate([up_colour, up_alpha], axis=2)
+            self._run_planes(alpha[..., None], result[..., -1:], peak, on_tile)
+            del alpha
+            self._run_planes(colour, result[..., :-1], peak, on_tile)
         else:
-            result = self._run_planes(colour, on_tile)
+            self._run_planes(colour, result, peak, on_tile)
+        del colour
         if outscale is not None and not math.isclose(outscale, self.scale):
-            result = resize_to(result, round(pixels.shape[0] * outscale), round(pixels.shape[1] * outscale))
-        result = np.clip(result, 0, 1)
-        if dtype in (np.uint8, np.uint16):
-            result = np.round(result * peak).astype(dtype)
-        else:
-            result = result.astype(dtype)
+            result = resize_to(result, round(h * outscale), round(w * outscale))
         return result[..., 0] if squeeze else result
 
     def __call__(self, image: Image.Image | np.ndarray, outscale: float | None = None) -> Image.Image | np.ndarray:
@@ -255,6 +279,19 @@ class Upscaler:
         return to_pil(self.upscale_array(from_pil(ImageOps.exif_transpose(image)), outscale))
 
 
+WORKING_MEMORY = 512 << 20  # tiles, activations and thread pools beside the image buffers, generously
+
+
+def _check_memory(height: int, width: int, channels: int, scale: int, itemsize: int) -> None:
+    """Refuse an image whose buffers cannot fit in the memory free now, saying what it needs: the output in
+    its own pixel type, one float copy of the input, and the working memory."""
+    need = height * width * scale * scale * channels * itemsize + height * width * channels * 4 + WORKING_MEMORY
+    free = _free_memory(torch.device("cpu"))
+    if need > free:
+        raise EngineError(f"a {width}x{height} image needs about {need / 2**30:.1f} GB of memory at x{scale}, "
+                          f"and {free / 2**30:.1f} GB is free; free memory or upscale a smaller image")
+
+
 DIHEDRAL = [(turns, flip) for flip in (False, True) for turns in range(4)]  # the 8 symmetries of a square
 
 
@@ -269,7 +306,7 @@ def _untransform(y: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
 
 
 def resize_to(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
-    """High-quality resize of float HxWxC: area averaging to shrink, Lanczos to enlarge."""
+    """High-quality resize of HxWxC (any pixel type, kept): area averaging to shrink, Lanczos to enlarge."""
     if height < 1 or width < 1:
         raise EngineError(f"--outscale gives an empty image ({height}x{width})")
     shrinking = height * width < pixels.shape[0] * pixels.shape[1]
