@@ -261,3 +261,15 @@ def test_one_line_errors_stay_one_line_when_stderr_is_not_a_terminal(tmp_path, t
     assert result.exit_code == 1
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert errors and str(deep) in errors[0]  # not cut at 80 columns
+
+
+@pytest.mark.parametrize("name, fmt", [("anim.webp", "WEBP"), ("anim.png", "PNG"), ("pages.tif", "TIFF")])
+def test_animations_and_multi_page_files_are_refused_not_cut_to_their_first_frame(tmp_path, tiny_model_dir,
+                                                                                  name, fmt):
+    frames = [Image.new("RGB", (12, 10), colour) for colour in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
+    path = tmp_path / name
+    frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    result = run("image", str(path), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir), "--json")
+    assert result.exit_code == 1
+    error = json.loads(result.output)["failed"][0]["error"]
+    assert "3 frames" in error and "upscale video" in error and not (tmp_path / "out").exists()

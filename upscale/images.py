@@ -178,6 +178,11 @@ def _decode(path: Path, image: Image.Image, max_pixels: int) -> LoadedImage:
     if fmt not in SUPPORTED_FORMATS:
         raise ImageError(f"{path}: {image.format} images are not supported (use PNG, JPEG, WEBP, TIFF or BMP)")
     width, height = image.size  # Pillow refuses zero-size images at open: "damaged header" above
+    frames = getattr(image, "n_frames", 1) if image.format != "MPO" else 1  # an MPO's 2nd picture is a preview
+    if frames > 1:  # never the first frame alone, silently
+        kind = "a multi-page TIFF" if fmt == "TIFF" else f"an animated {fmt}"
+        raise ImageError(f"{path}: {kind} with {frames} frames; this command upscales single images: use "
+                         f"`upscale video` for animations, or split the pages/frames first")
     if width * height > max_pixels:
         raise ImageError(f"{path}: {width}x{height} is {width * height:,} pixels, over the limit of "
                          f"{max_pixels:,}; raise the limit if you trust this file")
