@@ -273,3 +273,16 @@ def test_animations_and_multi_page_files_are_refused_not_cut_to_their_first_fram
     assert result.exit_code == 1
     error = json.loads(result.output)["failed"][0]["error"]
     assert "3 frames" in error and "upscale video" in error and not (tmp_path / "out").exists()
+
+
+def test_a_cmyk_jpeg_never_passes_its_cmyk_profile_to_an_rgb_output(tmp_path, tiny_model_dir):
+    header = bytearray(128)
+    header[12:16], header[16:20], header[36:40] = b"prtr", b"CMYK", b"acsp"  # a CMYK profile, unusable
+    src = tmp_path / "print.jpg"
+    Image.new("CMYK", (12, 10), (0, 128, 255, 0)).save(src, icc_profile=bytes(header) + bytes(4))
+    out = tmp_path / "out.png"
+    result = run("image", str(src), "-o", str(out), "--model", str(tiny_model_dir), "--json")
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as image:
+        assert image.mode == "RGB" and not image.info.get("icc_profile")
+    assert "CMYK colour profile" in json.loads(result.output)["notes"][0]

@@ -164,6 +164,7 @@ def plan_jobs(inputs: list[str], options: OutputOptions, scale: float) -> Plan:
 class RunReport:
     done: list[Job] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # things the user should know about files that worked
     seconds: float = 0.0
 
 
@@ -184,6 +185,8 @@ def run_jobs(jobs: list[Job], upscaler: Upscaler, outscale: float | None = None,
             write_image(job.target, pixels, quality=quality, icc_profile=image.icc_profile, exif=image.exif,
                         dpi=image.dpi)
             report.done.append(job)
+            if image.note:
+                report.notes.append(image.note)
         except ImageError as exc:
             error, caught = str(exc), exc
         except (EngineError, UpscaleError) as exc:

@@ -82,6 +82,7 @@ def image(ctx, inputs, output, model_spec, scale, device, precision, tile, tile_
             report = run_jobs(plan.jobs, upscaler, outscale, quality, max_pixels, **hooks)
         failures = plan.failures + report.failures
         summary = {"done": [str(j.target) for j in report.done], "skipped": [str(j.target) for j in plan.skipped],
+                   "notes": report.notes,
                    "failed": [{"path": f.path, "error": f.error} for f in failures],
                    "seconds": round(report.seconds, 3), "model": upscaler.config.get("name"),
                    "scale": upscaler.scale, "device": str(upscaler.device)}
@@ -89,6 +90,8 @@ def image(ctx, inputs, output, model_spec, scale, device, precision, tile, tile_
             click.echo(json.dumps(summary, indent=2))
         elif not quiet:
             print_image_summary(summary)
+        for note in report.notes if not as_json else []:
+            console.print(f"[yellow]note:[/] {escape(note)}")
         for failure in failures:
             if not as_json:
                 console.print(f"[red]error:[/] {escape(failure.error)}")

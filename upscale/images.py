@@ -9,6 +9,7 @@ message names the file.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import secrets
@@ -64,6 +65,7 @@ class LoadedImage:
     icc_profile: bytes | None = None
     exif: bytes | None = None  # starts with b"Exif\0\0"; orientation already 1
     dpi: tuple | None = None
+    note: str | None = None  # something the user should know about how it was read (a profile dropped)
 
 
 def is_image_path(path: str | os.PathLike) -> bool:
@@ -186,10 +188,13 @@ def _decode(path: Path, image: Image.Image, max_pixels: int) -> LoadedImage:
     if width * height > max_pixels:
         raise ImageError(f"{path}: {width}x{height} is {width * height:,} pixels, over the limit of "
                          f"{max_pixels:,}; raise the limit if you trust this file")
+    icc, note = image.info.get("icc_profile") or None, None
     if _bits_per_sample(path, image) > 8:
         pixels = _decode_16_bit(path, image)
     else:
         image.load()  # raises on truncated data: Pillow's LOAD_TRUNCATED_IMAGES stays False
+        if image.mode == "CMYK" and icc:
+            image, icc, note = _cmyk_to_srgb(path, image, icc)
         pixels = from_pil(image)
     if fmt == "TIFF":  # a TIFF's tags are its own structure, not EXIF to carry into another file
         orientation, exif = image.getexif().get(_ORIENTATION_TAG, 1), None
@@ -197,7 +202,22 @@ def _decode(path: Path, image: Image.Image, max_pixels: int) -> LoadedImage:
         orientation, exif = _upright_exif(image.info["exif"]) if image.info.get("exif") else (1, None)
     pixels = np.ascontiguousarray(_ORIENT.get(orientation, lambda a: a)(pixels))
     dpi = tuple(float(v) for v in image.info["dpi"]) if image.info.get("dpi") else None
-    return LoadedImage(pixels, fmt, image.info.get("icc_profile") or None, exif, dpi)
+    return LoadedImage(pixels, fmt, icc, exif, dpi, note)
+
+
+def _cmyk_to_srgb(path: Path, image: Image.Image, icc: bytes) -> tuple[Image.Image, bytes | None, str | None]:
+    """A CMYK image with its own profile, converted to sRGB through that profile (the output is RGB, so a
+    CMYK profile must not travel with it). If the profile cannot be used, it is dropped, and the user told."""
+    from PIL import ImageCms
+
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        srgb = ImageCms.createProfile("sRGB")
+        converted = ImageCms.profileToProfile(image, source, srgb, outputMode="RGB")
+        return converted, ImageCms.ImageCmsProfile(srgb).tobytes(), None
+    except Exception:  # noqa: BLE001 - a profile littlecms cannot use: the plain conversion, said out loud
+        return image, None, (f"{path}: its CMYK colour profile could not be applied; converted to RGB without it, "
+                             "so colours may shift")
 
 
 def _bits_per_sample(path: Path, image: Image.Image) -> int:
