@@ -286,3 +286,21 @@ def test_a_cmyk_jpeg_never_passes_its_cmyk_profile_to_an_rgb_output(tmp_path, ti
     with Image.open(out) as image:
         assert image.mode == "RGB" and not image.info.get("icc_profile")
     assert "CMYK colour profile" in json.loads(result.output)["notes"][0]
+
+
+def test_a_bug_says_it_is_one_and_exits_2_while_user_errors_exit_1(tmp_path, tiny_model_dir, monkeypatch):
+    import upscale.cli as cli
+
+    src = save(tmp_path / "a.png")
+    user = CliRunner().invoke(main, ["image", str(src), "--model", str(tmp_path / "no-such-model")])
+    assert user.exit_code == 1 and user.output.startswith("error: ") and "bug" not in user.output
+
+    def broken(*args, **kwargs):
+        raise KeyError("scale")
+
+    monkeypatch.setattr(cli, "build_upscaler", broken)
+    bug = CliRunner().invoke(main, ["image", str(src)])
+    assert bug.exit_code == 2 and "unexpected KeyError" in bug.output and "--debug" in bug.output
+    assert len(bug.output.strip().splitlines()) == 1
+    debug = CliRunner().invoke(main, ["image", str(src), "--debug"])
+    assert isinstance(debug.exception, KeyError)  # the traceback goes through

@@ -18,6 +18,7 @@ import torch
 from trinas.cost import madds_per_output_pixel
 
 from .engine import Upscaler
+from .errors import UpscaleError
 
 
 @dataclass
@@ -73,7 +74,7 @@ def bench_models(upscalers: dict[str, Upscaler], height: int, width: int, repeat
     the reference timings of the same run (at the first model's width)."""
     scales = {up.scale for up in upscalers.values()}
     if len(scales) != 1:
-        raise ValueError(f"models to compare must share one scale, got x{', x'.join(map(str, sorted(scales)))}")
+        raise UpscaleError(f"models to compare must share one scale, got x{', x'.join(map(str, sorted(scales)))}")
     image = _test_image(height, width)
     runs = {name: (lambda: None, lambda up=up: up.upscale_array(image)) for name, up in upscalers.items()}
     madds = {name: _madds(up) for name, up in upscalers.items()}

@@ -22,7 +22,7 @@ from trinas.sparsestmax import RELAXATIONS
 
 from .batch import OutputOptions, plan_jobs, run_jobs
 from .bench import bench, bench_models, peak_memory_mb
-from .errors import UpscaleError, friendly_errors
+from .errors import UpscaleError, one_line_errors
 from .evaluation import evaluate, record_metrics, summary
 from .images import DEFAULT_MAX_PIXELS
 from .options import TTA_OPTION, build_upscaler, engine_options, parse_tile
@@ -32,12 +32,18 @@ console = Console(stderr=True, soft_wrap=True)  # a message stays one line, what
 
 
 class _DebugAnywhere(click.Group):
-    """`--debug` works before or after the subcommand (`upscale image x.png --debug`)."""
+    """`--debug` works before or after the subcommand (`upscale image x.png --debug`), and every command's
+    failures become one line here (`errors.one_line_errors`)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if "--debug" in args[1:]:
             args = ["--debug", *(a for a in args if a != "--debug")]
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context):
+        """Every command runs inside the one place that turns failures into lines and exit codes."""
+        with one_line_errors(bool(ctx.params.get("debug"))):
+            return super().invoke(ctx)
 
 
 @click.group(cls=_DebugAnywhere, context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,31 +80,30 @@ def main(ctx: click.Context, debug: bool, offline: bool) -> None:
 def image(ctx, inputs, output, model_spec, scale, device, precision, tile, tile_pad, outscale, suffix, fmt,
           quality, overwrite, max_pixels, quiet, as_json, tta):
     """Upscale image files, folders (recursively) and globs."""
-    with friendly_errors(ctx.obj["debug"]):
-        upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad, outscale=outscale, tta=tta)
-        options = OutputOptions(output, suffix, fmt, overwrite)
-        plan = plan_jobs(list(inputs), options, outscale or upscaler.scale)
-        with image_progress(len(plan.jobs), quiet or as_json) as hooks:
-            report = run_jobs(plan.jobs, upscaler, outscale, quality, max_pixels, **hooks)
-        failures = plan.failures + report.failures
-        summary = {"done": [str(j.target) for j in report.done], "skipped": [str(j.target) for j in plan.skipped],
-                   "notes": report.notes,
-                   "failed": [{"path": f.path, "error": f.error} for f in failures],
-                   "seconds": round(report.seconds, 3), "model": upscaler.config.get("name"),
-                   "scale": upscaler.scale, "device": str(upscaler.device)}
-        if as_json:
-            click.echo(json.dumps(summary, indent=2))
-        elif not quiet:
-            print_image_summary(summary)
-        for note in report.notes if not as_json else []:
-            console.print(f"[yellow]note:[/] {escape(note)}")
-        for failure in failures:
-            if not as_json:
-                console.print(f"[red]error:[/] {escape(failure.error)}")
-            if ctx.obj["debug"] and failure.exception is not None:
-                console.print(escape("".join(traceback.format_exception(failure.exception))), end="")
-        if failures:
-            sys.exit(1)
+    upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad, outscale=outscale, tta=tta)
+    options = OutputOptions(output, suffix, fmt, overwrite)
+    plan = plan_jobs(list(inputs), options, outscale or upscaler.scale)
+    with image_progress(len(plan.jobs), quiet or as_json) as hooks:
+        report = run_jobs(plan.jobs, upscaler, outscale, quality, max_pixels, **hooks)
+    failures = plan.failures + report.failures
+    summary = {"done": [str(j.target) for j in report.done], "skipped": [str(j.target) for j in plan.skipped],
+               "notes": report.notes,
+               "failed": [{"path": f.path, "error": f.error} for f in failures],
+               "seconds": round(report.seconds, 3), "model": upscaler.config.get("name"),
+               "scale": upscaler.scale, "device": str(upscaler.device)}
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    elif not quiet:
+        print_image_summary(summary)
+    for note in report.notes if not as_json else []:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+    for failure in failures:
+        if not as_json:
+            console.print(f"[red]error:[/] {escape(failure.error)}")
+        if ctx.obj["debug"] and failure.exception is not None:
+            console.print(escape("".join(traceback.format_exception(failure.exception))), end="")
+    if failures:
+        sys.exit(1)
 
 
 @main.command("eval")
@@ -113,16 +118,15 @@ def image(ctx, inputs, output, model_spec, scale, device, precision, tile, tile_
 def eval_command(ctx, model_spec, scale, device, precision, tile, tile_pad, folders, per_image, record, as_json,
                  tta):
     """PSNR/SSIM (Y channel, MATLAB bicubic LR, border cut) with bicubic beside it."""
-    with friendly_errors(ctx.obj["debug"]):
-        upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad, tta=tta)
-        scores = evaluate(upscaler, list(folders))
-        means = summary(scores)
-        if record:
-            record_metrics(model_spec or upscaler.config.get("name"), means, tta=tta)
-        if as_json:
-            click.echo(json.dumps(means, indent=2))
-        else:
-            print_scores(scores, upscaler, per_image)
+    upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad, tta=tta)
+    scores = evaluate(upscaler, list(folders))
+    means = summary(scores)
+    if record:
+        record_metrics(model_spec or upscaler.config.get("name"), means, tta=tta)
+    if as_json:
+        click.echo(json.dumps(means, indent=2))
+    else:
+        print_scores(scores, upscaler, per_image)
 
 
 @main.command("bench")
@@ -138,34 +142,33 @@ def eval_command(ctx, model_spec, scale, device, precision, tile, tile_pad, fold
 def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, size, repeats, rounds, tiles, against,
                   as_json):
     """Engine throughput: memory layouts, tile sides or models compared in the same run, as ratios."""
-    with friendly_errors(ctx.obj["debug"]):
-        width, height = parse_size(size)
-        if tiles and against:
-            raise UpscaleError("compare tile sides or models, not both: drop --tiles or --against")
-        upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
-        configured_tile = upscaler.tile
-        if against:
-            others = {spec: build_upscaler(spec, None, device, precision, tile, tile_pad)
-                      for spec in against}
-            rows, reference = bench_models({model_spec or upscaler.config.get("name"): upscaler, **others}, height,
-                                           width, repeats, rounds)
+    width, height = parse_size(size)
+    if tiles and against:
+        raise UpscaleError("compare tile sides or models, not both: drop --tiles or --against")
+    upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
+    configured_tile = upscaler.tile
+    if against:
+        others = {spec: build_upscaler(spec, None, device, precision, tile, tile_pad)
+                  for spec in against}
+        rows, reference = bench_models({model_spec or upscaler.config.get("name"): upscaler, **others}, height,
+                                       width, repeats, rounds)
+    else:
+        if tiles:
+            sides = [parse_tile(value.strip()) for value in tiles.split(",")]
+            variants = {f"tile {side}": (lambda up, side=side: setattr(up, "tile", side)) for side in sides}
         else:
-            if tiles:
-                sides = [parse_tile(value.strip()) for value in tiles.split(",")]
-                variants = {f"tile {side}": (lambda up, side=side: setattr(up, "tile", side)) for side in sides}
-            else:
-                variants = {"contiguous": lambda up: up.set_channels_last(False),
-                            "channels-last": lambda up: up.set_channels_last(True)}
-            rows, reference = bench(upscaler, height, width, repeats, rounds, variants)
-        result = {"model": upscaler.config.get("name"), "device": str(upscaler.device),
-                  "precision": str(upscaler.dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
-                  "input": f"{width}x{height}", "tile": configured_tile, "scale": upscaler.scale,
-                  "peak_memory_mb": round(peak_memory_mb(upscaler.device), 1),
-                  "rows": [{**row.__dict__, "fps": row.fps} for row in rows], "reference": reference.__dict__}
-        if as_json:
-            click.echo(json.dumps(result, indent=2))
-        else:
-            print_bench(result)
+            variants = {"contiguous": lambda up: up.set_channels_last(False),
+                        "channels-last": lambda up: up.set_channels_last(True)}
+        rows, reference = bench(upscaler, height, width, repeats, rounds, variants)
+    result = {"model": upscaler.config.get("name"), "device": str(upscaler.device),
+              "precision": str(upscaler.dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
+              "input": f"{width}x{height}", "tile": configured_tile, "scale": upscaler.scale,
+              "peak_memory_mb": round(peak_memory_mb(upscaler.device), 1),
+              "rows": [{**row.__dict__, "fps": row.fps} for row in rows], "reference": reference.__dict__}
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        print_bench(result)
 
 
 @main.command("video")
@@ -190,20 +193,19 @@ def video_command(ctx, src, output, model_spec, scale, device, precision, tile, 
     """Upscale a video; timestamps, audio, subtitles, rotation, colour tags, metadata and chapters are kept.
 
     Folders of frames go through `upscale image DIR -o OUT`."""
-    with friendly_errors(ctx.obj["debug"]):
-        from .video import VideoOptions, parse_time, upscale_frames, upscale_video
+    from .video import VideoOptions, parse_time, upscale_frames, upscale_video
 
-        if (output is None) == (frames_out is None):
-            raise click.UsageError("give -o OUT for a video, or --frames-out DIR for numbered PNG frames")
-        options = VideoOptions(codec, crf, preset, pix_fmt, parse_time(start), parse_time(end), batch, overwrite)
-        upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
-        run, target = (upscale_frames, frames_out) if frames_out else (upscale_video, output)
-        with _video_progress(quiet) as on_progress:
-            report = run(src, target, upscaler, options, on_progress)
-        for warning in report.warnings:
-            console.print(f"[yellow]warning:[/] {escape(warning)}")
-        console.print(f"[green]upscaled {report.frames} frames x{upscaler.scale} on {upscaler.device} in "
-                      f"{report.seconds:.1f}s ({report.fps:.1f} frames/s)[/] -> {escape(str(target))}")
+    if (output is None) == (frames_out is None):
+        raise click.UsageError("give -o OUT for a video, or --frames-out DIR for numbered PNG frames")
+    options = VideoOptions(codec, crf, preset, pix_fmt, parse_time(start), parse_time(end), batch, overwrite)
+    upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
+    run, target = (upscale_frames, frames_out) if frames_out else (upscale_video, output)
+    with _video_progress(quiet) as on_progress:
+        report = run(src, target, upscaler, options, on_progress)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    console.print(f"[green]upscaled {report.frames} frames x{upscaler.scale} on {upscaler.device} in "
+                  f"{report.seconds:.1f}s ({report.fps:.1f} frames/s)[/] -> {escape(str(target))}")
 
 
 @contextlib.contextmanager
@@ -287,24 +289,23 @@ def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_m
     """Search a network for your data and train it in one phase; --out becomes a model folder.
 
     Runs under torchrun too (`torchrun --nproc-per-node N -m upscale search ...`): rank 0 shows and writes."""
-    with friendly_errors(ctx.obj["debug"]):
-        from .searching import print_search_result, search_with_live_view
+    from .searching import print_search_result, search_with_live_view
 
-        if threads:
-            torch.set_num_threads(threads)
-        config = build_config(scale, budget_madds=budget_madds, time_budget=time_budget, epochs=epochs, steps=steps,
-                              seed=seed, max_width=max_width, max_cells=max_cells,
-                              max_cells_upsampled=max_cells_upsampled, ops_per_cell=ops_per_cell, ops=ops,
-                              batch=batch, patch=patch, val_every=val_every, relaxation=relaxation,
-                              budget_mode=budget_mode, latency_ms=latency_ms, latency_at=latency_at,
-                              latency_device=latency_device, latency_threads=threads, latency_tile=latency_tile,
-                              prune=prune, prune_steps=prune_steps)
-        main_rank = os.environ.get("RANK", "0") == "0"
-        command = " ".join(["upscale", *sys.argv[1:]]).replace(" --resume", "")
-        result = search_with_live_view(config, list(train_dirs), list(val_dirs), out, device, resume,
-                                       quiet or not main_rank, command=command, max_side=max_side)
-        if result is not None:
-            print_search_result(result)
+    if threads:
+        torch.set_num_threads(threads)
+    config = build_config(scale, budget_madds=budget_madds, time_budget=time_budget, epochs=epochs, steps=steps,
+                          seed=seed, max_width=max_width, max_cells=max_cells,
+                          max_cells_upsampled=max_cells_upsampled, ops_per_cell=ops_per_cell, ops=ops,
+                          batch=batch, patch=patch, val_every=val_every, relaxation=relaxation,
+                          budget_mode=budget_mode, latency_ms=latency_ms, latency_at=latency_at,
+                          latency_device=latency_device, latency_threads=threads, latency_tile=latency_tile,
+                          prune=prune, prune_steps=prune_steps)
+    main_rank = os.environ.get("RANK", "0") == "0"
+    command = " ".join(["upscale", *sys.argv[1:]]).replace(" --resume", "")
+    result = search_with_live_view(config, list(train_dirs), list(val_dirs), out, device, resume,
+                                   quiet or not main_rank, command=command, max_side=max_side)
+    if result is not None:
+        print_search_result(result)
 
 
 @main.command("prune")
@@ -322,37 +323,36 @@ def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_m
 @click.pass_context
 def prune_command(ctx, spec, latency_ms, latency_at, train_dirs, out, latency_device, threads, steps, seed):
     """Prune a model's channels until it runs within --latency-ms per frame on this device, then fine-tune."""
-    with friendly_errors(ctx.obj["debug"]):
-        from trinas.export import save_model
-        from trinas.prune import prune_for_frame
-        from trinas.search_config import frame_size
+    from trinas.export import save_model
+    from trinas.prune import prune_for_frame
+    from trinas.search_config import frame_size
 
-        from .models import load
+    from .models import load
 
-        if out.exists() and any(out.iterdir()):
-            raise click.UsageError(f"{out} is not empty; choose a new folder for the pruned model")
-        for folder in train_dirs:
-            if not folder.is_dir():
-                raise click.UsageError(f"training folder not found: {folder}")
-        if threads:
-            torch.set_num_threads(threads)
-        model = load(spec)
-        out.mkdir(parents=True, exist_ok=True)
-        checkpoint = out / ".prune-checkpoint.pt"
-        result = prune_for_frame(model, list(train_dirs), latency_ms, frame_size(latency_at), latency_device, threads,
-                                 fine_tune_steps=steps, seed=seed, checkpoint=checkpoint,
-                                 log=lambda line: console.print(escape(line)))
-        checkpoint.unlink(missing_ok=True)
-        training = {**model.config.get("training", {}),
-                    "pruned": {"from": spec, "latency_ms": latency_ms, "at": latency_at, "device": latency_device,
-                               "predicted_ms_before": round(result.before_ms, 2),
-                               "predicted_ms_after": round(result.after_ms, 2),
-                               "fine_tune_steps": result.fine_tune_steps,
-                               "command": " ".join(["upscale", *sys.argv[1:]])}}
-        save_model(result.net.cpu(), out, training=training, searched=model.config.get("searched", False))
-        console.print(escape(f"wrote {out}: {result.net.genotype.describe()}, {result.after_ms:,.1f} ms predicted per "
-                             f"{latency_at} frame (was {result.before_ms:,.1f}); measure it: upscale bench "
-                             f"--model {out} --against {spec}"))
+    if out.exists() and any(out.iterdir()):
+        raise click.UsageError(f"{out} is not empty; choose a new folder for the pruned model")
+    for folder in train_dirs:
+        if not folder.is_dir():
+            raise click.UsageError(f"training folder not found: {folder}")
+    if threads:
+        torch.set_num_threads(threads)
+    model = load(spec)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / ".prune-checkpoint.pt"
+    result = prune_for_frame(model, list(train_dirs), latency_ms, frame_size(latency_at), latency_device, threads,
+                             fine_tune_steps=steps, seed=seed, checkpoint=checkpoint,
+                             log=lambda line: console.print(escape(line)))
+    checkpoint.unlink(missing_ok=True)
+    training = {**model.config.get("training", {}),
+                "pruned": {"from": spec, "latency_ms": latency_ms, "at": latency_at, "device": latency_device,
+                           "predicted_ms_before": round(result.before_ms, 2),
+                           "predicted_ms_after": round(result.after_ms, 2),
+                           "fine_tune_steps": result.fine_tune_steps,
+                           "command": " ".join(["upscale", *sys.argv[1:]])}}
+    save_model(result.net.cpu(), out, training=training, searched=model.config.get("searched", False))
+    console.print(escape(f"wrote {out}: {result.net.genotype.describe()}, {result.after_ms:,.1f} ms predicted per "
+                         f"{latency_at} frame (was {result.before_ms:,.1f}); measure it: upscale bench "
+                         f"--model {out} --against {spec}"))
 
 
 @main.group("models")
@@ -365,14 +365,13 @@ def models_group() -> None:
 @click.pass_context
 def models_list(ctx, as_json):
     """Packaged models and Hub models in the local cache, with scale, parameters and PSNR."""
-    with friendly_errors(ctx.obj["debug"]):
-        from .hub import list_models
+    from .hub import list_models
 
-        entries = list_models()
-        if as_json:
-            click.echo(json.dumps([e.to_dict() for e in entries], indent=2))
-        else:
-            Console().print(_models_table(entries))
+    entries = list_models()
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in entries], indent=2))
+    else:
+        Console().print(_models_table(entries))
 
 
 @models_group.command("info")
@@ -381,14 +380,13 @@ def models_list(ctx, as_json):
 @click.pass_context
 def models_info(ctx, spec, as_json):
     """Show a model's numbers, its Hub record and its model card."""
-    with friendly_errors(ctx.obj["debug"]):
-        from .hub import describe
+    from .hub import describe
 
-        entry, config, card = describe(spec)
-        if as_json:
-            click.echo(json.dumps({**entry.to_dict(), "config": config}, indent=2))
-        else:
-            _print_model_info(entry, card)
+    entry, config, card = describe(spec)
+    if as_json:
+        click.echo(json.dumps({**entry.to_dict(), "config": config}, indent=2))
+    else:
+        _print_model_info(entry, card)
 
 
 @models_group.command("export")
@@ -400,26 +398,25 @@ def models_info(ctx, spec, as_json):
 @click.pass_context
 def models_export(ctx, spec, onnx_path, overwrite, no_check):
     """Export a model to ONNX, checked against PyTorch with ONNX Runtime (needs the onnx extra)."""
-    with friendly_errors(ctx.obj["debug"]):
-        from trinas.export import check_onnx, export_onnx
+    from trinas.export import check_onnx, export_onnx
 
-        from .models import load
+    from .models import load
 
-        if onnx_path.suffix.lower() != ".onnx":
-            raise click.UsageError(f"--onnx {onnx_path}: the file name must end in .onnx")
-        if onnx_path.exists() and not overwrite:
-            raise click.UsageError(f"{onnx_path} exists; pass --overwrite to replace it")
-        if not onnx_path.parent.is_dir():
-            raise click.UsageError(f"no folder {onnx_path.parent} to write {onnx_path.name} into")
-        model = load(spec)
-        export_onnx(model, onnx_path)
-        line = f"wrote {onnx_path} (x{model.scale}, input lr: N x {model.channels} x H x W in [0, 1], output sr)"
-        if not no_check:
-            worst = check_onnx(model, onnx_path)
-            if worst > 1e-4:
-                raise click.ClickException(f"ONNX Runtime's output differs from PyTorch's by up to {worst:.2e}")
-            line += f"; ONNX Runtime matches PyTorch within {worst:.1e}"
-        console.print(escape(line))
+    if onnx_path.suffix.lower() != ".onnx":
+        raise click.UsageError(f"--onnx {onnx_path}: the file name must end in .onnx")
+    if onnx_path.exists() and not overwrite:
+        raise click.UsageError(f"{onnx_path} exists; pass --overwrite to replace it")
+    if not onnx_path.parent.is_dir():
+        raise click.UsageError(f"no folder {onnx_path.parent} to write {onnx_path.name} into")
+    model = load(spec)
+    export_onnx(model, onnx_path)
+    line = f"wrote {onnx_path} (x{model.scale}, input lr: N x {model.channels} x H x W in [0, 1], output sr)"
+    if not no_check:
+        worst = check_onnx(model, onnx_path)
+        if worst > 1e-4:
+            raise click.ClickException(f"ONNX Runtime's output differs from PyTorch's by up to {worst:.2e}")
+        line += f"; ONNX Runtime matches PyTorch within {worst:.1e}"
+    console.print(escape(line))
 
 
 @models_group.command("pull")
@@ -428,14 +425,13 @@ def models_export(ctx, spec, onnx_path, overwrite, no_check):
 @click.pass_context
 def models_pull(ctx, spec, as_json):
     """Download hf:owner/repo[@revision] into the Hugging Face cache (verified), for later offline use."""
-    with friendly_errors(ctx.obj["debug"]):
-        from .hub import pull
+    from .hub import pull
 
-        entry = pull(spec)
-        if as_json:
-            click.echo(json.dumps(entry.to_dict(), indent=2))
-        else:
-            Console().print(f"[green]cached[/] {escape(entry.hub)} x{entry.scale} in {escape(str(entry.folder))}")
+    entry = pull(spec)
+    if as_json:
+        click.echo(json.dumps(entry.to_dict(), indent=2))
+    else:
+        Console().print(f"[green]cached[/] {escape(entry.hub)} x{entry.scale} in {escape(str(entry.folder))}")
 
 
 @models_group.command("push")
@@ -448,14 +444,13 @@ def models_pull(ctx, spec, as_json):
 def models_push(ctx, folder, repo, private, message, as_json):
     """Publish a model folder (e.g. a search result); the card is generated from config.json. Token: HF_TOKEN or
     `hf auth login`."""
-    with friendly_errors(ctx.obj["debug"]):
-        from .hub import push
+    from .hub import push
 
-        result = push(folder, repo, private=private, message=message)
-        if as_json:
-            click.echo(json.dumps(result.__dict__, indent=2))
-        else:
-            Console().print(f"[green]pushed[/] {', '.join(result.files)} -> {escape(result.url)}")
+    result = push(folder, repo, private=private, message=message)
+    if as_json:
+        click.echo(json.dumps(result.__dict__, indent=2))
+    else:
+        Console().print(f"[green]pushed[/] {', '.join(result.files)} -> {escape(result.url)}")
 
 
 def _models_table(entries):

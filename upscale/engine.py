@@ -17,12 +17,13 @@ import torch
 from PIL import Image
 
 from .alpha import bleed_colors
+from .errors import UpscaleError
 from trinas.tiling import CPU_TILE, plan_tiles
 
 TileCallback = Callable[[int, int], None]  # (tiles done, tiles total)
 
 
-class EngineError(RuntimeError):
+class EngineError(UpscaleError, RuntimeError):
     """Raised for a request the engine cannot honour; the message names the fix."""
 
 

@@ -12,10 +12,12 @@ from pathlib import Path
 from trinas.export import ModelFormatError, load_model, read_config
 from trinas.net import TriNet
 
+from .errors import UpscaleError
+
 HUB_PREFIX = "hf:"
 
 
-class ModelNotFound(LookupError):
+class ModelNotFound(UpscaleError, LookupError):
     """The spec names no model we can find; the message lists what is available."""
 
 
