@@ -293,7 +293,7 @@ def test_a_bug_says_it_is_one_and_exits_2_while_user_errors_exit_1(tmp_path, tin
 
     src = save(tmp_path / "a.png")
     user = CliRunner().invoke(main, ["image", str(src), "--model", str(tmp_path / "no-such-model")])
-    assert user.exit_code == 1 and user.output.startswith("error: ") and "bug" not in user.output
+    assert user.exit_code == 1 and user.output.startswith("error: ") and "a bug in upscale" not in user.output
 
     def broken(*args, **kwargs):
         raise KeyError("scale")
