@@ -172,3 +172,17 @@ def test_weights_of_the_wrong_shape_are_refused_from_the_header_before_building(
     (folder / "config.json").write_text("{" + " " * (2 << 20) + "}")
     with pytest.raises(ModelFormatError, match="at most 1,048,576"):
         load_model(folder)
+
+
+def test_the_card_front_matter_survives_any_name_and_names_the_hub_repo(tmp_path):
+    from huggingface_hub import ModelCard
+
+    from trinas.export import model_card
+
+    folder = make_tiny_model(tmp_path / "m")
+    config = {**read_config(folder), "name": "x2: #1 [beta]", "hub": {"repo": "alice/x2-beta", "revision": None},
+              "metrics": {"Set5": {"psnr": 33.0, "ssim": 0.9, "bicubic_psnr": 32.0, "bicubic_ssim": 0.89}}}
+    card = ModelCard(model_card(config))
+    assert card.data.model_name == "x2: #1 [beta]" and card.data.library_name == "trinas-upscale"
+    assert card.data.eval_results[0].metric_value == 33.0
+    assert "pip install trinas-upscale" in card.text and "--model hf:alice/x2-beta" in card.text

@@ -164,22 +164,26 @@ def _check_weight_shapes(weights: Path, genotype: Genotype, folded: bool) -> Non
                                    f"{list(found[key])}, the genotype needs {list(shape)}")
 
 
+def _card_data(name: str, scale: int, metrics: dict[str, Any]):
+    """The card's YAML front matter through huggingface_hub's own types, so any name is quoted correctly."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    results = [EvalResult(task_type="image-super-resolution", dataset_type=dataset, dataset_name=dataset,
+                          metric_type=kind, metric_value=round(float(values[kind]), 4 if kind == "ssim" else 2))
+               for dataset, values in metrics.items() for kind in ("psnr", "ssim") if kind in values]
+    return ModelCardData(library_name="trinas-upscale", license="mit", pipeline_tag="image-to-image",
+                         tags=["super-resolution", "image-upscaling", f"x{scale}", "trinas"],
+                         model_name=name if results else None, eval_results=results or None)
+
+
 def model_card(config: dict[str, Any]) -> str:
     """A Hub model card (YAML front matter + prose) that a person reads, generated from config.json."""
     scale, name = config["scale"], config.get("name", "trinas")
     metrics = config.get("metrics", {})
     training = config.get("training", {})
     searched = config.get("searched", False)
-    lines = ["---", "library_name: trinas-upscale", "license: mit", "pipeline_tag: image-to-image",
-             "tags:", "- super-resolution", "- image-upscaling", f"- x{scale}", "- trinas"]
-    if metrics:
-        lines += ["model-index:", f"- name: {name}", "  results:"]
-        for dataset, values in metrics.items():
-            lines += ["  - task:", "      type: image-super-resolution", "    dataset:",
-                      f"      name: {dataset}", f"      type: {dataset}", "    metrics:",
-                      "    - type: psnr", f"      value: {values['psnr']:.2f}",
-                      "    - type: ssim", f"      value: {values['ssim']:.4f}"]
-    lines += ["---", "", f"# {name}", ""]
+    lines = ["---", _card_data(name, scale, metrics).to_yaml(), "---"]
+    lines += ["", f"# {name}", ""]
     kind = ("a model found by the TriNAS trilevel architecture search" if searched else
             "a **baseline**: a hand-chosen genotype, not a searched model. It exists to measure searched "
             "models against")
@@ -213,8 +217,10 @@ def model_card(config: dict[str, Any]) -> str:
             if key in training:
                 lines.append(f"- {key}: {training[key]}")
         lines.append("")
-    lines += ["## Use", "", "```", f"upscale image photo.png --model {name}", "```", "",
-              "```python", "from upscale import Upscaler", f'up = Upscaler.from_pretrained("{name}")',
+    hub = (config.get("hub") or {}).get("repo")
+    spec = f"hf:{hub}" if hub else name
+    lines += ["## Use", "", "```", "pip install trinas-upscale", f"upscale image photo.png --model {spec}", "```", "",
+              "```python", "from upscale import Upscaler", f'up = Upscaler.from_pretrained("{spec}")',
               "big = up(image)  # PIL image or numpy array", "```", ""]
     return "\n".join(lines)
 
