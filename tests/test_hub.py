@@ -12,6 +12,7 @@ import base64
 import errno
 import hashlib
 import json
+import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -179,11 +180,16 @@ def _handler(fake: FakeHub) -> type[BaseHTTPRequestHandler]:
         def _commit(self, repo: str, rev: str, parent: str, body: bytes):
             lines = [json.loads(line) for line in body.splitlines() if line.strip()]
             added = {}
+            deleted = set()
             for line in lines[1:]:
+                if line["key"] == "deletedFile":
+                    deleted.add(line["value"]["path"])
+                    continue
                 if line["key"] != "file":  # LFS/Xet uploads are not part of this fake
                     return self._error(422, message=f"unsupported operation {line['key']}")
                 added[line["value"]["path"]] = base64.b64decode(line["value"]["content"])
-            files = {**fake.repos[repo]["commits"][parent], **added}
+            kept = {p: d for p, d in fake.repos[repo]["commits"][parent].items() if p not in deleted}
+            files = {**kept, **added}
             sha = fake.add_commit(repo, files, rev)
             with fake.lock:
                 fake.pushes.append({"repo": repo, "revision": rev, "files": added, "header": lines[0]["value"]})
@@ -587,6 +593,30 @@ def test_push_sends_the_model_files_with_a_generated_card(fake_hub, tiny, monkey
     assert result.commit == fake_hub.repos["carol/searched-x2"]["refs"]["main"]
 
     assert load_model(hub.fetch(f"carol/searched-x2@{result.commit}")).scale == 2  # round trip
+
+
+def test_push_leaves_only_the_model_and_refuses_what_a_fetch_would_refuse(fake_hub, tiny, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    fake_hub.add_commit("carol/old", {".gitattributes": b"*.bin filter=lfs\n", "pytorch_model.bin": b"\x80pickle",
+                                      "notes.txt": b"old"})
+    hub.push(tiny, "carol/old")
+    latest = fake_hub.repos["carol/old"]["commits"][fake_hub.repos["carol/old"]["refs"]["main"]]
+    assert sorted(latest) == sorted([".gitattributes", *MODEL_FILES])
+    config = read_config(tiny)
+    del config["weights_sha256"]
+    write_config(tiny, config)
+    with pytest.raises(HubError, match="no weights_sha256"):
+        hub.push(tiny, "carol/old")
+
+
+def test_models_list_skips_what_a_fetch_would_refuse_and_survives_a_bad_config(fake_hub, tiny, tmp_path):
+    fake_hub.add_model("alice/tiny", tiny)
+    fake_hub.add_model("alice/other", tiny)
+    good, bad = hub.fetch("alice/tiny"), hub.fetch("alice/other")
+    assert {e.spec for e in hub.cached_models()} == {"hf:alice/tiny", "hf:alice/other"}
+    config_blob = Path(os.path.realpath(bad / "config.json"))
+    config_blob.write_text('{"architecture": "TriNet", "genotype": 5}')  # damaged in the cache
+    assert [e.spec for e in hub.cached_models()] == ["hf:alice/tiny"] and good.is_dir()
 
 
 def test_push_needs_a_token_and_the_network(fake_hub, tiny, monkeypatch):

@@ -452,16 +452,18 @@ def cached_models() -> list[ModelEntry]:
             folder = revision.snapshot_path
             if not _complete(folder):
                 continue
-            try:
+            try:  # only what a fetch would accept is listed as usable; a bad config never breaks the list
                 config = read_config(folder)
-            except ModelFormatError:
+                if not config.get("weights_sha256") or sha256_file(folder / WEIGHTS) != config["weights_sha256"]:
+                    continue
+                refs = sorted(revision.refs, key=lambda r: (r != constants.DEFAULT_REVISION, r))
+                rev = refs[0] if refs else revision.commit_hash
+                spec = HubSpec(repo.repo_id, None if rev == constants.DEFAULT_REVISION else rev)
+                entries.append(ModelEntry.from_config(config, spec=str(spec), source="cache", folder=folder,
+                                                      hub=str(HubSpec(repo.repo_id, revision.commit_hash)),
+                                                      commit=revision.commit_hash))
+            except (ModelFormatError, OSError, KeyError, TypeError, ValueError):
                 continue
-            refs = sorted(revision.refs, key=lambda r: (r != constants.DEFAULT_REVISION, r))
-            rev = refs[0] if refs else revision.commit_hash
-            spec = HubSpec(repo.repo_id, None if rev == constants.DEFAULT_REVISION else rev)
-            entries.append(ModelEntry.from_config(config, spec=str(spec), source="cache", folder=folder,
-                                                  hub=str(HubSpec(repo.repo_id, revision.commit_hash)),
-                                                  commit=revision.commit_hash))
     return entries
 
 
@@ -536,6 +538,9 @@ def push(folder: Path | str, repo: str, *, private: bool = False, message: str |
         raise HubError(f"push takes a repository, not a revision: --repo {spec.repo}")
     load_model(folder)  # refuses a folder that would not load: bad config, sha256 mismatch, pickled weights
     config = read_config(folder)
+    if not config.get("weights_sha256"):
+        raise HubError(f"{folder}/config.json has no weights_sha256, so a fetch would refuse the model; write the "
+                       "folder with trinas.export.save_model (or a search, training or prune command)")
     if is_offline():
         raise HubError(explain(ConnectionError(), spec, offline=True, push=True))  # before any request
     token = token or huggingface_hub.get_token()
@@ -551,7 +556,10 @@ def push(folder: Path | str, repo: str, *, private: bool = False, message: str |
         (stage / CARD).write_text(model_card(config))
         try:
             api.create_repo(spec.repo, private=True if private else None, exist_ok=True)
+            # delete_patterns: files of earlier commits that are not ours (old pickled weights, say) go, so the
+            # repository holds exactly the model (huggingface_hub keeps .gitattributes).
             info = api.upload_folder(repo_id=spec.repo, folder_path=stage, allow_patterns=list(MODEL_FILES),
+                                     delete_patterns=["*"],
                                      commit_message=message or f"Upload {config.get('name', folder.name)} "
                                                                f"(x{config['scale']}) with {LIBRARY}")
         except Exception as exc:
