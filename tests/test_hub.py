@@ -613,10 +613,10 @@ def test_models_list_skips_what_a_fetch_would_refuse_and_survives_a_bad_config(f
     fake_hub.add_model("alice/tiny", tiny)
     fake_hub.add_model("alice/other", tiny)
     good, bad = hub.fetch("alice/tiny"), hub.fetch("alice/other")
-    assert {e.spec for e in hub.cached_models()} == {"hf:alice/tiny", "hf:alice/other"}
+    assert {e.spec for e in models.cached_models()} == {"hf:alice/tiny", "hf:alice/other"}
     config_blob = Path(os.path.realpath(bad / "config.json"))
     config_blob.write_text('{"architecture": "TriNet", "genotype": 5}')  # damaged in the cache
-    assert [e.spec for e in hub.cached_models()] == ["hf:alice/tiny"] and good.is_dir()
+    assert [e.spec for e in models.cached_models()] == ["hf:alice/tiny"] and good.is_dir()
 
 
 def test_push_needs_a_token_and_the_network(fake_hub, tiny, monkeypatch):
@@ -692,4 +692,13 @@ def test_pull_of_a_packaged_name_points_at_its_hub_copy(fake_hub, tmp_path, monk
     make_tiny_model(packaged / "trinas-x2")
     monkeypatch.setattr(models, "weights_root", lambda: packaged)
     with pytest.raises(HubError, match="upscale models pull hf:trinas-upscale/trinas-x2"):
-        hub.pull("trinas-x2")
+        models.pull("trinas-x2")
+
+
+def test_the_hub_module_is_transport_only():
+    """upscale.hub never imports upscale.models: specs, listing and describing live there."""
+    import ast
+
+    tree = ast.parse(Path(hub.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "models" not in imported and "upscale.models" not in imported

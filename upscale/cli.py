@@ -365,7 +365,7 @@ def models_group() -> None:
 @click.pass_context
 def models_list(ctx, as_json):
     """Packaged models and Hub models in the local cache, with scale, parameters and PSNR."""
-    from .hub import list_models
+    from .models import list_models
 
     entries = list_models()
     if as_json:
@@ -380,7 +380,7 @@ def models_list(ctx, as_json):
 @click.pass_context
 def models_info(ctx, spec, as_json):
     """Show a model's numbers, its Hub record and its model card."""
-    from .hub import describe
+    from .models import describe
 
     entry, config, card = describe(spec)
     if as_json:
@@ -425,7 +425,7 @@ def models_export(ctx, spec, onnx_path, overwrite, no_check):
 @click.pass_context
 def models_pull(ctx, spec, as_json):
     """Download hf:owner/repo[@revision] into the Hugging Face cache (verified), for later offline use."""
-    from .hub import pull
+    from .models import pull
 
     entry = pull(spec)
     if as_json:

@@ -2,7 +2,8 @@
 
 All transfers go through `huggingface_hub` (`snapshot_download`, `upload_folder`); this module decides which files
 a model needs, checks the weights against the sha256 in config.json, keeps broken downloads out of the cache, and
-turns Hub failures into one-line errors that name the fix. Settings (HF_HOME, HF_HUB_CACHE, HF_ENDPOINT,
+turns Hub failures into one-line errors that name the fix. It is transport only: what a model spec means, and
+listing and describing models, belong to `upscale.models`, which this module never imports. Settings (HF_HOME, HF_HUB_CACHE, HF_ENDPOINT,
 HF_HUB_OFFLINE, HF_TOKEN) are read when a function is called, not at import, so setting them late still counts.
 """
 
@@ -16,7 +17,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -54,31 +55,6 @@ class HubSpec:
     def pinned(self) -> bool:
         """A full commit hash: immutable, so a cached copy is used without asking the Hub."""
         return bool(self.revision and _COMMIT.match(self.revision))
-
-
-@dataclass
-class ModelEntry:
-    """One model a user can pass as a spec, with the numbers `models list` shows."""
-
-    spec: str
-    source: str  # "packaged" | "cache" | "folder" | "hub"
-    folder: Path
-    name: str
-    scale: int
-    params: int
-    psnr: dict[str, float] = field(default_factory=dict)
-    hub: str | None = None  # hf:owner/repo@revision this model corresponds to
-    commit: str | None = None
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], **fields: Any) -> "ModelEntry":
-        psnr = {name: float(v["psnr"]) for name, v in (config.get("metrics") or {}).items()
-                if isinstance(v, dict) and "psnr" in v}
-        return cls(name=config.get("name", Path(fields["folder"]).name), scale=int(config["scale"]),
-                   params=int(config.get("params", 0)), psnr=psnr, **fields)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "folder": str(self.folder)}
 
 
 @dataclass(frozen=True)
@@ -438,13 +414,25 @@ def explain(exc: BaseException, spec: HubSpec, *, offline: bool = False, push: b
 
 # ---- cache inspection ------------------------------------------------------------------------------------------
 
-def cached_models() -> list[ModelEntry]:
-    """TriNAS models in the Hub cache, one entry per cached revision; other libraries' repos are skipped."""
+@dataclass(frozen=True)
+class CachedSnapshot:
+    """A cached revision of a Hub repository that a fetch would accept as it is."""
+
+    repo: str
+    commit: str
+    refs: tuple[str, ...]
+    folder: Path
+    config: dict[str, Any]
+
+
+def usable_snapshots() -> list[CachedSnapshot]:
+    """Model snapshots in the Hub cache that a fetch would accept (config readable, weights matching their
+    sha256), by repository and commit; other libraries' repos and damaged snapshots are left out."""
     try:
         info = huggingface_hub.scan_cache_dir(cache_dir())
     except huggingface_hub.CacheNotFound:
         return []
-    entries = []
+    found = []
     for repo in sorted(info.repos, key=lambda r: r.repo_id):
         if repo.repo_type != "model":
             continue
@@ -452,76 +440,15 @@ def cached_models() -> list[ModelEntry]:
             folder = revision.snapshot_path
             if not _complete(folder):
                 continue
-            try:  # only what a fetch would accept is listed as usable; a bad config never breaks the list
+            try:  # a damaged config never breaks a listing
                 config = read_config(folder)
                 if not config.get("weights_sha256") or sha256_file(folder / WEIGHTS) != config["weights_sha256"]:
                     continue
-                refs = sorted(revision.refs, key=lambda r: (r != constants.DEFAULT_REVISION, r))
-                rev = refs[0] if refs else revision.commit_hash
-                spec = HubSpec(repo.repo_id, None if rev == constants.DEFAULT_REVISION else rev)
-                entries.append(ModelEntry.from_config(config, spec=str(spec), source="cache", folder=folder,
-                                                      hub=str(HubSpec(repo.repo_id, revision.commit_hash)),
-                                                      commit=revision.commit_hash))
-            except (ModelFormatError, OSError, KeyError, TypeError, ValueError):
+            except (ModelFormatError, OSError):
                 continue
-    return entries
-
-
-def packaged_entries() -> list[ModelEntry]:
-    """Packaged models; one without a hub record is listed all the same."""
-    from .models import packaged_models
-
-    entries = []
-    for name, folder in packaged_models().items():
-        try:
-            config = read_config(folder)
-        except ModelFormatError:
-            continue
-        record = hub_record(config)
-        entries.append(ModelEntry.from_config(config, spec=name, source="packaged", folder=folder,
-                                              hub=str(record) if record else None,
-                                              commit=record.revision if record else None))
-    return entries
-
-
-def list_models() -> list[ModelEntry]:
-    """Everything `--model` accepts without a path: packaged names, then cached Hub models."""
-    return packaged_entries() + cached_models()
-
-
-def pull(spec: str) -> ModelEntry:
-    """Pre-fetch a Hub model into the cache (verified) so it later works offline; returns its cache entry."""
-    from .models import packaged_models
-
-    packaged = packaged_models()
-    if spec in packaged:
-        record = hub_record(read_config(packaged[spec])) or HubSpec(default_repo(spec))
-        raise HubError(f"{spec} is packaged and already on this machine; its Hub copy is `upscale models pull "
-                       f"{record}`")
-    hub_spec = parse_spec(spec)
-    folder = fetch(hub_spec)
-    return ModelEntry.from_config(read_config(folder), spec=str(hub_spec), source="cache", folder=folder,
-                                  hub=str(HubSpec(hub_spec.repo, folder.name)), commit=folder.name)
-
-
-def describe(spec: str) -> tuple[ModelEntry, dict[str, Any], str]:
-    """(entry, config, model card text) for any model spec; a Hub spec is fetched (or read from the cache)."""
-    from .models import HUB_PREFIX, packaged_models, resolve
-
-    folder = resolve(spec)
-    config = read_config(folder)
-    card = (folder / CARD).read_text() if (folder / CARD).is_file() else model_card(config)
-    if spec.startswith(HUB_PREFIX):
-        hub_spec = parse_spec(spec)
-        entry = ModelEntry.from_config(config, spec=spec, source="hub", folder=folder,
-                                       hub=str(HubSpec(hub_spec.repo, folder.name)), commit=folder.name)
-    else:
-        record = hub_record(config)
-        source = "packaged" if spec in packaged_models() else "folder"
-        entry = ModelEntry.from_config(config, spec=spec, source=source, folder=folder,
-                                       hub=str(record) if record else None,
-                                       commit=record.revision if record else None)
-    return entry, config, card
+            refs = tuple(sorted(revision.refs, key=lambda r: (r != constants.DEFAULT_REVISION, r)))
+            found.append(CachedSnapshot(repo.repo_id, revision.commit_hash, refs, folder, config))
+    return found
 
 
 # ---- publish ---------------------------------------------------------------------------------------------------

@@ -1,13 +1,16 @@
 """Model specs -> loaded TriNets: a packaged name (`trinas-x2`), a model folder, or `hf:owner/repo[@rev]`.
 
 Packaged models live in the installed `weights/` folder (one Hub-style repository per model), so they load
-offline from any directory.
+offline from any directory. This module also lists and describes models (packaged, cached from the Hub, or
+folders); `upscale.hub` only moves files and checks them.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from trinas.export import ModelFormatError, load_model, read_config
 from trinas.net import TriNet
@@ -84,5 +87,108 @@ def load(spec: str) -> TriNet:
     return load_model(resolve(spec))
 
 
-__all__ = ["ModelFormatError", "ModelNotFound", "load", "resolve", "packaged_models", "packaged_for_factor",
-           "packaged_for_scale"]
+# ---- listing and describing: every spec `--model` takes, with its numbers ------------------------------------
+
+@dataclass
+class ModelEntry:
+    """One model a user can pass as a spec, with the numbers `models list` shows."""
+
+    spec: str
+    source: str  # "packaged" | "cache" | "folder" | "hub"
+    folder: Path
+    name: str
+    scale: int
+    params: int
+    psnr: dict[str, float] = field(default_factory=dict)
+    hub: str | None = None  # hf:owner/repo@revision this model corresponds to
+    commit: str | None = None
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], **fields: Any) -> "ModelEntry":
+        psnr = {name: float(v["psnr"]) for name, v in (config.get("metrics") or {}).items()
+                if isinstance(v, dict) and "psnr" in v}
+        return cls(name=config.get("name", Path(fields["folder"]).name), scale=int(config["scale"]),
+                   params=int(config.get("params", 0)), psnr=psnr, **fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "folder": str(self.folder)}
+
+
+def cached_models() -> list[ModelEntry]:
+    """TriNAS models in the Hub cache that a fetch would accept, one entry per cached revision."""
+    from .hub import HubSpec, usable_snapshots  # huggingface_hub is imported only when the Hub is asked for
+
+    entries = []
+    for snapshot in usable_snapshots():
+        rev = snapshot.refs[0] if snapshot.refs else snapshot.commit
+        spec = HubSpec(snapshot.repo, None if rev == "main" else rev)
+        try:
+            entries.append(ModelEntry.from_config(snapshot.config, spec=str(spec), source="cache",
+                                                  folder=snapshot.folder, hub=str(HubSpec(snapshot.repo, snapshot.commit)),
+                                                  commit=snapshot.commit))
+        except (KeyError, TypeError, ValueError):
+            continue  # a config without the numbers a listing shows
+    return entries
+
+
+def packaged_entries() -> list[ModelEntry]:
+    """Packaged models; one without a hub record is listed all the same."""
+    from .hub import hub_record
+
+    entries = []
+    for name, folder in packaged_models().items():
+        try:
+            config = read_config(folder)
+        except ModelFormatError:
+            continue
+        record = hub_record(config)
+        entries.append(ModelEntry.from_config(config, spec=name, source="packaged", folder=folder,
+                                              hub=str(record) if record else None,
+                                              commit=record.revision if record else None))
+    return entries
+
+
+def list_models() -> list[ModelEntry]:
+    """Everything `--model` accepts without a path: packaged names, then cached Hub models."""
+    return packaged_entries() + cached_models()
+
+
+def pull(spec: str) -> ModelEntry:
+    """Pre-fetch a Hub model into the cache (verified) so it later works offline; returns its cache entry."""
+    from .hub import HubError, HubSpec, default_repo, fetch, hub_record, parse_spec
+
+    packaged = packaged_models()
+    if spec in packaged:
+        record = hub_record(read_config(packaged[spec])) or HubSpec(default_repo(spec))
+        raise HubError(f"{spec} is packaged and already on this machine; its Hub copy is `upscale models pull "
+                       f"{record}`")
+    hub_spec = parse_spec(spec)
+    folder = fetch(hub_spec)
+    return ModelEntry.from_config(read_config(folder), spec=str(hub_spec), source="cache", folder=folder,
+                                  hub=str(HubSpec(hub_spec.repo, folder.name)), commit=folder.name)
+
+
+def describe(spec: str) -> tuple[ModelEntry, dict[str, Any], str]:
+    """(entry, config, model card text) for any model spec; a Hub spec is fetched (or read from the cache)."""
+    from trinas.export import CARD, model_card
+
+    from .hub import HubSpec, hub_record, parse_spec
+
+    folder = resolve(spec)
+    config = read_config(folder)
+    card = (folder / CARD).read_text() if (folder / CARD).is_file() else model_card(config)
+    if spec.startswith(HUB_PREFIX):
+        hub_spec = parse_spec(spec)
+        entry = ModelEntry.from_config(config, spec=spec, source="hub", folder=folder,
+                                       hub=str(HubSpec(hub_spec.repo, folder.name)), commit=folder.name)
+    else:
+        record = hub_record(config)
+        source = "packaged" if spec in packaged_models() else "folder"
+        entry = ModelEntry.from_config(config, spec=spec, source=source, folder=folder,
+                                       hub=str(record) if record else None,
+                                       commit=record.revision if record else None)
+    return entry, config, card
+
+
+__all__ = ["ModelEntry", "ModelFormatError", "ModelNotFound", "cached_models", "describe", "list_models", "load",
+           "packaged_for_factor", "packaged_for_scale", "packaged_models", "pull", "resolve"]
