@@ -186,3 +186,12 @@ def test_the_card_front_matter_survives_any_name_and_names_the_hub_repo(tmp_path
     assert card.data.model_name == "x2: #1 [beta]" and card.data.library_name == "trinas-upscale"
     assert card.data.eval_results[0].metric_value == 33.0
     assert "pip install trinas-upscale" in card.text and "--model hf:alice/x2-beta" in card.text
+
+
+def test_the_scale_has_one_source_the_genotype(tmp_path):
+    folder = make_tiny_model(tmp_path / "m")
+    config = read_config(folder)
+    config["scale"] = 4  # the repeated field disagrees with the genotype (x2)
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFormatError, match="scale 4 disagrees with the genotype's 2"):
+        load_model(folder)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,39 @@ MODEL_FILES = (CONFIG, WEIGHTS, CARD)
 
 class ModelFormatError(ValueError):
     """A model folder that cannot be loaded; the message says what is wrong with which file."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """config.json, read once. The genotype is the one source of the scale and the channels (the file
+    repeats them for people and the Hub; a file where they disagree is refused)."""
+
+    genotype: Genotype
+    name: str
+    raw: dict[str, Any] = field(repr=False, compare=False)  # the whole file, for what only some callers read
+
+    @property
+    def scale(self) -> int:
+        return self.genotype.scale
+
+    @property
+    def channels(self) -> int:
+        return self.genotype.channels
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.raw.get(key, default)
+
+    @classmethod
+    def of(cls, raw: dict[str, Any], where: str = CONFIG) -> "ModelConfig":
+        try:
+            genotype = Genotype.from_dict(raw["genotype"])
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ModelFormatError(f"{where}: bad genotype: {exc}") from exc
+        for key in ("scale", "channels"):
+            if key in raw and raw[key] != getattr(genotype, key):
+                raise ModelFormatError(f"{where}: {key} {raw[key]} disagrees with the genotype's "
+                                       f"{getattr(genotype, key)}")
+        return cls(genotype, str(raw.get("name", "model")), raw)
 
 
 def sha256_file(path: Path) -> str:
@@ -122,10 +156,8 @@ def load_model(folder: Path, verify: bool = True) -> TriNet:
     expected = config.get("weights_sha256")
     if verify and expected and sha256_file(weights) != expected:
         raise ModelFormatError(f"{weights}: sha256 does not match config.json (corrupt or truncated download?)")
-    try:
-        genotype = Genotype.from_dict(config["genotype"])
-    except (KeyError, ValueError) as exc:
-        raise ModelFormatError(f"{folder / CONFIG}: bad genotype: {exc}") from exc
+    described = ModelConfig.of(config, str(folder / CONFIG))
+    genotype = described.genotype
     folded = int(config.get("format_version", 1)) >= 2
     _check_weight_shapes(weights, genotype, folded)
     model = TriNet(genotype, folded=folded)
@@ -136,7 +168,7 @@ def load_model(folder: Path, verify: bool = True) -> TriNet:
         first = str(exc).strip().splitlines()[0]
         raise ModelFormatError(f"{weights}: weights do not fit the genotype: {first}") from exc
     model = fold(model)
-    model.config = config  # type: ignore[attr-defined]
+    model.config = described  # type: ignore[attr-defined]
     return model.eval()
 
 

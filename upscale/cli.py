@@ -339,7 +339,7 @@ def prune_command(ctx, spec, latency_ms, latency_at, train_dirs, out, latency_de
     model = load(spec)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / ".prune-checkpoint.pt"
-    result = prune_for_frame(model, list(train_dirs), latency_ms, frame_size(latency_at), latency_device, threads,
+    result = prune_for_frame(model.module, list(train_dirs), latency_ms, frame_size(latency_at), latency_device, threads,
                              fine_tune_steps=steps, seed=seed, checkpoint=checkpoint,
                              log=lambda line: console.print(escape(line)))
     checkpoint.unlink(missing_ok=True)
@@ -408,7 +408,7 @@ def models_export(ctx, spec, onnx_path, overwrite, no_check):
         raise click.UsageError(f"{onnx_path} exists; pass --overwrite to replace it")
     if not onnx_path.parent.is_dir():
         raise click.UsageError(f"no folder {onnx_path.parent} to write {onnx_path.name} into")
-    model = load(spec)
+    model = load(spec).module
     export_onnx(model, onnx_path)
     line = f"wrote {onnx_path} (x{model.scale}, input lr: N x {model.channels} x H x W in [0, 1], output sr)"
     if not no_check:

@@ -18,6 +18,8 @@ from PIL import Image
 
 from .alpha import bleed_colors
 from .errors import UpscaleError
+from .models import LoadedModel, load
+from trinas.net import TriNet
 from trinas.tiling import CPU_TILE, plan_tiles
 
 TileCallback = Callable[[int, int], None]  # (tiles done, tiles total)
@@ -88,25 +90,27 @@ class Upscaler:
     time, a little more PSNR).
     """
 
-    def __init__(self, model: torch.nn.Module, device: str = "auto", precision: str = "auto",
+    def __init__(self, model: LoadedModel | TriNet, device: str = "auto", precision: str = "auto",
                  tile: int | str = "auto", tile_pad: int | None = None, threads: int | None = None,
                  channels_last: bool | None = None, tta: bool = False) -> None:
+        loaded = LoadedModel.of(model)
         self.device = pick_device(device)
         self.tta = tta
-        self.dtype = pick_dtype(self.device, precision, bool(getattr(model, "supports_half", False)))
+        self.dtype = pick_dtype(self.device, precision, loaded.supports_half)
         if self.device.type == "cpu":
             torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
-        self.model = model.eval().to(self.device, self.dtype)
-        self.scale = int(model.scale)
-        self.channels = int(model.channels)
-        self.receptive_field = int(model.receptive_field)
+        self.model = loaded.module.eval().to(self.device, self.dtype)
+        self.scale = loaded.scale
+        self.channels = loaded.channels
+        self.receptive_field = loaded.receptive_field
+        self.peak_floats_per_pixel = loaded.peak_floats_per_pixel
         if tile != "auto" and (not isinstance(tile, int) or tile < 0):
             raise EngineError(f"tile must be a non-negative number of pixels or 'auto', got {tile!r}")
         if tile_pad is not None and tile_pad < 0:
             raise EngineError(f"tile pad must be non-negative, got {tile_pad}")
         self.tile = tile
         self.tile_pad = self.receptive_field if tile_pad is None else tile_pad
-        self.config = getattr(model, "config", {})
+        self.config = loaded.config
         # channels-last measured 1.5-1.7x faster on the CPU with `upscale bench` (CHANGELOG), and it is the
         # layout CUDA tensor cores prefer; False keeps the default NCHW layout.
         self.set_channels_last(True if channels_last is None else channels_last)
@@ -119,14 +123,12 @@ class Upscaler:
     @classmethod
     def from_pretrained(cls, spec: str, **kwargs) -> "Upscaler":
         """`spec`: a packaged name (`trinas-x2`), a model folder, or `hf:owner/repo[@revision]`."""
-        from .models import load  # models imports the engine's error types only
-
         return cls(load(spec), **kwargs)
 
     # ----------------------------------------------------------------- tensors
     def auto_tile(self) -> int:
         """The largest square tile whose activations fit comfortably in the memory free now."""
-        floats = float(getattr(self.model, "peak_floats_per_pixel", 64 * self.scale**2))
+        floats = float(self.peak_floats_per_pixel)
         itemsize = torch.finfo(self.dtype).bits // 8
         budget = _free_memory(self.device) * (0.5 if self.device.type != "cpu" else 0.125)
         side = int(math.sqrt(budget / (floats * itemsize * 2)))

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from trinas.export import ModelFormatError, load_model, read_config
+from trinas.export import ModelConfig, ModelFormatError, load_model, read_config
 from trinas.net import TriNet
 
 from .errors import UpscaleError
@@ -82,9 +82,52 @@ def resolve(spec: str) -> Path:
     raise ModelNotFound(f"unknown model {spec!r}: not a packaged name ({names}), a folder, or hf:owner/repo")
 
 
-def load(spec: str) -> TriNet:
+@dataclass(frozen=True)
+class LoadedModel:
+    """A loaded model as the engine and the video pipeline see it: the network and what its config says,
+    with the facts they rely on asked of it here, in one place (spandrel-style; no getattr defaults)."""
+
+    module: TriNet
+    config: ModelConfig
+
+    @classmethod
+    def of(cls, module: TriNet) -> "LoadedModel":
+        """A bare TriNet (from the Python API or a test): its config is the one it was loaded with, if any."""
+        if isinstance(module, LoadedModel):
+            return module
+        config = getattr(module, "config", None)
+        if not isinstance(config, ModelConfig):
+            config = ModelConfig(module.genotype, "model", {"name": "model"})
+        return cls(module, config)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def scale(self) -> int:
+        return self.config.scale
+
+    @property
+    def channels(self) -> int:
+        return self.config.channels
+
+    @property
+    def receptive_field(self) -> int:
+        return self.module.receptive_field
+
+    @property
+    def supports_half(self) -> bool:
+        return self.module.supports_half
+
+    @property
+    def peak_floats_per_pixel(self) -> float:
+        return self.module.peak_floats_per_pixel
+
+
+def load(spec: str) -> LoadedModel:
     """Resolve and load a model spec; errors are ModelNotFound or ModelFormatError with one-line messages."""
-    return load_model(resolve(spec))
+    return LoadedModel.of(load_model(resolve(spec)))
 
 
 # ---- listing and describing: every spec `--model` takes, with its numbers ------------------------------------
@@ -190,5 +233,5 @@ def describe(spec: str) -> tuple[ModelEntry, dict[str, Any], str]:
     return entry, config, card
 
 
-__all__ = ["ModelEntry", "ModelFormatError", "ModelNotFound", "cached_models", "describe", "list_models", "load",
+__all__ = ["LoadedModel", "ModelEntry", "ModelFormatError", "ModelNotFound", "cached_models", "describe", "list_models", "load",
            "packaged_for_factor", "packaged_for_scale", "packaged_models", "pull", "resolve"]
