@@ -359,3 +359,21 @@ def test_cli_video_command(tmp_path, tiny_model_dir):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["frame_000001.png", "frame_000002.png",
                                                                   "frame_000003.png"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
+def test_cli_sigterm_stops_like_ctrl_c_exits_143_and_keeps_no_partial_file(tmp_path, tiny_model_dir):
+    src = make_clip(tmp_path / "long.mkv", frames=240, audio=False, size=(96, 72))
+    out = tmp_path / "out.mkv"
+    proc = subprocess.Popen([sys.executable, "-m", "upscale", "video", str(src), "-o", str(out), "--model",
+                             str(tiny_model_dir), "--tile", "0", "--batch", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not leftovers(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if proc.poll() is not None:
+        pytest.skip("the run finished before it could be stopped")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err
+    assert not out.exists() and leftovers(tmp_path) == []

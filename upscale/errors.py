@@ -7,6 +7,7 @@ Anything else is a bug: one line that says so and how to see the traceback (`--d
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 from typing import Iterator
 
@@ -18,6 +19,29 @@ from trinas.search_config import SearchInputError
 
 class UpscaleError(Exception):
     """Base for errors whose message is meant for the user as it is."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what `timeout`, `docker stop`, systemd and job schedulers send): stopped like Ctrl-C, so the
+    same clean-up runs (no partial output is left), and exit 143."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM raises `Terminated` in the main thread (elsewhere nothing changes)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave the signal alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 # The library's own user errors (trinas never imports upscale, so they cannot share the base class), and
@@ -37,9 +61,13 @@ def one_line_errors(debug: bool) -> Iterator[None]:
     """Around a whole command (the click group does this once): a user error is `error: message` and exit 1,
     any other exception a bug report line and exit 2; `debug` lets the traceback through instead."""
     try:
-        yield
+        with sigterm_as_interrupt():
+            yield
     except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
         raise
+    except Terminated:
+        click.echo("terminated (SIGTERM)", err=True)
+        sys.exit(143)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
