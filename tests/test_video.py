@@ -377,3 +377,11 @@ def test_cli_sigterm_stops_like_ctrl_c_exits_143_and_keeps_no_partial_file(tmp_p
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err
     assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_frames_out_overwrite_leaves_no_stale_frames_of_a_longer_run(tmp_path, upscaler):
+    long, short = make_clip(tmp_path / "long.mkv", frames=7), make_clip(tmp_path / "short.mkv", frames=3)
+    upscale_frames(long, tmp_path / "frames", upscaler)
+    report = upscale_frames(short, tmp_path / "frames", upscaler, VideoOptions(overwrite=True))
+    assert report.frames == 3
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [f"frame_{i:06d}.png" for i in range(1, 4)]

@@ -83,7 +83,16 @@ def upscale_frames(src: str | os.PathLike, folder: str | os.PathLike, upscaler, 
         raise VideoError(f"{folder} already holds frame_*.png files; pass --overwrite or choose an empty folder")
     report = VideoReport(output=folder)
     _process(src, upscaler, options, report, lambda source, plan, first: FramesSink(folder), progress, cancel)
+    _remove_stale_frames(folder, report.frames)
     return report
+
+
+def _remove_stale_frames(folder: Path, frames: int) -> None:
+    """After an --overwrite run: numbered frames beyond the ones just written belong to an older, longer run."""
+    for path in folder.glob("frame_*.png"):
+        match = re.fullmatch(r"frame_(\d+)\.png", path.name)
+        if match and int(match.group(1)) > frames:
+            path.unlink(missing_ok=True)
 
 
 def parse_time(text: str | float | int | None) -> Fraction | None:
