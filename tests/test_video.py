@@ -385,3 +385,16 @@ def test_frames_out_overwrite_leaves_no_stale_frames_of_a_longer_run(tmp_path, u
     report = upscale_frames(short, tmp_path / "frames", upscaler, VideoOptions(overwrite=True))
     assert report.frames == 3
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [f"frame_{i:06d}.png" for i in range(1, 4)]
+
+
+def test_path_and_overwrite_errors_come_before_the_model_loads(tmp_path, monkeypatch):
+    import upscale.cli as cli
+
+    src = make_clip(tmp_path / "in.mkv", frames=2)
+    (tmp_path / "out.mkv").write_bytes(b"old")
+    loaded = []
+    monkeypatch.setattr(cli, "build_upscaler", lambda *a, **k: loaded.append(1))
+    result = CliRunner().invoke(main, ["video", str(src), "-o", str(tmp_path / "out.mkv")])
+    assert result.exit_code == 1 and "--overwrite" in result.output and not loaded
+    missing = CliRunner().invoke(main, ["video", str(tmp_path / "nope.mkv"), "-o", str(tmp_path / "o.mkv")])
+    assert missing.exit_code == 1 and "no such file" in missing.output and not loaded

@@ -193,11 +193,12 @@ def video_command(ctx, src, output, model_spec, scale, device, precision, tile, 
     """Upscale a video; timestamps, audio, subtitles, rotation, colour tags, metadata and chapters are kept.
 
     Folders of frames go through `upscale image DIR -o OUT`."""
-    from .video import VideoOptions, parse_time, upscale_frames, upscale_video
+    from .video import VideoOptions, check_targets, parse_time, upscale_frames, upscale_video
 
     if (output is None) == (frames_out is None):
         raise click.UsageError("give -o OUT for a video, or --frames-out DIR for numbered PNG frames")
     options = VideoOptions(codec, crf, preset, pix_fmt, parse_time(start), parse_time(end), batch, overwrite)
+    check_targets(src, output, frames_out, overwrite)  # before the model loads: a path error costs nothing
     upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
     run, target = (upscale_frames, frames_out) if frames_out else (upscale_video, output)
     with _video_progress(quiet) as on_progress:

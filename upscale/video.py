@@ -437,6 +437,22 @@ def _converter(width: int, height: int, rgb: str):
 
 
 # ----------------------------------------------------------------------------- small helpers
+def check_targets(src: str | os.PathLike, output: str | os.PathLike | None, frames_out: str | os.PathLike | None,
+                  overwrite: bool) -> None:
+    """Everything about the input and output paths that can be refused before a model is loaded."""
+    src = Path(src)
+    if not src.is_file():
+        raise VideoError(f"{src}: no such file" if not src.exists() else f"{src} is not a file")
+    if output is not None:
+        _check_output(src, Path(output), overwrite)
+    if frames_out is not None:
+        folder = Path(frames_out)
+        if folder.exists() and not folder.is_dir():
+            raise VideoError(f"{folder} exists and is not a folder")
+        if not overwrite and folder.is_dir() and any(folder.glob("frame_*.png")):
+            raise VideoError(f"{folder} already holds frame_*.png files; pass --overwrite or choose an empty folder")
+
+
 def _check_output(src: Path, dst: Path, overwrite: bool) -> None:
     same = os.path.realpath(src) == os.path.realpath(dst) or (src.exists() and dst.exists() and src.samefile(dst))
     if same:
