@@ -304,3 +304,11 @@ def test_a_bug_says_it_is_one_and_exits_2_while_user_errors_exit_1(tmp_path, tin
     assert len(bug.output.strip().splitlines()) == 1
     debug = CliRunner().invoke(main, ["image", str(src), "--debug"])
     assert isinstance(debug.exception, KeyError)  # the traceback goes through
+
+
+def test_an_output_name_without_extension_is_a_folder_and_says_so(tmp_path, tiny_model_dir):
+    src = save(tmp_path / "a.png")
+    result = run("image", str(src), "-o", str(tmp_path / "noext"), "--model", str(tiny_model_dir), "--json")
+    assert result.exit_code == 0
+    assert (tmp_path / "noext" / "a.png").is_file()
+    assert "is a folder" in json.loads(result.output)["notes"][0]

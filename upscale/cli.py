@@ -83,8 +83,11 @@ def image(ctx, inputs, output, model_spec, scale, device, precision, tile, tile_
     upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad, outscale=outscale, tta=tta)
     options = OutputOptions(output, suffix, fmt, overwrite)
     plan = plan_jobs(list(inputs), options, outscale or upscaler.scale)
+    new_folder = output is not None and not output.suffix and not output.exists() and len(plan.jobs) == 1
     with image_progress(len(plan.jobs), quiet or as_json) as hooks:
         report = run_jobs(plan.jobs, upscaler, outscale, quality, max_pixels, **hooks)
+    if new_folder and report.done:  # -o NAME without an extension is a folder: never silently
+        report.notes.append(f"-o {output} has no extension, so it is a folder: wrote {report.done[0].target}")
     failures = plan.failures + report.failures
     summary = {"done": [str(j.target) for j in report.done], "skipped": [str(j.target) for j in plan.skipped],
                "notes": report.notes,
