@@ -313,25 +313,38 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
-def test_cli_ctrl_c_exits_130_and_keeps_no_partial_file(tmp_path, tiny_model_dir):
+def _stop_a_cli_video_run(tmp_path, tiny_model_dir, signum: int):
+    """Start `upscale video` on a long clip, send `signum` once it is writing, and return (process, stderr,
+    seconds from the signal to the exit)."""
     src = make_clip(tmp_path / "long.mkv", frames=240, audio=False, size=(96, 72))
-    out = tmp_path / "out.mkv"
-    proc = subprocess.Popen([sys.executable, "-m", "upscale", "video", str(src), "-o", str(out), "--model",
-                             str(tiny_model_dir), "--tile", "0", "--batch", "1"],
+    proc = subprocess.Popen([sys.executable, "-m", "upscale", "video", str(src), "-o", str(tmp_path / "out.mkv"),
+                             "--model", str(tiny_model_dir), "--tile", "0", "--batch", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_default_sigint)  # a runner that ignores SIGINT would pass that on
     deadline = time.monotonic() + 30
     while not leftovers(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     if proc.poll() is not None:
-        pytest.skip("the run finished before it could be interrupted")
-    proc.send_signal(signal.SIGINT)
+        pytest.skip("the run finished before it could be stopped")
+    proc.send_signal(signum)
     sent = time.monotonic()
     _, err = proc.communicate(timeout=10)
-    assert time.monotonic() - sent < 4  # stopping takes well under a second; the rest is interpreter exit
+    return proc, err, time.monotonic() - sent
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT")
+def test_cli_ctrl_c_exits_130_and_keeps_no_partial_file(tmp_path, tiny_model_dir):
+    proc, err, seconds = _stop_a_cli_video_run(tmp_path, tiny_model_dir, signal.SIGINT)
+    assert seconds < 4  # stopping takes well under a second; the rest is interpreter exit
     assert proc.returncode == 130 and "Traceback" not in err
-    assert not out.exists() and leftovers(tmp_path) == []
+    assert not (tmp_path / "out.mkv").exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
+def test_cli_sigterm_stops_like_ctrl_c_exits_143_and_keeps_no_partial_file(tmp_path, tiny_model_dir):
+    proc, err, _ = _stop_a_cli_video_run(tmp_path, tiny_model_dir, signal.SIGTERM)
+    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err
+    assert not (tmp_path / "out.mkv").exists() and leftovers(tmp_path) == []
 
 
 def test_frames_out_writes_numbered_pngs(tmp_path, upscaler):
@@ -361,22 +374,6 @@ def test_cli_video_command(tmp_path, tiny_model_dir):
                                                                   "frame_000003.png"]
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
-def test_cli_sigterm_stops_like_ctrl_c_exits_143_and_keeps_no_partial_file(tmp_path, tiny_model_dir):
-    src = make_clip(tmp_path / "long.mkv", frames=240, audio=False, size=(96, 72))
-    out = tmp_path / "out.mkv"
-    proc = subprocess.Popen([sys.executable, "-m", "upscale", "video", str(src), "-o", str(out), "--model",
-                             str(tiny_model_dir), "--tile", "0", "--batch", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not leftovers(tmp_path) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if proc.poll() is not None:
-        pytest.skip("the run finished before it could be stopped")
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 143 and "terminated" in err and "Traceback" not in err
-    assert not out.exists() and leftovers(tmp_path) == []
 
 
 def test_frames_out_overwrite_leaves_no_stale_frames_of_a_longer_run(tmp_path, upscaler):
