@@ -275,7 +275,8 @@ def _video_progress(quiet: bool):
 @click.option("--max-cells-upsampled", type=click.IntRange(0, 16), default=1, show_default=True,
               help="Cell slots after each upsampler (up to 3x the input resolution).")
 @click.option("--ops-per-cell", type=click.IntRange(1, 3), default=2, show_default=True)
-@click.option("--ops", metavar="A,B,..", help="Candidate operations [default: every built-in one].")
+@click.option("--ops", metavar="A,B,..",
+              help="Candidate operations [default: trinas.operations.DEFAULT_OPS; rep3x3, spanatt3x3 on request].")
 @click.option("--relaxation", type=click.Choice(list(RELAXATIONS)), default="sparsestmax",
               show_default=True, help="How logits become sparse distributions (SSN's projection, or the old variant).")
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
