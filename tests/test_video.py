@@ -395,3 +395,13 @@ def test_path_and_overwrite_errors_come_before_the_model_loads(tmp_path, monkeyp
     assert result.exit_code == 1 and "--overwrite" in result.output and not loaded
     missing = CliRunner().invoke(main, ["video", str(tmp_path / "nope.mkv"), "-o", str(tmp_path / "o.mkv")])
     assert missing.exit_code == 1 and "no such file" in missing.output and not loaded
+
+
+def test_the_progress_ends_at_the_frames_really_written(tmp_path, upscaler):
+    from fractions import Fraction
+
+    src = make_clip(tmp_path / "in.mkv", frames=10, fps=25)
+    calls = []
+    upscale_video(src, tmp_path / "out.mkv", upscaler, VideoOptions(end=Fraction(1, 4)),
+                  lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (7, 7)  # the estimate from --end said 6; 7 frames were written, and the bar says so

@@ -244,8 +244,8 @@ def _pipeline(items: Iterable, to_frame, upscaler, sink, batch: int, cancel: thr
         raise failures[0]
     if cancel.is_set():
         raise Cancelled("stopped before the end; no output was kept")
-    if progress:
-        progress(stats.done, total)
+    if progress:  # the count is now known: a container's estimate (51 for 50 frames) must not leave it short
+        progress(stats.done, stats.done)
 
 
 def _put(q: queue.Queue, item, stop: threading.Event) -> None:
