@@ -405,3 +405,16 @@ def test_the_progress_ends_at_the_frames_really_written(tmp_path, upscaler):
     upscale_video(src, tmp_path / "out.mkv", upscaler, VideoOptions(end=Fraction(1, 4)),
                   lambda done, total: calls.append((done, total)))
     assert calls[-1] == (7, 7)  # the estimate from --end said 6; 7 frames were written, and the bar says so
+
+
+def test_x265_keeps_quiet(tmp_path, tiny_model_dir):
+    import av
+
+    if "libx265" not in av.codecs_available:
+        pytest.skip("this PyAV has no libx265")
+    src = make_clip(tmp_path / "in.mkv", frames=3, audio=False)
+    proc = subprocess.run([sys.executable, "-m", "upscale", "video", str(src), "-o", str(tmp_path / "out.mkv"),
+                           "--model", str(tiny_model_dir), "--codec", "libx265", "-q"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "x265 [info]" not in proc.stderr and "encoded" not in proc.stderr

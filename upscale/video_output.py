@@ -138,6 +138,8 @@ class VideoSink:
                 result["cpu-used"] = options.preset
             else:
                 report.warnings.append(f"--preset ignored: {name} has no presets")
+        if name == "libx265":  # x265 prints its own banner and statistics to stderr unless told not to
+            result["x265-params"] = "log-level=error"
         return result
 
     @staticmethod
