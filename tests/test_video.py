@@ -418,3 +418,12 @@ def test_x265_keeps_quiet(tmp_path, tiny_model_dir):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "x265 [info]" not in proc.stderr and "encoded" not in proc.stderr
+
+
+def test_a_truncated_file_is_upscaled_as_far_as_it_goes_with_a_warning(tmp_path, upscaler):
+    src = make_clip(tmp_path / "in.mkv", frames=48, audio=False)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(src.read_bytes()[: int(src.stat().st_size * 0.6)])
+    report = upscale_video(cut, tmp_path / "out.mkv", upscaler)
+    assert 0 < report.frames < 48
+    assert any("truncated" in w for w in report.warnings)

@@ -156,6 +156,10 @@ def _process(src: Path, upscaler, options: VideoOptions, report: VideoReport, si
         report.warnings.append(f"dropped {stats.untimed} copied packet(s) without timestamps")
     if stats.nudged:
         report.warnings.append(f"{stats.nudged} frame(s) repeated an earlier timestamp and were moved one tick later")
+    expected = report.total
+    if expected and stats.done < (expected if report.total_exact else expected * 0.95):
+        report.warnings.append(f"the video ended after {stats.done} of the {expected} frames its header promises: "
+                               f"a truncated file? The output holds what could be read")
 
 
 def _pipeline(items: Iterable, to_frame, upscaler, sink, batch: int, cancel: threading.Event, progress,
