@@ -427,3 +427,24 @@ def test_a_truncated_file_is_upscaled_as_far_as_it_goes_with_a_warning(tmp_path,
     report = upscale_video(cut, tmp_path / "out.mkv", upscaler)
     assert 0 < report.frames < 48
     assert any("truncated" in w for w in report.warnings)
+
+
+def test_an_audio_file_with_a_cover_picture_is_refused_not_made_a_one_frame_video(tmp_path, upscaler):
+    import av
+
+    song = tmp_path / "song.mp4"
+    with av.open(str(song), "w") as out:
+        audio = out.add_stream("aac", rate=44100)
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 16, 16, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        picture = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24").reformat(format="yuvj420p")
+        for packet in [*cover.encode(picture), *cover.encode(None)]:
+            out.mux(packet)
+        sound = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        sound.sample_rate = 44100
+        for packet in [*audio.encode(sound), *audio.encode(None)]:
+            out.mux(packet)
+    with pytest.raises(VideoError, match="only a cover picture"):
+        upscale_video(song, tmp_path / "out.mp4", upscaler)
+    assert not (tmp_path / "out.mp4").exists()

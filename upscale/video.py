@@ -330,7 +330,10 @@ def _open_input(src: Path):
 def _plan(source, options: VideoOptions) -> Plan:
     """Pick the video stream and the streams to copy, and how many frames to expect."""
     candidates = [s for s in source.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
-    video = candidates[0] if candidates else source.streams.video[0]
+    if not candidates:  # an audio file whose only picture is its cover: nothing moves, so nothing to upscale
+        raise VideoError("this file has no video, only a cover picture (an audio file?); upscale the picture "
+                         "with `upscale image` if that is what you want")
+    video = candidates[0]
     video.thread_type = "AUTO"
     copy = [s for s in source.streams if s.type in ("audio", "subtitle")]
     start, end = options.start, options.end
