@@ -448,3 +448,32 @@ def test_an_audio_file_with_a_cover_picture_is_refused_not_made_a_one_frame_vide
     with pytest.raises(VideoError, match="only a cover picture"):
         upscale_video(song, tmp_path / "out.mp4", upscaler)
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_an_rgb_source_written_as_yuv_is_tagged_with_a_yuv_matrix(tmp_path):
+    import av
+
+    from conftest import make_tiny_model
+
+    upscaler = Upscaler.from_pretrained(str(make_tiny_model(tmp_path / "m", bicubic=True)), tile=0)  # true colours
+
+    src = tmp_path / "rgb.mkv"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("libx264rgb", rate=24)
+        stream.width, stream.height, stream.pix_fmt = W, H, "rgb24"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(np.full((H, W, 3), (40 * i, 100, 200), np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    with av.open(str(src)) as probe:
+        assert int(next(probe.decode(video=0)).colorspace) == 0  # the source says "gbr"
+    upscale_video(src, tmp_path / "out.mp4", upscaler)
+    with av.open(str(tmp_path / "out.mp4")) as result:
+        stream = result.streams.video[0]
+        frame = next(result.decode(video=0))
+        assert stream.codec_context.pix_fmt.startswith("yuv")
+        assert int(frame.colorspace) == 1 and int(frame.color_range) == 1  # BT.709, limited range
+        assert abs(int(frame.to_ndarray(format="rgb24")[H, W, 2]) - 200) <= 6  # blue stays blue

@@ -27,6 +27,7 @@ SKIP_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "du
              "_statistics_writing_date_utc"}
 # Colour matrices as FFmpeg tags them (AVColorSpace) -> as swscale takes them (SWS_CS_*).
 SWS_COLORSPACE = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
+RGB_MATRIX, BT709, LIMITED_RANGE = 0, 1, 1  # AVCOL_SPC_RGB, AVCOL_SPC_BT709, AVCOL_RANGE_MPEG
 
 
 class VideoSink:
@@ -67,7 +68,12 @@ class VideoSink:
         stream.codec_context.time_base = video.time_base
         stream.time_base = video.time_base
         ctx = stream.codec_context
-        ctx.color_range, ctx.colorspace = first.color_range, first.colorspace
+        range_, space = first.color_range, first.colorspace
+        if int(space) == RGB_MATRIX and not stream.pix_fmt.startswith(("gbr", "rgb", "bgr")):
+            # An RGB source written as YUV: the "gbr" matrix tag is not a YUV matrix (H.264 refuses it), so the
+            # frames are converted with BT.709 and tagged so, in limited range as YUV players expect.
+            range_, space = LIMITED_RANGE, BT709
+        ctx.color_range, ctx.colorspace = range_, space
         ctx.color_primaries, ctx.color_trc = first.color_primaries, first.color_trc
         if video.sample_aspect_ratio:
             ctx.sample_aspect_ratio = video.sample_aspect_ratio
@@ -80,9 +86,9 @@ class VideoSink:
                 report.warnings.append(f"the {kind} container cannot store rotation ({first.rotation} degrees); "
                                        f"players will show the video unrotated (use .mp4 or .mkv to keep it)")
         self.video, self.pix_fmt = stream, stream.pix_fmt
-        self.colorspace = SWS_COLORSPACE.get(int(first.colorspace))
-        self.color_range = int(first.color_range) or None
-        self.tags = (first.color_range, first.colorspace, first.color_primaries, first.color_trc)
+        self.colorspace = SWS_COLORSPACE.get(int(space))
+        self.color_range = int(range_) or None
+        self.tags = (range_, space, first.color_primaries, first.color_trc)
         self.streams = {}
         for s in plan.copy:
             label = f"{s.type} #{s.index} ({s.codec_context.name if s.codec_context else '?'})"
