@@ -9,12 +9,10 @@ renamed only when complete: an interrupted run never leaves a file at OUT that l
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import queue
 import re
-import signal
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -229,13 +227,10 @@ def _pipeline(items: Iterable, to_frame, upscaler, sink, batch: int, cancel: thr
     try:
         for t in threads:
             t.start()
-        with _interrupts_remembered() as interrupted:
-            while any(t.is_alive() for t in threads):
-                if interrupted.is_set():  # a Ctrl-C whose KeyboardInterrupt something swallowed: honour it now
-                    raise KeyboardInterrupt
-                if cancel.is_set():
-                    stop.set()
-                threads[-1].join(0.1)
+        while any(t.is_alive() for t in threads):
+            if cancel.is_set():
+                stop.set()
+            threads[-1].join(0.1)
             if progress and stats.done != shown:
                 shown = stats.done
                 progress(shown, total)
@@ -255,27 +250,6 @@ def _pipeline(items: Iterable, to_frame, upscaler, sink, batch: int, cancel: thr
         raise Cancelled("stopped before the end; no output was kept")
     if progress:  # the count is now known: a container's estimate (51 for 50 frames) must not leave it short
         progress(stats.done, stats.done)
-
-
-@contextlib.contextmanager
-def _interrupts_remembered():
-    """While the workers run, Ctrl-C raises KeyboardInterrupt as usual and is also remembered, so one that
-    lands where Python drops exceptions (a finalizer, a C callback) still stops the run at the next look."""
-    interrupted = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous is not signal.default_int_handler:
-        yield interrupted  # not ours to change (another thread, or the caller has its own handler)
-        return
-
-    def remember(signum, frame) -> None:
-        interrupted.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, remember)
-    try:
-        yield interrupted
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _put(q: queue.Queue, item, stop: threading.Event) -> None:
