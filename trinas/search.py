@@ -165,7 +165,8 @@ def search(config: SearchConfig, data: SearchData, out: Path, device: str = "aut
         dist.barrier()
     if not ranks.main:
         budgets = budgets_of(config, lambda line: None)
-    costs = {"madds": madds_cost(config.space)} | {b.key: b.cost for b in budgets}
+    costs = {b.key: b.cost for b in budgets}  # what the history records: every budget's cost, and madds always
+    costs.setdefault("madds", madds_cost(config.space))
     limits = [(b.cost.of, b.limit) for b in budgets]
     model = wrap(run.supernet if run.net is None else run.net, ranks, dev)
 

@@ -33,6 +33,15 @@ class SearchResult:
     files: list[str]
 
 
+def measure(net, data: SearchData, scale: int, device: torch.device | str = "cpu") -> dict[str, dict[str, float]]:
+    """The means a model folder records, for each validation set: PSNR/SSIM of the network and of bicubic."""
+    metrics = {}
+    for name, images in data.val.items():
+        result = score(name, images, scale, upscale_with(net, device))
+        metrics[name] = {key: result.mean(key) for key in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")}
+    return metrics
+
+
 def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device: str = "auto",
            command: str | None = None, log: Callable[[str], None] = print,
            limits: list[Limit] | None = None) -> SearchResult:
@@ -46,11 +55,7 @@ def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     net = net.to(dev).eval()
-    metrics = {}
-    for name, images in data.val.items():
-        result = score(name, images, run.config.scale, upscale_with(net, dev))
-        metrics[name] = {"psnr": result.mean("psnr"), "ssim": result.mean("ssim"),
-                         "bicubic_psnr": result.mean("bicubic_psnr"), "bicubic_ssim": result.mean("bicubic_ssim")}
+    metrics = measure(net, data, run.config.scale, dev)
     config = run.config
     training = {"data": [Path(d).name for d in train_dirs], "steps": run.step,
                 "batch": config.batch, "patch": config.patch, "loss": "L1 (+ cost and order terms while searching)",
@@ -102,11 +107,7 @@ def prune_found(result: SearchResult, data: SearchData, train_dirs: list[Path], 
                              seed=config.seed, checkpoint=out / ".prune-checkpoint.pt", log=log)
     (out / ".prune-checkpoint.pt").unlink(missing_ok=True)
     net = pruned.net.eval()
-    metrics = {}
-    for name, images in data.val.items():
-        scored = score(name, images, config.scale, upscale_with(net))
-        metrics[name] = {"psnr": scored.mean("psnr"), "ssim": scored.mean("ssim"),
-                         "bicubic_psnr": scored.mean("bicubic_psnr"), "bicubic_ssim": scored.mean("bicubic_ssim")}
+    metrics = measure(net, data, config.scale)
     training = {**record["training"], "pruned": {
         "latency_ms": config.latency_ms, "at": config.latency_at, "device": config.latency_device,
         "predicted_ms_before": round(pruned.before_ms, 2), "predicted_ms_after": round(pruned.after_ms, 2),
