@@ -370,3 +370,23 @@ def test_live_view_shows_the_numbers_of_a_step():
                      "multiplier 0.0042)", "network 0.80", "[conv3x3:24>conv3x3:24]", "0:48:00 elapsed",
                      "1:12:00 left"):
         assert expected in text, expected
+
+
+@pytest.mark.parametrize("gradient", ["softmax", "exact"])
+def test_the_budget_can_still_undo_a_depth_that_went_one_hot(gradient):
+    """Under plain sparsemax the depth went one-hot at twice the budget in the x2 search of ee3f0fa, and the
+    relaxation's own gradient is zero there: only the softmax gradient lets the multiplier move it back."""
+    space = SearchSpace(2)
+    costs = madds_cost(space)
+    arch = Architecture(space)
+    with torch.no_grad():
+        arch.depth[0][-1] = 5.0  # every cell slot of the first segment kept
+    weights = arch.weights(0.0, softmax_gradient=gradient == "softmax")
+    assert weights.depth[0][-1] == 1.0
+    cost = costs.expected(weights)
+    torch.log(cost / (cost.item() / 2)).backward()
+    pushes = arch.depth[0].grad
+    if gradient == "exact":
+        assert torch.count_nonzero(pushes) == 0
+    else:  # a descent step lowers the longest depth's logit and raises the shorter ones
+        assert pushes[-1] > 0 and (pushes[:-1] < 0).all()

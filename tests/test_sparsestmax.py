@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from trinas.sparsestmax import (MAX_RADIUS, entropy, sorted_sparsestmax, sparsemax, sparsestmax,
-                               sparsestmax_support_centred)
+                               sparsestmax_support_centred, with_softmax_gradient)
 
 RADII = [0.0, 0.1, 0.3, 0.5, 0.65, 0.72, 0.8, 0.9, MAX_RADIUS]
 
@@ -128,3 +128,18 @@ def test_a_radius_past_the_vertices_is_one_hot_at_the_largest_logit():
     z = logits(rows=50, k=3, seed=5)
     p = sparsestmax(z, math.sqrt(2 / 3))
     assert torch.equal(p, torch.nn.functional.one_hot(z.argmax(-1), 3).to(z.dtype))
+
+
+@pytest.mark.parametrize("radius", [0.0, 0.5, MAX_RADIUS])
+def test_the_softmax_gradient_keeps_the_values_and_never_vanishes_at_a_vertex(radius):
+    z = torch.tensor([[3.0, 0.5, 0.0, -1.0]], dtype=torch.float64, requires_grad=True)
+    exact = sparsestmax(z, radius)
+    assert torch.equal(exact, torch.tensor([[1.0, 0.0, 0.0, 0.0]], dtype=torch.float64))  # a vertex
+    mixed = with_softmax_gradient(exact, z)
+    assert torch.equal(mixed, exact)
+    cost = torch.tensor([4.0, 1.0, 1.0, 1.0], dtype=torch.float64)  # the chosen one is the dear one
+    g_exact = (torch.autograd.grad((exact * cost).sum(), z, retain_graph=True)[0] if exact.requires_grad
+               else torch.zeros_like(z))  # at the maximal radius the vertex is not even a function of z
+    (g_mixed,) = torch.autograd.grad((mixed * cost).sum(), z)
+    assert torch.count_nonzero(g_exact) == 0
+    assert g_mixed[0, 0] > 0 and (g_mixed[0, 1:] < 0).all()  # descent lowers the dear choice, raises the rest

@@ -7,11 +7,13 @@ Every clip is generated here with PyAV: tiny (32x24) and short, so the whole fil
 from __future__ import annotations
 
 import _thread
+import json
 import signal
 import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -41,8 +43,10 @@ def pattern(i: int, w: int = W, h: int = H) -> np.ndarray:
 
 def make_clip(path: Path, frames: int = 24, fps: int = 24, codec: str = "libx264", vfr: bool = False,
               rotate: int | None = None, audio: bool = True, subtitles: bool = False, chapters: bool = False,
-              options: dict | None = None, colour: dict | None = None, size: tuple[int, int] = (W, H)) -> Path:
-    """Write a test clip: moving pattern video, optional 440 Hz sine (AAC), SubRip subtitles, chapters."""
+              options: dict | None = None, colour: dict | None = None, size: tuple[int, int] = (W, H),
+              offset: Fraction = Fraction(0)) -> Path:
+    """Write a test clip: moving pattern video, optional 440 Hz sine (AAC), SubRip subtitles, chapters;
+    every stream's timestamps start at `offset` seconds (as MPEG-TS from cameras and broadcast do)."""
     w, h = size
     out = av.open(str(path), "w")
     video = out.add_stream(codec, rate=fps, options=options or {})
@@ -61,7 +65,7 @@ def make_clip(path: Path, frames: int = 24, fps: int = 24, codec: str = "libx264
     if chapters:
         out.set_chapters([{"id": 1, "start": 0, "end": 500, "time_base": Fraction(1, 1000), "metadata": {"title": "one"}},
                           {"id": 2, "start": 500, "end": 1000, "time_base": Fraction(1, 1000), "metadata": {"title": "two"}}])
-    pts = 0
+    pts = round(offset / tb)
     for i in range(frames):
         frame = av.VideoFrame.from_ndarray(pattern(i, w, h), format="rgb24")
         if colour:
@@ -74,7 +78,7 @@ def make_clip(path: Path, frames: int = 24, fps: int = 24, codec: str = "libx264
         samples = (0.3 * np.sin(2 * np.pi * 440 * np.arange(8000) / 8000)).astype(np.float32)
         for k in range(0, len(samples), 1024):
             chunk = av.AudioFrame.from_ndarray(samples[None, k:k + 1024], format="flt", layout="mono")
-            chunk.sample_rate, chunk.pts, chunk.time_base = 8000, k, Fraction(1, 8000)
+            chunk.sample_rate, chunk.pts, chunk.time_base = 8000, k + round(offset * 8000), Fraction(1, 8000)
             out.mux(sound.encode(chunk))
         out.mux(sound.encode(None))
     if text is not None:
@@ -477,3 +481,144 @@ def test_an_rgb_source_written_as_yuv_is_tagged_with_a_yuv_matrix(tmp_path):
         assert stream.codec_context.pix_fmt.startswith("yuv")
         assert int(frame.colorspace) == 1 and int(frame.color_range) == 1  # BT.709, limited range
         assert abs(int(frame.to_ndarray(format="rgb24")[H, W, 2]) - 200) <= 6  # blue stays blue
+
+
+# ----------------------------------------------------------------------------- resume, times, durations
+KILLED_RUN = """
+import os, signal, sys
+from upscale.engine import Upscaler
+from upscale.video import VideoOptions, upscale_video
+from upscale.video_segments import SegmentWriter
+
+written = []
+encode = SegmentWriter.frame
+
+def frame_then_die(self, item):
+    if len(written) == int(sys.argv[4]):
+        os.kill(os.getpid(), signal.SIGKILL)  # no clean-up of any kind, as a power cut
+    written.append(1)
+    encode(self, item)
+
+SegmentWriter.frame = frame_then_die
+upscale_video(sys.argv[1], sys.argv[2], Upscaler.from_pretrained(sys.argv[3], tile=0),
+              VideoOptions(codec="ffv1", segment_frames=4, batch=2))
+"""
+
+
+def decoded(path: Path) -> list[tuple[Fraction, Fraction, bytes]]:
+    """(time, duration, pixels) of every frame."""
+    with av.open(str(path)) as c:
+        return [(f.pts * f.time_base, (f.duration or 0) * f.time_base, f.to_ndarray(format="rgb24").tobytes())
+                for f in c.decode(c.streams.video[0])]
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_same_file(tmp_path, tiny_model_dir):
+    src = make_clip(tmp_path / "in.mkv", frames=22, vfr=True, subtitles=True)
+    killed = subprocess.run([sys.executable, "-c", KILLED_RUN, str(src), str(tmp_path / "out.mkv"),
+                             str(tiny_model_dir), "10"], capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (tmp_path / "out.mkv").exists()
+    kept = sorted(p.name for p in (tmp_path / ".out.mkv.partial").iterdir() if not p.name.startswith(".tmp-"))
+    assert kept == ["000001.json", "000001.mkv", "000002.json", "000002.mkv", "manifest.json"]
+
+    upscaler = Upscaler.from_pretrained(str(tiny_model_dir), tile=0)
+    options = VideoOptions(codec="ffv1", segment_frames=4, batch=2)
+    with pytest.raises(VideoError, match="--resume"):  # a rerun without --resume must not lose the work
+        upscale_video(src, tmp_path / "out.mkv", upscaler, options)
+    report = upscale_video(src, tmp_path / "out.mkv", upscaler, replace(options, resume=True))
+    assert report.resumed_after == 8 and report.frames == 22
+    upscale_video(src, tmp_path / "whole.mkv", upscaler, options)
+
+    assert decoded(tmp_path / "out.mkv") == decoded(tmp_path / "whole.mkv")  # frames, times, durations
+    assert packets(tmp_path / "out.mkv", "audio") == packets(tmp_path / "whole.mkv", "audio")
+    assert packets(tmp_path / "out.mkv", "subtitles") == packets(tmp_path / "whole.mkv", "subtitles")
+    assert leftovers(tmp_path) == []
+
+
+def test_resuming_with_other_settings_is_refused_and_overwrite_starts_over(tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=12)
+    options = VideoOptions(segment_frames=4, batch=2)
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(src, tmp_path / "out.mkv", Nearest(), options, progress=_interrupt_at(6))
+    with pytest.raises(VideoError, match=r"other settings \(codec_options\)"):
+        upscale_video(src, tmp_path / "out.mkv", Nearest(), replace(options, crf=30, resume=True))
+    report = upscale_video(src, tmp_path / "out.mkv", Nearest(), replace(options, overwrite=True))
+    assert report.resumed_after == 0 and report.frames == 12 and leftovers(tmp_path) == []
+
+
+def _interrupt_at(frames: int):
+    def progress(done, total):
+        if done >= frames:
+            raise KeyboardInterrupt
+    return progress
+
+
+def test_a_stopped_run_keeps_only_whole_segments(tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=12)
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(src, tmp_path / "out.mkv", Nearest(delay=0.05), VideoOptions(segment_frames=4, batch=1),
+                      progress=_interrupt_at(6))
+    folder = tmp_path / ".out.mkv.partial"
+    names = sorted(p.name for p in folder.iterdir())
+    segments = json.loads((folder / "manifest.json").read_text())["segments"]
+    assert 1 <= len(segments) < 3 and all(s["frames"] == 4 for s in segments)
+    assert names == sorted([f"{s['name']}.{ext}" for s in segments for ext in ("json", "mkv")] + ["manifest.json"])
+
+
+def test_resume_without_a_stopped_run_just_runs(tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=5)
+    report = upscale_video(src, tmp_path / "out.mkv", Nearest(), VideoOptions(resume=True))
+    assert report.frames == 5 and report.resumed_after == 0
+
+
+def test_cli_says_how_to_resume_after_ctrl_c(tmp_path, tiny_model_dir, monkeypatch):
+    import upscale.video as video
+    from upscale.video_segments import SegmentWriter
+
+    src = make_clip(tmp_path / "in.mkv", frames=12)
+    monkeypatch.setattr(video, "segment_length", lambda *a: 2)
+    written, encode = [], SegmentWriter.frame
+
+    def ctrl_c_at_the_fifth_frame(self, item):
+        written.append(1)
+        if len(written) == 5:
+            raise KeyboardInterrupt
+        encode(self, item)
+
+    monkeypatch.setattr(SegmentWriter, "frame", ctrl_c_at_the_fifth_frame)
+    args = ["video", str(src), "-o", str(tmp_path / "out.mkv"), "--model", str(tiny_model_dir), "--batch", "1"]
+    stopped = CliRunner().invoke(main, args)
+    assert stopped.exit_code == 130 and "first 4 frames are kept" in stopped.output and "--resume" in stopped.output
+    resumed = CliRunner().invoke(main, args + ["--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "continued after 4 frames" in resumed.output and len(video_frames(tmp_path / "out.mkv")) == 12
+
+
+def test_times_count_from_the_start_of_a_transport_stream_that_begins_at_1_4_s(tmp_path):
+    src = make_clip(tmp_path / "in.ts", frames=50, fps=25, offset=Fraction(143, 100))
+    with av.open(str(src)) as c:
+        assert c.start_time > 1_000_000  # the clip really starts late
+    cut = upscale_video(src, tmp_path / "cut.mp4", Nearest(), VideoOptions(start=Fraction(1, 2), end=Fraction(3, 2)))
+    assert cut.frames == 25 and len(video_frames(tmp_path / "cut.mp4")) == 25
+    upscale_video(src, tmp_path / "all.mkv", Nearest())
+    with av.open(str(src)) as before, av.open(str(tmp_path / "all.mkv")) as after:
+        assert after.start_time == 0  # the output starts at zero...
+        assert abs(after.duration - before.duration) < 20_000  # ...and lasts as long as the input
+        offset = {s.type: s.start_time * s.time_base for s in before.streams}
+        kept = {s.type: s.start_time * s.time_base for s in after.streams}
+        assert abs((kept["video"] - kept["audio"]) - (offset["video"] - offset["audio"])) < Fraction(1, 1000)
+
+
+def test_variable_frame_durations_are_kept(tmp_path):
+    """An MP4 without B-frames holds each frame's real duration (20, 40, 60 ms here). Matroska keeps them
+    frame by frame; in MP4 (durations in decode order) the stream's end stays where it was."""
+    src = make_clip(tmp_path / "in.mp4", frames=9, vfr=True, audio=False, options={"bf": "0"})
+    before = decoded(src)
+    assert {d for _, d, _ in before[:-1]} == {Fraction(1, 50), Fraction(1, 25), Fraction(3, 50)}
+    upscale_video(src, tmp_path / "out.mkv", Nearest())
+    after = decoded(tmp_path / "out.mkv")
+    assert [t for t, _, _ in after] == [t for t, _, _ in before]
+    assert all(abs(a[1] - b[1]) <= Fraction(1, 1000) for a, b in zip(after, before))  # Matroska keeps ms
+    upscale_video(src, tmp_path / "out.mp4", Nearest())
+    with av.open(str(src)) as a, av.open(str(tmp_path / "out.mp4")) as b:
+        assert b.duration == a.duration

@@ -94,7 +94,9 @@ def architecture_step(run: Run, data: SearchData, radius: float, budgets: list[B
     """One architecture step on held-out images: L1 + costs + order, gradients for the architecture only."""
     x, y = shard(data.arch.batch(run.step, run.config.batch), ranks, device)
     weights = run.arch.weights(radius)
-    extra, expected = architecture_loss(run, weights, budgets, radius)
+    # Only while choices are being made (radius 0): the growing radius finishes them, it must not flip them.
+    softmax = run.config.budget_gradient == "softmax" and radius == 0
+    extra, expected = architecture_loss(run, run.arch.weights(radius, softmax_gradient=softmax), budgets, radius)
     # The plain module, not the DDP wrapper: the weights' gradients are neither computed nor synchronised.
     loss = F.l1_loss(run.supernet(x, weights), y) + extra
     params = list(run.arch.parameters())

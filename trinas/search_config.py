@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 
 from .space import SearchSpace
-from .sparsestmax import MAX_RADIUS, RELAXATIONS
+from .sparsestmax import BUDGET_GRADIENTS, MAX_RADIUS, RELAXATIONS
 
 CHECKPOINT = "search-checkpoint.pt"
 BUDGET_MODES = ("target", "at-most")
@@ -50,6 +50,10 @@ class SearchConfig:
     # How logits become distributions: SSN's exact sparsestmax, or the support-centred variant that the x2
     # searches up to version 0.1 used (`trinas.sparsestmax.RELAXATIONS`).
     relaxation: str = "sparsestmax"
+    # The gradient of the budget terms under plain sparsemax: "softmax" (straight-through in one-hot rows, so a
+    # budget can still undo a choice) or "exact" (the relaxation's own, zero at a vertex; the x2 search of
+    # ee3f0fa stuck at twice its budget with it). See `trinas.sparsestmax.with_softmax_gradient`.
+    budget_gradient: str = "softmax"
     search_end: float = 0.6  # fraction of the run at which the radius reaches MAX_RADIUS: all one-hot
     budget_madds: float | None = None  # per output pixel
     # "target": the expected cost is held at the budget from both sides, so the search spends it; "at-most":
@@ -105,11 +109,15 @@ class SearchConfig:
             raise SearchInputError(f"unknown budget mode {self.budget_mode!r}; use one of {', '.join(BUDGET_MODES)}")
         if self.relaxation not in RELAXATIONS:
             raise SearchInputError(f"unknown relaxation {self.relaxation!r}; use one of {', '.join(RELAXATIONS)}")
+        if self.budget_gradient not in BUDGET_GRADIENTS:
+            raise SearchInputError(f"unknown budget gradient {self.budget_gradient!r}; "
+                                   f"use one of {', '.join(BUDGET_GRADIENTS)}")
 
     @classmethod
     def from_dict(cls, data: dict) -> "SearchConfig":
         """A stored config; settings this version no longer has are ignored, so old checkpoints still load."""
         known = {f.name for f in fields(cls)}
+        data = {"budget_gradient": "exact", **data}  # what configs from before the choice existed used
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @property
@@ -179,7 +187,7 @@ def build_config(scale: int, *, budget_madds: str | float | None = None, time_bu
                  epochs: float | None = None, steps: int | None = None, seed: int = 0, max_width: int = 32,
                  max_cells: int = 6, max_cells_upsampled: int = 1, ops_per_cell: int = 2, ops: str | None = None,
                  batch: int = 16, patch: int = 32, val_every: int = 200,
-                 relaxation: str = "sparsestmax", budget_mode: str = "target", latency_ms: float | None = None,
+                 relaxation: str = "sparsestmax", budget_gradient: str = "softmax", budget_mode: str = "target", latency_ms: float | None = None,
                  latency_at: str | None = None, latency_device: str = "cpu", latency_threads: int | None = None,
                  latency_tile: int | None = None, prune: bool = False, prune_steps: int = 2000) -> SearchConfig:
     """A search's options, as people write them, into a SearchConfig: the one place this happens.
@@ -196,7 +204,7 @@ def build_config(scale: int, *, budget_madds: str | float | None = None, time_bu
     except ValueError as exc:
         raise SearchInputError(str(exc)) from None
     return SearchConfig(space, batch=batch, patch=patch, seed=seed, val_every=val_every, relaxation=relaxation,
-                        budget_mode=budget_mode, latency_ms=latency_ms, latency_at=latency_at,
+                        budget_gradient=budget_gradient, budget_mode=budget_mode, latency_ms=latency_ms, latency_at=latency_at,
                         latency_device=latency_device, latency_threads=latency_threads, latency_tile=latency_tile,
                         prune=prune, prune_steps=prune_steps,
                         budget_madds=parse_count(budget_madds) if budget_madds is not None else None,

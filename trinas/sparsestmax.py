@@ -109,6 +109,22 @@ def sparsestmax_support_centred(logits: torch.Tensor, radius: float) -> torch.Te
 RELAXATIONS = {"sparsestmax": sparsestmax, "support-centred": sparsestmax_support_centred}
 
 
+def with_softmax_gradient(p: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """`p`'s values; in its one-hot rows, where the relaxation's own gradient is zero, the gradient of
+    softmax(logits) instead (straight-through), so a choice that went one-hot can still be undone.
+
+    Under plain sparsemax Adam moves every logit a full learning rate a step, and the x2 search of commit
+    ee3f0fa put its depth one-hot within 200 architecture steps at twice its multiply-add budget, where the
+    budget's growing multiplier could no longer move it. Rows inside the simplex keep their exact gradient.
+    """
+    soft = torch.softmax(logits, dim=-1)
+    vertex = p.max(dim=-1, keepdim=True).values >= 1
+    return p + torch.where(vertex, soft - soft.detach(), torch.zeros_like(soft)).to(p.dtype)
+
+
+BUDGET_GRADIENTS = ("softmax", "exact")
+
+
 def _exact_one_hot(p: torch.Tensor) -> torch.Tensor:
     """Rows with a single choice become exactly one-hot (not 1 - 1e-16); their gradient is zero anyway."""
     support = p > 0

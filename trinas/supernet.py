@@ -26,7 +26,7 @@ from torch import nn
 from .net import UpsampleBlock
 from .ops import as_channels, make_candidate, width_mask
 from .space import SearchSpace, changes_width
-from .sparsestmax import RELAXATIONS, entropy, tail_sums
+from .sparsestmax import RELAXATIONS, entropy, tail_sums, with_softmax_gradient
 
 
 class ArchWeights(NamedTuple):
@@ -68,15 +68,20 @@ class Architecture(nn.Module):
         super().__init__()
         if relaxation not in RELAXATIONS:
             raise ValueError(f"unknown relaxation {relaxation!r}; known: {', '.join(RELAXATIONS)}")
-        self.relax = RELAXATIONS[relaxation]
+        self.relaxation = RELAXATIONS[relaxation]
         kw, kops, length = len(space.widths), len(space.ops), space.ops_per_cell
         self.trunk = nn.Parameter(torch.zeros(kw))
         self.depth = nn.ParameterList([nn.Parameter(torch.zeros(n + 1)) for n in space.segments])
         self.ops = nn.Parameter(torch.zeros(space.slots, length, kops))
         self.widths = nn.Parameter(torch.zeros(space.slots, length - 1, kw))
 
-    def weights(self, radius: float) -> ArchWeights:
-        relax = self.relax
+    def weights(self, radius: float, softmax_gradient: bool = False) -> ArchWeights:
+        """The distributions at `radius`; with `softmax_gradient`, their gradient is softmax's (never zero,
+        see `with_softmax_gradient`), for the terms that must always be able to move a choice."""
+        def relax(logits: torch.Tensor, radius: float) -> torch.Tensor:
+            p = self.relaxation(logits, radius)
+            return with_softmax_gradient(p, logits) if softmax_gradient else p
+
         return ArchWeights(relax(self.trunk, radius), tuple(relax(d, radius) for d in self.depth),
                            relax(self.ops, radius), relax(self.widths, radius))
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from trinas.search_config import BUDGET_MODES, build_config
-from trinas.sparsestmax import RELAXATIONS
+from trinas.sparsestmax import BUDGET_GRADIENTS, RELAXATIONS
 
 from .batch import OutputOptions, plan_jobs, run_jobs
 from .bench import bench, bench_models, peak_memory_mb
@@ -188,28 +188,42 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, siz
 @click.option("--frames-out", type=click.Path(path_type=Path), metavar="DIR",
               help="Write numbered PNG frames (frame_000001.png...) to DIR instead of a video.")
 @click.option("--batch", type=click.IntRange(1), default=4, show_default=True, help="Frames per engine call.")
-@click.option("--overwrite", is_flag=True, help="Replace OUT (or the frames in DIR) if it exists.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace OUT (or the frames in DIR) if it exists, and discard what a stopped run left for it.")
+@click.option("--resume", is_flag=True, help="Continue a stopped run of the same command where it stopped.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 def video_command(ctx, src, output, model_spec, scale, device, precision, tile, tile_pad, codec, crf, preset,
-                  pix_fmt, start, end, frames_out, batch, overwrite, quiet):
+                  pix_fmt, start, end, frames_out, batch, overwrite, resume, quiet):
     """Upscale a video; timestamps, audio, subtitles, rotation, colour tags, metadata and chapters are kept.
 
     Folders of frames go through `upscale image DIR -o OUT`."""
-    from .video import VideoOptions, check_targets, parse_time, upscale_frames, upscale_video
+    from . import video
+    from .video import VideoOptions, check_targets, parse_time
 
     if (output is None) == (frames_out is None):
         raise click.UsageError("give -o OUT for a video, or --frames-out DIR for numbered PNG frames")
-    options = VideoOptions(codec, crf, preset, pix_fmt, parse_time(start), parse_time(end), batch, overwrite)
+    if resume and frames_out:
+        raise click.UsageError("--resume continues a video (-o OUT); --frames-out writes each frame atomically, "
+                               "so rerun it with --overwrite")
+    options = VideoOptions(codec, crf, preset, pix_fmt, parse_time(start), parse_time(end), batch, overwrite,
+                           resume)
     check_targets(src, output, frames_out, overwrite)  # before the model loads: a path error costs nothing
     upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
-    run, target = (upscale_frames, frames_out) if frames_out else (upscale_video, output)
-    with _video_progress(quiet) as on_progress:
-        report = run(src, target, upscaler, options, on_progress)
+    run, target = (video.upscale_frames, frames_out) if frames_out else (video.upscale_video, output)
+    try:
+        with _video_progress(quiet) as on_progress:
+            report = run(src, target, upscaler, options, progress=on_progress)
+    except KeyboardInterrupt:  # Ctrl-C and SIGTERM: say how to go on before the one-line stop message
+        if output is not None and video.kept_frames(output):
+            console.print(f"the first {video.kept_frames(output)} frames are kept; run the same command with "
+                          f"--resume to continue", highlight=False)
+        raise
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
+    resumed = f" (continued after {report.resumed_after} frames)" if report.resumed_after else ""
     console.print(f"[green]upscaled {report.frames} frames x{upscaler.scale} on {upscaler.device} in "
-                  f"{report.seconds:.1f}s ({report.fps:.1f} frames/s)[/] -> {escape(str(target))}")
+                  f"{report.seconds:.1f}s ({report.fps:.1f} frames/s){resumed}[/] -> {escape(str(target))}")
 
 
 @contextlib.contextmanager
@@ -279,6 +293,8 @@ def _video_progress(quiet: bool):
               help="Candidate operations [default: trinas.operations.DEFAULT_OPS; rep3x3, spanatt3x3 on request].")
 @click.option("--relaxation", type=click.Choice(list(RELAXATIONS)), default="sparsestmax",
               show_default=True, help="How logits become sparse distributions (SSN's projection, or the old variant).")
+@click.option("--budget-gradient", type=click.Choice(list(BUDGET_GRADIENTS)), default="softmax", show_default=True,
+              help="Gradient of the budget: softmax's (straight-through, never zero) or the relaxation's own.")
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--patch", type=click.IntRange(4), default=32, show_default=True, help="LR patch side.")
 @click.option("--val-every", type=click.IntRange(1), default=200, show_default=True,
@@ -289,8 +305,8 @@ def _video_progress(quiet: bool):
 @click.pass_context
 def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_mode, latency_ms, latency_at,
                    latency_device, latency_tile, prune, prune_steps, time_budget, epochs, steps, seed, resume, device,
-                   threads, max_width, max_cells, max_cells_upsampled, ops_per_cell, ops, relaxation, batch, patch,
-                   val_every, max_side, quiet):
+                   threads, max_width, max_cells, max_cells_upsampled, ops_per_cell, ops, relaxation, budget_gradient,
+                   batch, patch, val_every, max_side, quiet):
     """Search a network for your data and train it in one phase; --out becomes a model folder.
 
     Runs under torchrun too (`torchrun --nproc-per-node N -m upscale search ...`): rank 0 shows and writes."""
@@ -302,7 +318,7 @@ def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_m
                           seed=seed, max_width=max_width, max_cells=max_cells,
                           max_cells_upsampled=max_cells_upsampled, ops_per_cell=ops_per_cell, ops=ops,
                           batch=batch, patch=patch, val_every=val_every, relaxation=relaxation,
-                          budget_mode=budget_mode, latency_ms=latency_ms, latency_at=latency_at,
+                          budget_gradient=budget_gradient, budget_mode=budget_mode, latency_ms=latency_ms, latency_at=latency_at,
                           latency_device=latency_device, latency_threads=threads, latency_tile=latency_tile,
                           prune=prune, prune_steps=prune_steps)
     main_rank = os.environ.get("RANK", "0") == "0"

@@ -2,32 +2,38 @@
 
 Three threads joined by bounded queues (decoder -> engine -> encoder) keep memory constant whatever the
 length and let decoding and encoding overlap inference. Each output frame carries its input frame's
-timestamp in the input's time base, so variable frame rates, durations and audio sync survive. The video
-is written under a temporary name beside OUT (same extension, so the muxer picks the same container) and
-renamed only when complete: an interrupted run never leaves a file at OUT that looks finished.
+timestamp and duration in the input's time base, so variable frame rates and audio sync survive. The
+encoded video is kept in closed segments beside OUT as it is made (`video_segments`), so a stopped run
+continues with `resume`; OUT itself appears only when complete, assembled from the segments and the input's
+other streams (`video_output.assemble`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import queue
 import re
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 import av
 import numpy as np
 import torch
 
-from .video_output import FramesSink, VideoSink
-from .video_types import Cancelled, Frame, Plan, VideoError, VideoOptions, VideoReport, reason
+from .video_output import FramesSink, assemble, check_container, plan_encoding
+from .video_read import ReadStats, open_input, plan_reading, read_frames
+from .video_segments import (Manifest, SegmentWriter, clear, partial_folder, remove_unfinished, segment_length,
+                             segment_paths)
+from .video_types import Cancelled, Frame, VideoError, VideoOptions, VideoReport
 
-__all__ = ["Cancelled", "VideoError", "VideoOptions", "VideoReport", "parse_time", "upscale_frames", "upscale_video"]
+__all__ = ["Cancelled", "VideoError", "VideoOptions", "VideoReport", "kept_frames", "parse_time", "upscale_frames",
+           "upscale_video"]
 
 ProgressCallback = Callable[[int, "int | None"], None]  # (frames done, total or estimate)
 MAX_BATCH_BYTES = 256 << 20  # the engine's float32 output for one batch stays under this
@@ -38,36 +44,57 @@ class _Stopped(Exception):
     """Raised inside a worker when another worker failed or the run was cancelled."""
 
 
-@dataclass
-class _Stats:
+class _Counter:
     done: int = 0
-    corrupt: int = 0
-    untimed: int = 0
-    nudged: int = 0
 
 
 # ----------------------------------------------------------------------------- public API
 def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, upscaler, options: VideoOptions | None = None,
                   progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> VideoReport:
     """Upscale the video stream of `src` into the video file `dst`, copying audio, subtitles, metadata and
-    chapters where the container allows. `dst` appears only when complete; set `cancel` to stop cleanly."""
+    chapters where the container allows. `dst` appears only when complete; set `cancel` to stop cleanly.
+    A stopped run keeps its finished segments; `options.resume` continues it."""
     options = options or VideoOptions()
     src, dst = Path(src), Path(dst)
     _check_output(src, dst, options.overwrite)
-    partial = dst.parent / f".{dst.stem}.partial{dst.suffix}"
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    folder = partial_folder(dst)
+    kept = _stopped_run(folder, dst, options)
     report = VideoReport(output=dst)
+    state: dict = {}
 
-    def sink_for(source, plan, first):
-        return VideoSink(partial, source, plan, first, upscaler.scale, options, report)
+    def sink_for(source, plan, first, batch):
+        encoding = plan_encoding(plan, first, upscaler.scale, options, report)
+        settings = _settings(src, upscaler, options, encoding, batch)
+        manifest = _manifest_for(folder, kept, settings, options, encoding, batch)
+        check_container(folder / f".tmp-check{dst.suffix}", source, plan, first, encoding, report)
+        state.update(manifest=manifest, first=first)
+        return SegmentWriter(folder, manifest, encoding), manifest.frames_done
 
     try:
-        _process(src, upscaler, options, report, sink_for, progress, cancel)
-        os.replace(partial, dst)
-    except BaseException:
-        _remove(partial)
+        stats = _process(src, upscaler, options, report, sink_for, progress, cancel)
+        if not state["manifest"].segments:
+            raise VideoError(f"{src} has no video frames to write")
+        with av.open(str(src)) as source:  # a second pass for the copied streams, interleaved by time
+            output = folder / f".tmp-output{dst.suffix}"
+            assemble(output, segment_paths(folder, state["manifest"]), source, plan_reading(source, options),
+                     state["first"], report, stats)
+        os.replace(output, dst)
+    except BaseException:  # a stop or a failure: finished segments stay for --resume, nothing else does
+        if not state.get("manifest") or not state["manifest"].segments:
+            clear(folder)
         raise
+    clear(folder)
+    _warn_about_reading(report, stats)
     return report
+
+
+def kept_frames(dst: str | os.PathLike) -> int:
+    """How many frames a stopped run of `dst` keeps for --resume (0 when none or unreadable)."""
+    try:
+        manifest = Manifest.load(partial_folder(Path(dst)))
+    except VideoError:
+        return 0
+    return manifest.frames_done if manifest else 0
 
 
 def upscale_frames(src: str | os.PathLike, folder: str | os.PathLike, upscaler, options: VideoOptions | None = None,
@@ -82,8 +109,10 @@ def upscale_frames(src: str | os.PathLike, folder: str | os.PathLike, upscaler, 
     if not options.overwrite and any(folder.glob("frame_*.png")):
         raise VideoError(f"{folder} already holds frame_*.png files; pass --overwrite or choose an empty folder")
     report = VideoReport(output=folder)
-    _process(src, upscaler, options, report, lambda source, plan, first: FramesSink(folder), progress, cancel)
+    stats = _process(src, upscaler, options, report, lambda source, plan, first, batch: (FramesSink(folder), 0),
+                     progress, cancel)
     _remove_stale_frames(folder, report.frames)
+    _warn_about_reading(report, stats)
     return report
 
 
@@ -114,40 +143,47 @@ def parse_time(text: str | float | int | None) -> Fraction | None:
 
 
 # ----------------------------------------------------------------------------- the run
-def _process(src: Path, upscaler, options: VideoOptions, report: VideoReport, sink_for, progress, cancel) -> None:
-    """Open, plan, peek the first frame (it decides size, colour and rotation), then stream the rest."""
+def _process(src: Path, upscaler, options: VideoOptions, report: VideoReport, sink_for, progress,
+             cancel) -> ReadStats:
+    """Open, plan, peek the first frame (it decides size, colour and rotation), then stream the frames, the
+    first `skip` of them (already in finished segments) decoded but not upscaled again."""
     if options.start is not None and options.end is not None and options.end <= options.start:
         raise VideoError(f"--end ({float(options.end):g}s) must come after --start ({float(options.start):g}s)")
-    source = _open_input(src)
-    stats = _Stats()
+    source = open_input(src)
+    stats = ReadStats()
+    counter = _Counter()
     threads: list[threading.Thread] = []
     sink = None
     try:
-        plan = _plan(source, options)
+        plan = plan_reading(source, options)
         report.total, report.total_exact = plan.total, plan.total_exact
-        items = _read(source, plan, stats)
-        head = []
-        for item in items:
-            head.append(item)
-            if isinstance(item, av.VideoFrame):
-                break
-        if not head or not isinstance(head[-1], av.VideoFrame):
+        frames = read_frames(source, plan, stats)
+        first = next(frames, None)
+        if first is None:
             span = "" if plan.start is None and plan.end is None else " between --start and --end"
             raise VideoError(f"{src} has no video frames{span}")
-        first = head[-1]
-        sink = sink_for(source, plan, first)
+        batch = _batch_size(options.batch, first.width, first.height, upscaler.scale)
+        sink, skip = sink_for(source, plan, first, batch)
+        report.resumed_after = counter.done = skip
         deep = max(c.bits for c in first.format.components) > 8
         to_frame = _converter(first.width, first.height, "rgb48le" if deep else "rgb24")
-        batch = _batch_size(options.batch, first.width, first.height, upscaler.scale)
-        _pipeline(itertools.chain(head, items), to_frame, upscaler, sink, batch, cancel or threading.Event(),
-                  progress, plan.total, stats, report, threads)
+        _pipeline(itertools.islice(itertools.chain([first], frames), skip, None), to_frame, upscaler, sink,
+                  batch, cancel or threading.Event(), progress, plan.total, counter, report, threads)
     finally:
         busy = {t.name for t in threads if t.is_alive()}  # only after Ctrl-C, and only for a moment
         if sink is not None and "video-encoder" not in busy:
             sink.close()
         if "video-decoder" not in busy:
             source.close()
-    report.frames = stats.done
+    report.frames = counter.done
+    expected = report.total
+    if expected and counter.done < (expected if report.total_exact else expected * 0.95):
+        report.warnings.append(f"the video ended after {counter.done} of the {expected} frames its header "
+                               f"promises: a truncated file? The output holds what could be read")
+    return stats
+
+
+def _warn_about_reading(report: VideoReport, stats: ReadStats) -> None:
     report.corrupt_packets = stats.corrupt
     if stats.corrupt:
         report.warnings.append(f"skipped {stats.corrupt} corrupt packet(s) that would not decode; "
@@ -156,14 +192,65 @@ def _process(src: Path, upscaler, options: VideoOptions, report: VideoReport, si
         report.warnings.append(f"dropped {stats.untimed} copied packet(s) without timestamps")
     if stats.nudged:
         report.warnings.append(f"{stats.nudged} frame(s) repeated an earlier timestamp and were moved one tick later")
-    expected = report.total
-    if expected and stats.done < (expected if report.total_exact else expected * 0.95):
-        report.warnings.append(f"the video ended after {stats.done} of the {expected} frames its header promises: "
-                               f"a truncated file? The output holds what could be read")
 
 
-def _pipeline(items: Iterable, to_frame, upscaler, sink, batch: int, cancel: threading.Event, progress,
-              total: int | None, stats: _Stats, report: VideoReport, threads: list[threading.Thread]) -> None:
+# ----------------------------------------------------------------------------- resuming
+def _stopped_run(folder: Path, dst: Path, options: VideoOptions) -> Manifest | None:
+    """What a stopped run left for `dst`: kept for --resume, discarded with --overwrite, else a refusal."""
+    kept = Manifest.load(folder) if not options.overwrite or options.resume else None
+    if options.overwrite and not options.resume:
+        clear(folder)
+        return None
+    if kept is not None and not options.resume:
+        raise VideoError(f"a stopped run of {dst.name} is kept in {folder} ({kept.frames_done} frames done); "
+                         f"add --resume to continue it, or --overwrite to start over")
+    return kept
+
+
+def _manifest_for(folder: Path, kept: Manifest | None, settings: dict, options: VideoOptions, encoding,
+                  batch: int) -> Manifest:
+    """The manifest this run writes to: the stopped run's when resuming with the same settings."""
+    if kept is not None:
+        differ = kept.mismatch(settings)
+        if differ:
+            raise VideoError(f"cannot resume: the stopped run in {folder} was made with other settings "
+                             f"({', '.join(differ)}); rerun with the same ones, or use --overwrite to start over")
+        remove_unfinished(folder, kept)
+        return kept
+    clear(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(settings, settings["segment_frames"])
+    manifest.save(folder)
+    return manifest
+
+
+def _settings(src: Path, upscaler, options: VideoOptions, encoding, batch: int) -> dict:
+    """Everything that shapes the output's frames: a resume must match it exactly."""
+    info = src.stat()
+    return {"input": [os.path.realpath(src), info.st_size, info.st_mtime_ns],
+            "model": _model_identity(upscaler), "scale": upscaler.scale,
+            "codec": encoding.codec, "codec_options": encoding.codec_options, "pix_fmt": encoding.pix_fmt,
+            "start": str(options.start), "end": str(options.end), "batch": batch,
+            "segment_frames": options.segment_frames or segment_length(encoding.rate, encoding.width,
+                                                                       encoding.height, batch)}
+
+
+def _model_identity(upscaler) -> str:
+    """A digest of the weights, precision and self-ensemble of an engine (any object with `run_tensor` is
+    an engine to this module; one without a model is known by its type)."""
+    model = getattr(upscaler, "model", None)
+    if model is None:
+        return type(upscaler).__name__
+    digest = hashlib.sha256(f"{getattr(upscaler, 'dtype', '')}|tta={getattr(upscaler, 'tta', False)}".encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _pipeline(frames: Iterator[av.VideoFrame], to_frame, upscaler, sink, batch: int, cancel: threading.Event,
+              progress, total: int | None, stats: _Counter, report: VideoReport,
+              threads: list[threading.Thread]) -> None:
     """Decoder, engine and encoder threads with bounded queues; this thread reports progress and reacts
     to cancel and Ctrl-C. `threads` receives the workers (all finished unless interrupted)."""
     stop = threading.Event()
@@ -172,27 +259,23 @@ def _pipeline(items: Iterable, to_frame, upscaler, sink, batch: int, cancel: thr
     upscaled: queue.Queue = queue.Queue(maxsize=2 * batch)
 
     def decode() -> None:
-        for item in items:
-            _put(decoded, to_frame(item) if isinstance(item, av.VideoFrame) else item, stop)
+        for frame in frames:
+            _put(decoded, to_frame(frame), stop)
         _put(decoded, _END, stop)
 
     def infer() -> None:
         pending: list[Frame] = []
         while True:
             item = _get(decoded, stop)
-            if item is _END or (isinstance(item, Frame) and len(pending) + 1 >= batch):
-                if item is not _END:
-                    pending.append(item)
+            if item is not _END:
+                pending.append(item)
+            if item is _END or len(pending) >= batch:
                 for frame, pixels in zip(pending, _upscale_batch(upscaler, [f.pixels for f in pending], stop)):
                     _put(upscaled, replace(frame, pixels=pixels), stop)
                 pending = []
-                if item is _END:
-                    _put(upscaled, _END, stop)
-                    return
-            elif isinstance(item, Frame):
-                pending.append(item)
-            else:
-                _put(upscaled, item, stop)
+            if item is _END:
+                _put(upscaled, _END, stop)
+                return
 
     def encode() -> None:
         try:
@@ -201,11 +284,8 @@ def _pipeline(items: Iterable, to_frame, upscaler, sink, batch: int, cancel: thr
                 if item is _END:
                     sink.finish()
                     return
-                if isinstance(item, Frame):
-                    sink.frame(item)
-                    stats.done += 1
-                else:
-                    sink.packet(item)
+                sink.frame(item)
+                stats.done += 1
         finally:
             sink.close()
 
@@ -247,7 +327,7 @@ def _pipeline(items: Iterable, to_frame, upscaler, sink, batch: int, cancel: thr
     if failures:
         raise failures[0]
     if cancel.is_set():
-        raise Cancelled("stopped before the end; no output was kept")
+        raise Cancelled("stopped before the end")
     if progress:  # the count is now known: a container's estimate (51 for 50 frames) must not leave it short
         progress(stats.done, stats.done)
 
@@ -307,133 +387,7 @@ def _upscale_batch(upscaler, frames: list[np.ndarray], stop: threading.Event) ->
     return [np.ascontiguousarray(frame) for frame in out]
 
 
-# ----------------------------------------------------------------------------- reading
-def _open_input(src: Path):
-    if src.is_dir():
-        raise VideoError(f"{src} is a folder; folders of frames go through `upscale image {src} -o OUT`")
-    if not src.exists():
-        raise VideoError(f"{src} does not exist")
-    try:
-        source = av.open(str(src))
-    except av.error.FFmpegError as exc:
-        raise VideoError(f"{src} is not a video we can read ({reason(exc)})") from None
-    name = source.format.name
-    if name.endswith("_pipe") or name == "image2":
-        source.close()
-        raise VideoError(f"{src} is a still image; use `upscale image`")
-    if not source.streams.video:
-        source.close()
-        raise VideoError(f"{src} has no video stream")
-    return source
-
-
-def _plan(source, options: VideoOptions) -> Plan:
-    """Pick the video stream and the streams to copy, and how many frames to expect."""
-    candidates = [s for s in source.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
-    if not candidates:  # an audio file whose only picture is its cover: nothing moves, so nothing to upscale
-        raise VideoError("this file has no video, only a cover picture (an audio file?); upscale the picture "
-                         "with `upscale image` if that is what you want")
-    video = candidates[0]
-    video.thread_type = "AUTO"
-    copy = [s for s in source.streams if s.type in ("audio", "subtitle")]
-    start, end = options.start, options.end
-    rate = video.average_rate or video.guessed_rate
-    tag = video.metadata.get("DURATION") or video.metadata.get("duration")  # Matroska keeps it per stream
-    if video.duration is not None and video.time_base:
-        length = Fraction(video.duration) * video.time_base
-    elif tag and re.fullmatch(r"\d+:\d+:\d+(\.\d+)?", tag):
-        length = parse_time(tag)
-    elif source.duration is not None:
-        length = Fraction(source.duration, av.time_base)
-    else:
-        length = None
-    if start is None and end is None and video.frames > 0:
-        return Plan(video, copy, start, end, int(video.frames), True)
-    total = None
-    if rate and (length is not None or end is not None):
-        stop_at = min(x for x in (length, end) if x is not None)
-        total = max(0, round((stop_at - (start or 0)) * rate))
-    return Plan(video, copy, start, end, total, False)
-
-
-def _read(source, plan: Plan, stats: _Stats) -> Iterator:
-    """Decoded video frames (av.VideoFrame) and copied packets (av.Packet), trimmed to [start, end) and
-    shifted so that `start` becomes time zero; packets that fail to decode are counted and skipped."""
-    video, start, end = plan.video, plan.start, plan.end
-    streams = [video, *plan.copy]
-    if start:
-        try:
-            source.seek(int(start * av.time_base), backward=True)
-        except av.error.FFmpegError:
-            pass  # not seekable: read from the beginning and drop what comes before start
-    waiting = {s.index for s in streams if s.type != "subtitle"}  # streams not yet past `end`
-    last_pts = None
-    default_step = _default_step(video)
-    for packet in _packets(source, streams, stats):
-        if packet.stream.index == video.index:
-            if video.index not in waiting:
-                continue  # past `end`; only the copied streams are still catching up
-            try:
-                frames = video.decode(packet)
-            except av.error.InvalidDataError:
-                stats.corrupt += 1
-                continue
-            for frame in frames:
-                pts = frame.pts if frame.pts is not None else (0 if last_pts is None else last_pts + default_step)
-                if last_pts is not None and pts <= last_pts:
-                    pts, stats.nudged = last_pts + 1, stats.nudged + 1
-                last_pts = pts
-                t = pts * video.time_base
-                if end is not None and t >= end:
-                    waiting.discard(video.index)
-                    break
-                if start is not None and t < start:
-                    continue
-                frame.pts = pts - _ticks(start, video.time_base)
-                yield frame
-        elif packet.size:
-            ts = packet.pts if packet.pts is not None else packet.dts
-            if ts is None:
-                stats.untimed += 1
-                continue
-            t = ts * packet.time_base
-            if end is not None and t >= end:
-                waiting.discard(packet.stream.index)
-            elif start is None or t >= start:
-                shift = _ticks(start, packet.time_base)
-                if shift:
-                    packet.pts = None if packet.pts is None else packet.pts - shift
-                    packet.dts = None if packet.dts is None else packet.dts - shift
-                yield packet
-        if end is not None and not waiting:
-            return
-
-
-def _packets(source, streams, stats: _Stats, give_up: int = 20) -> Iterator:
-    """Demux, stepping over packets the demuxer itself cannot read (counted as corrupt)."""
-    failures = 0
-    while True:
-        try:
-            for packet in source.demux(streams):
-                failures = 0
-                yield packet
-            return
-        except av.error.InvalidDataError:
-            stats.corrupt += 1
-            failures += 1
-            if failures >= give_up:
-                return
-
-
-def _ticks(seconds: Fraction | None, time_base: Fraction) -> int:
-    return 0 if not seconds else round(seconds / time_base)
-
-
-def _default_step(video) -> int:
-    rate = video.average_rate or video.guessed_rate or 25
-    return max(1, round(1 / (rate * video.time_base)))
-
-
+# ----------------------------------------------------------------------------- decoding
 def _converter(width: int, height: int, rgb: str):
     """av.VideoFrame -> Frame of RGB pixels, read with the frame's own colour matrix and range."""
     def to_frame(frame: av.VideoFrame) -> Frame:
@@ -471,10 +425,3 @@ def _check_output(src: Path, dst: Path, overwrite: bool) -> None:
         raise VideoError(f"{dst} exists; pass --overwrite to replace it")
     if not dst.suffix:
         raise VideoError(f"{dst} has no extension to tell the container; use .mp4, .mkv, .mov or .webm")
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass

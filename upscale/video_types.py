@@ -31,7 +31,9 @@ class VideoOptions:
     start: Fraction | None = None   # seconds; keep frames and packets with start <= t < end
     end: Fraction | None = None
     batch: int = 4                  # frames per engine call (lowered for large frames)
-    overwrite: bool = False
+    overwrite: bool = False         # replace OUT, and discard what a stopped run left for it
+    resume: bool = False            # continue the stopped run that made OUT's partial folder
+    segment_frames: int | None = None  # frames per closed segment (None: about 10 s of video)
 
 
 @dataclass
@@ -44,6 +46,7 @@ class VideoReport:
     total: int | None = None        # the frame count promised up front (exact or estimated)
     total_exact: bool = False
     corrupt_packets: int = 0
+    resumed_after: int = 0          # frames a stopped run had finished (not upscaled again)
     copied: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -63,6 +66,7 @@ class Frame:
 class Plan:
     video: av.video.stream.VideoStream
     copy: list                      # input streams whose packets are copied
+    origin: Fraction                # the file's first timestamp (seconds): times count from here
     start: Fraction | None
     end: Fraction | None
     total: int | None
