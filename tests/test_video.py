@@ -44,13 +44,13 @@ def pattern(i: int, w: int = W, h: int = H) -> np.ndarray:
 def make_clip(path: Path, frames: int = 24, fps: int = 24, codec: str = "libx264", vfr: bool = False,
               rotate: int | None = None, audio: bool = True, subtitles: bool = False, chapters: bool = False,
               options: dict | None = None, colour: dict | None = None, size: tuple[int, int] = (W, H),
-              offset: Fraction = Fraction(0)) -> Path:
+              offset: Fraction = Fraction(0), pix_fmt: str = "yuv420p") -> Path:
     """Write a test clip: moving pattern video, optional 440 Hz sine (AAC), SubRip subtitles, chapters;
     every stream's timestamps start at `offset` seconds (as MPEG-TS from cameras and broadcast do)."""
     w, h = size
     out = av.open(str(path), "w")
     video = out.add_stream(codec, rate=fps, options=options or {})
-    video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+    video.width, video.height, video.pix_fmt = w, h, pix_fmt
     tb = Fraction(1, 1000) if vfr else Fraction(1, fps)
     video.codec_context.time_base = tb
     for key, value in (colour or {}).items():
@@ -185,7 +185,7 @@ def test_container_without_rotation_or_subtitles_says_so(tmp_path, upscaler):
     report = upscale_video(src, tmp_path / "out.avi", upscaler, VideoOptions(codec="mpeg4"))
     assert len(video_frames(tmp_path / "out.avi")) == 24
     assert any("cannot store rotation" in w for w in report.warnings)
-    assert any("subtitle #1" in w and "not copied" in w for w in report.warnings)
+    assert any("subtitle #1" in w and "not kept" in w for w in report.warnings)
 
 
 def test_matroska_attachments_are_copied(tmp_path):
@@ -622,3 +622,66 @@ def test_variable_frame_durations_are_kept(tmp_path):
     upscale_video(src, tmp_path / "out.mp4", Nearest())
     with av.open(str(src)) as a, av.open(str(tmp_path / "out.mp4")) as b:
         assert b.duration == a.duration
+
+
+def test_a_corrupt_packet_costs_only_its_own_frame(tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=20, audio=False, size=(64, 48))
+    with av.open(str(src)) as c:
+        payloads = [bytes(p) for p in c.demux(video=0) if p.size]
+    data = bytearray(src.read_bytes())
+    at = data.find(payloads[10])
+    for k in range(8, len(payloads[10]) - 4):
+        data[at + k] ^= 0x55
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(bytes(data))
+    report = upscale_video(bad, tmp_path / "out.mkv", Nearest())
+    good = times(video_frames(src))
+    assert report.frames == 19 and report.corrupt_packets == 1
+    kept = times(video_frames(tmp_path / "out.mkv"))
+    assert len(kept) == 19 and set(kept) < set(good)  # the others keep their timestamps
+
+
+def streams_of(path: Path) -> list[tuple[str, str]]:
+    with av.open(str(path)) as c:  # "srt" is FFmpeg's other name for the SubRip decoder
+        return [(s.type, {"srt": "subrip"}.get(s.codec_context.name, s.codec_context.name)) for s in c.streams]
+
+
+def test_webm_output_of_an_aac_source_gets_opus_sound_not_silence(tmp_path):
+    src = make_clip(tmp_path / "in.mp4", frames=24)
+    report = upscale_video(src, tmp_path / "out.webm", Nearest())
+    assert ("audio", "opus") in streams_of(tmp_path / "out.webm")
+    assert any("converted to libopus" in c for c in report.copied)
+    with av.open(str(tmp_path / "out.webm")) as c:
+        sound = np.concatenate([f.to_ndarray().ravel() for f in c.decode(audio=0)])
+    assert len(sound) > 40_000 * 0.9 and np.abs(sound).max() > 0.2  # about a second of the 0.3 sine, at 48 kHz
+
+
+def test_mp4_output_converts_subrip_to_mov_text_with_the_same_words_and_times(tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=24, subtitles=True)
+    upscale_video(src, tmp_path / "out.mp4", Nearest())
+    assert ("subtitle", "mov_text") in streams_of(tmp_path / "out.mp4")
+    texts = [(t, payload[2:]) for t, payload in packets(tmp_path / "out.mp4", "subtitles") if len(payload) > 2]
+    assert texts == [(Fraction(0), b"hello"), (Fraction(2, 5), b"world")]
+
+
+@pytest.mark.parametrize("audio, subtitles, expected", [
+    ("none", "none", [("video", "h264")]),
+    ("reencode", "convert", [("video", "h264"), ("audio", "aac"), ("subtitle", "subrip")]),
+])
+def test_audio_and_subtitle_policies(tmp_path, audio, subtitles, expected):
+    src = make_clip(tmp_path / "in.mkv", frames=12, subtitles=True)
+    upscale_video(src, tmp_path / "out.mkv", Nearest(), VideoOptions(audio=audio, subtitles=subtitles))
+    assert streams_of(tmp_path / "out.mkv") == expected
+
+
+def test_compat_writes_8_bit_4_2_0_and_the_cli_names_the_profile(tmp_path, tiny_model_dir):
+    src = make_clip(tmp_path / "in.mkv", frames=4, audio=False, pix_fmt="yuv422p10le")
+    deep = upscale_video(src, tmp_path / "deep.mp4", Nearest())
+    assert deep.video_format == "H.264 High 4:2:2, yuv422p10le"
+    plain = upscale_video(src, tmp_path / "plain.mp4", Nearest(), VideoOptions(compat=True))
+    assert plain.video_format == "H.264 High, yuv420p"
+    with pytest.raises(VideoError, match="--compat"):
+        upscale_video(src, tmp_path / "x.mp4", Nearest(), VideoOptions(compat=True, pix_fmt="yuv444p"))
+    result = CliRunner().invoke(main, ["video", str(src), "-o", str(tmp_path / "cli.mp4"), "--model",
+                                       str(tiny_model_dir)])
+    assert result.exit_code == 0 and "video: H.264 High 4:2:2, yuv422p10le (--compat" in result.output

@@ -26,6 +26,7 @@ from .errors import UpscaleError, one_line_errors
 from .evaluation import evaluate, record_metrics, summary
 from .images import DEFAULT_MAX_PIXELS
 from .options import TTA_OPTION, build_upscaler, engine_options, parse_tile
+from .policies import AUDIO_CHOICES, SUBTITLE_CHOICES
 from .progress import image_progress, print_bench, print_image_summary, print_scores
 
 console = Console(stderr=True, soft_wrap=True)  # a message stays one line, whatever the width
@@ -191,10 +192,17 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, siz
 @click.option("--overwrite", is_flag=True,
               help="Replace OUT (or the frames in DIR) if it exists, and discard what a stopped run left for it.")
 @click.option("--resume", is_flag=True, help="Continue a stopped run of the same command where it stopped.")
+@click.option("--compat", is_flag=True,
+              help="Write 8-bit 4:2:0, which every player takes (10-bit and 4:2:2 sources otherwise stay so).")
+@click.option("--audio", type=click.Choice(AUDIO_CHOICES), default="copy", show_default=True,
+              help="copy (converting what the container cannot hold, e.g. AAC to Opus for .webm), reencode, none.")
+@click.option("--subtitles", type=click.Choice(SUBTITLE_CHOICES), default="copy", show_default=True,
+              help="copy (converting what the container cannot hold, e.g. SubRip to mov_text for .mp4), "
+                   "convert, none.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 def video_command(ctx, src, output, model_spec, scale, device, precision, tile, tile_pad, codec, crf, preset,
-                  pix_fmt, start, end, frames_out, batch, overwrite, resume, quiet):
+                  pix_fmt, start, end, frames_out, batch, overwrite, resume, compat, audio, subtitles, quiet):
     """Upscale a video; timestamps, audio, subtitles, rotation, colour tags, metadata and chapters are kept.
 
     Folders of frames go through `upscale image DIR -o OUT`."""
@@ -207,7 +215,7 @@ def video_command(ctx, src, output, model_spec, scale, device, precision, tile, 
         raise click.UsageError("--resume continues a video (-o OUT); --frames-out writes each frame atomically, "
                                "so rerun it with --overwrite")
     options = VideoOptions(codec, crf, preset, pix_fmt, parse_time(start), parse_time(end), batch, overwrite,
-                           resume)
+                           resume, audio=audio, subtitles=subtitles, compat=compat)
     check_targets(src, output, frames_out, overwrite)  # before the model loads: a path error costs nothing
     upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
     run, target = (video.upscale_frames, frames_out) if frames_out else (video.upscale_video, output)
@@ -221,6 +229,9 @@ def video_command(ctx, src, output, model_spec, scale, device, precision, tile, 
         raise
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
+    if report.video_format:
+        hint = "" if compat or report.video_format.endswith(", yuv420p") else " (--compat: 8-bit 4:2:0 for every player)"
+        console.print(f"video: {report.video_format}{hint}", highlight=False)
     resumed = f" (continued after {report.resumed_after} frames)" if report.resumed_after else ""
     console.print(f"[green]upscaled {report.frames} frames x{upscaler.scale} on {upscaler.device} in "
                   f"{report.seconds:.1f}s ({report.fps:.1f} frames/s){resumed}[/] -> {escape(str(target))}")

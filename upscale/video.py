@@ -30,6 +30,7 @@ from .video_output import FramesSink, assemble, check_container, plan_encoding
 from .video_read import ReadStats, open_input, plan_reading, read_frames
 from .video_segments import (Manifest, SegmentWriter, clear, partial_folder, remove_unfinished, segment_length,
                              segment_paths)
+from .policies import AUDIO_CHOICES, SUBTITLE_CHOICES
 from .video_types import Cancelled, Frame, VideoError, VideoOptions, VideoReport
 
 __all__ = ["Cancelled", "VideoError", "VideoOptions", "VideoReport", "kept_frames", "parse_time", "upscale_frames",
@@ -66,7 +67,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, upscaler, opti
         encoding = plan_encoding(plan, first, upscaler.scale, options, report)
         settings = _settings(src, upscaler, options, encoding, batch)
         manifest = _manifest_for(folder, kept, settings, options, encoding, batch)
-        check_container(folder / f".tmp-check{dst.suffix}", source, plan, first, encoding, report)
+        check_container(folder / f".tmp-check{dst.suffix}", source, plan, first, encoding, options, report)
         state.update(manifest=manifest, first=first)
         return SegmentWriter(folder, manifest, encoding), manifest.frames_done
 
@@ -77,7 +78,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, upscaler, opti
         with av.open(str(src)) as source:  # a second pass for the copied streams, interleaved by time
             output = folder / f".tmp-output{dst.suffix}"
             assemble(output, segment_paths(folder, state["manifest"]), source, plan_reading(source, options),
-                     state["first"], report, stats)
+                     state["first"], options, report, stats)
         os.replace(output, dst)
     except BaseException:  # a stop or a failure: finished segments stay for --resume, nothing else does
         if not state.get("manifest") or not state["manifest"].segments:
@@ -147,6 +148,9 @@ def _process(src: Path, upscaler, options: VideoOptions, report: VideoReport, si
              cancel) -> ReadStats:
     """Open, plan, peek the first frame (it decides size, colour and rotation), then stream the frames, the
     first `skip` of them (already in finished segments) decoded but not upscaled again."""
+    if options.audio not in AUDIO_CHOICES or options.subtitles not in SUBTITLE_CHOICES:
+        raise VideoError(f"audio must be one of {', '.join(AUDIO_CHOICES)} and subtitles one of "
+                         f"{', '.join(SUBTITLE_CHOICES)}; got {options.audio!r} and {options.subtitles!r}")
     if options.start is not None and options.end is not None and options.end <= options.start:
         raise VideoError(f"--end ({float(options.end):g}s) must come after --start ({float(options.start):g}s)")
     source = open_input(src)
@@ -231,6 +235,7 @@ def _settings(src: Path, upscaler, options: VideoOptions, encoding, batch: int) 
             "model": _model_identity(upscaler), "scale": upscaler.scale,
             "codec": encoding.codec, "codec_options": encoding.codec_options, "pix_fmt": encoding.pix_fmt,
             "start": str(options.start), "end": str(options.end), "batch": batch,
+            "audio": options.audio, "subtitles": options.subtitles, "compat": options.compat,
             "segment_frames": options.segment_frames or segment_length(encoding.rate, encoding.width,
                                                                        encoding.height, batch)}
 

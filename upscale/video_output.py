@@ -18,6 +18,7 @@ import av
 from .images import write_image
 from .video_read import ReadStats, copy_packets
 from .video_segments import Encoding, read_times
+from .video_streams import add_route, tags_to_copy
 from .video_types import Frame, Plan, VideoError, VideoOptions, VideoReport, reason
 
 DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libvpx-vp9": 24, "libsvtav1": 28}
@@ -25,13 +26,10 @@ PRESET_CODECS = {"libx264", "libx265", "libsvtav1"}
 # Output formats (FFmpeg muxer names) that store a display matrix, and that store chapters.
 ROTATION_FORMATS = {"mov", "mp4", "ipod", "3gp", "3g2", "ismv", "psp", "f4v", "matroska", "webm"}
 CHAPTER_FORMATS = {"mov", "mp4", "ipod", "3gp", "3g2", "ismv", "psp", "f4v", "matroska", "webm", "nut", "ogg"}
-# Tags the muxer writes itself; copying the input's would be stale or wrong.
-SKIP_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "duration",
-             "number_of_frames", "number_of_bytes", "bps", "_statistics_tags", "_statistics_writing_app",
-             "_statistics_writing_date_utc"}
 # Colour matrices as FFmpeg tags them (AVColorSpace) -> as swscale takes them (SWS_CS_*).
 SWS_COLORSPACE = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 RGB_MATRIX, BT709, LIMITED_RANGE = 0, 1, 1  # AVCOL_SPC_RGB, AVCOL_SPC_BT709, AVCOL_RANGE_MPEG
+COMPAT_PIX_FMT = "yuv420p"  # 8-bit 4:2:0: what every hardware decoder and browser plays
 
 
 def plan_encoding(plan: Plan, first: av.VideoFrame, scale: int, options: VideoOptions,
@@ -46,6 +44,12 @@ def plan_encoding(plan: Plan, first: av.VideoFrame, scale: int, options: VideoOp
     if encoder.type != "video":
         raise VideoError(f"{codec!r} is not a video encoder (try libx264, libx265, libvpx-vp9 or ffv1)")
     pix_fmt = _pix_fmt(encoder, first, options)
+    if options.compat and pix_fmt != COMPAT_PIX_FMT:
+        if options.pix_fmt:
+            raise VideoError(f"--compat writes {COMPAT_PIX_FMT}; it cannot be combined with --pix-fmt {options.pix_fmt}")
+        if encoder.video_formats and COMPAT_PIX_FMT not in [f.name for f in encoder.video_formats]:
+            raise VideoError(f"{encoder.name} cannot write {COMPAT_PIX_FMT}, which --compat needs")
+        pix_fmt = COMPAT_PIX_FMT
     range_, space = first.color_range, first.colorspace
     if int(space) == RGB_MATRIX and not pix_fmt.startswith(("gbr", "rgb", "bgr")):
         # An RGB source written as YUV: the "gbr" matrix tag is not a YUV matrix (H.264 refuses it), so the
@@ -59,25 +63,27 @@ def plan_encoding(plan: Plan, first: av.VideoFrame, scale: int, options: VideoOp
 
 
 def check_container(path: Path, source, plan: Plan, first: av.VideoFrame, encoding: Encoding,
-                    report: VideoReport) -> None:
-    """Everything the output container will refuse or drop, found before any frame is upscaled: the
-    streams are laid out in a file that is then deleted, and what cannot be kept becomes a warning."""
+                    options: VideoOptions, report: VideoReport) -> None:
+    """Everything the output container will refuse, convert or drop, found before any frame is upscaled:
+    the streams are laid out in a file that is then deleted, and what cannot be kept becomes a warning."""
     try:
-        _write_container(path, source, plan, first, report, video_template=None, encoding=encoding)
+        _write_container(path, source, plan, first, options, report, video_template=None, encoding=encoding)
     finally:
         path.unlink(missing_ok=True)
 
 
 def assemble(path: Path, segments: list[tuple[Path, Path]], source, plan: Plan, first: av.VideoFrame,
-             report: VideoReport, stats: ReadStats) -> None:
+             options: VideoOptions, report: VideoReport, stats: ReadStats) -> None:
     """The output file from the closed segments and the input's other streams, interleaved by time.
     Packet times come from the segments' exact records; memory stays flat (one packet per stream)."""
     with av.open(str(segments[0][0])) as head:
-        _write_container(path, source, plan, first, VideoReport(output=report.output),
+        report.video_format = written_format(head.streams.video[0])
+        _write_container(path, source, plan, first, options, VideoReport(output=report.output),
                          video_template=head.streams.video[0], segments=segments, stats=stats)
 
 
-def _write_container(path: Path, source, plan: Plan, first: av.VideoFrame, report: VideoReport, *,
+def _write_container(path: Path, source, plan: Plan, first: av.VideoFrame, options: VideoOptions,
+                     report: VideoReport, *,
                      video_template=None, encoding: Encoding | None = None,
                      segments: list[tuple[Path, Path]] | None = None, stats: ReadStats | None = None) -> None:
     try:
@@ -107,19 +113,12 @@ def _write_container(path: Path, source, plan: Plan, first: av.VideoFrame, repor
             if fmt not in ROTATION_FORMATS:
                 report.warnings.append(f"the {kind} container cannot store rotation ({first.rotation} degrees); "
                                        f"players will show the video unrotated (use .mp4 or .mkv to keep it)")
-        copies = {}
+        routes = {}
         for s in plan.copy:
-            label = f"{s.type} #{s.index} ({s.codec_context.name if s.codec_context else '?'})"
-            try:
-                copied = out.add_stream_from_template(s)
-            except ValueError:
-                report.warnings.append(f"{label} not copied: the {kind} container cannot hold it; "
-                                       f"use .mkv to keep it")
-                continue
-            copied.metadata.update(tags_to_copy(s.metadata))
-            copied.disposition = int(s.disposition)
-            copies[s.index] = copied
-            report.copied.append(label)
+            route = add_route(out, fmt, kind, s, options.audio, options.subtitles, report,
+                              opening=segments is not None)
+            if route is not None:
+                routes[s.index] = route
         for s in source.streams.attachments:  # fonts and covers: header data, no packets; Matroska only
             label = f"attachment #{s.index} ({s.metadata.get('filename', '?')})"
             if fmt == "matroska":
@@ -141,11 +140,21 @@ def _write_container(path: Path, source, plan: Plan, first: av.VideoFrame, repor
         if segments is None:
             return
         video_packets = _segment_packets(segments, stream, video.time_base)
-        copied_packets = (p for p in copy_packets(source, plan, stats) if p.stream.index in copies)
+        copied_packets = (p for p in copy_packets(source, plan, stats) if p.stream.index in routes)
         for packet in heapq.merge(video_packets, copied_packets, key=_packet_time):
-            if packet.stream.index in copies and packet.stream is not stream:
-                packet.stream = copies[packet.stream.index]
-            out.mux(packet)
+            if packet.stream is stream:
+                out.mux(packet)
+            else:
+                out.mux(routes[packet.stream.index].convert(packet))
+        for route in routes.values():
+            out.mux(route.flush())
+
+
+def written_format(stream) -> str:
+    """"H.264 High 10, yuv420p10le": what players will be asked to decode."""
+    ctx = stream.codec_context
+    name = {"h264": "H.264", "hevc": "HEVC", "vp9": "VP9", "av1": "AV1"}.get(ctx.name, ctx.name)
+    return f"{name} {ctx.profile}, {ctx.pix_fmt}" if ctx.profile else f"{name}, {ctx.pix_fmt}"
 
 
 def _packet_time(packet: av.Packet) -> Fraction:
@@ -218,10 +227,6 @@ class FramesSink:
 
     def close(self) -> None:
         pass
-
-
-def tags_to_copy(metadata: dict) -> dict:
-    return {k: v for k, v in metadata.items() if k.lower() not in SKIP_TAGS}
 
 
 def display_matrix(frame: av.VideoFrame) -> list[int] | None:

@@ -34,6 +34,9 @@ class VideoOptions:
     overwrite: bool = False         # replace OUT, and discard what a stopped run left for it
     resume: bool = False            # continue the stopped run that made OUT's partial folder
     segment_frames: int | None = None  # frames per closed segment (None: about 10 s of video)
+    audio: str = "copy"             # copy (converting what the container cannot hold), reencode, none
+    subtitles: str = "copy"         # copy (converting what the container cannot hold), convert, none
+    compat: bool = False            # 8-bit 4:2:0, which every player takes, whatever the source
 
 
 @dataclass
@@ -47,6 +50,7 @@ class VideoReport:
     total_exact: bool = False
     corrupt_packets: int = 0
     resumed_after: int = 0          # frames a stopped run had finished (not upscaled again)
+    video_format: str = ""          # codec, profile and pixel format written, e.g. "H.264 High 10, yuv420p10le"
     copied: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
