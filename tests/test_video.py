@@ -355,7 +355,7 @@ def test_frames_out_writes_numbered_pngs(tmp_path, upscaler):
     src = make_clip(tmp_path / "in.mkv", frames=6)
     report = upscale_frames(src, tmp_path / "frames", upscaler)
     names = sorted(p.name for p in (tmp_path / "frames").iterdir())
-    assert names == [f"frame_{i:06d}.png" for i in range(1, 7)] and report.frames == 6
+    assert names == [f"frame_{i:06d}.png" for i in range(1, 7)] + ["timestamps.txt"] and report.frames == 6
     from PIL import Image
 
     with Image.open(tmp_path / "frames" / "frame_000001.png") as img:
@@ -375,7 +375,7 @@ def test_cli_video_command(tmp_path, tiny_model_dir):
                                        str(tiny_model_dir), "--end", "0:00.125"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["frame_000001.png", "frame_000002.png",
-                                                                  "frame_000003.png"]
+                                                                  "frame_000003.png", "timestamps.txt"]
 
 
 
@@ -385,7 +385,8 @@ def test_frames_out_overwrite_leaves_no_stale_frames_of_a_longer_run(tmp_path, u
     upscale_frames(long, tmp_path / "frames", upscaler)
     report = upscale_frames(short, tmp_path / "frames", upscaler, VideoOptions(overwrite=True))
     assert report.frames == 3
-    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [f"frame_{i:06d}.png" for i in range(1, 4)]
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [f"frame_{i:06d}.png" for i in range(1, 4)] + [
+        "timestamps.txt"]
 
 
 def test_path_and_overwrite_errors_come_before_the_model_loads(tmp_path, monkeypatch):
@@ -588,7 +589,7 @@ def test_cli_says_how_to_resume_after_ctrl_c(tmp_path, tiny_model_dir, monkeypat
     monkeypatch.setattr(SegmentWriter, "frame", ctrl_c_at_the_fifth_frame)
     args = ["video", str(src), "-o", str(tmp_path / "out.mkv"), "--model", str(tiny_model_dir), "--batch", "1"]
     stopped = CliRunner().invoke(main, args)
-    assert stopped.exit_code == 130 and "first 4 frames are kept" in stopped.output and "--resume" in stopped.output
+    assert stopped.exit_code == 130 and "first 4 frames of" in stopped.output and "--resume" in stopped.output
     resumed = CliRunner().invoke(main, args + ["--resume"])
     assert resumed.exit_code == 0, resumed.output
     assert "continued after 4 frames" in resumed.output and len(video_frames(tmp_path / "out.mkv")) == 12
@@ -685,3 +686,32 @@ def test_compat_writes_8_bit_4_2_0_and_the_cli_names_the_profile(tmp_path, tiny_
     result = CliRunner().invoke(main, ["video", str(src), "-o", str(tmp_path / "cli.mp4"), "--model",
                                        str(tiny_model_dir)])
     assert result.exit_code == 0 and "video: H.264 High 4:2:2, yuv422p10le (--compat" in result.output
+
+
+def test_several_videos_and_folders_mirror_names_skip_done_ones_and_list_failures(tmp_path, tiny_model_dir):
+    clips = tmp_path / "clips"
+    (clips / "sub").mkdir(parents=True)
+    make_clip(tmp_path / "a.mkv", frames=3, audio=False)
+    make_clip(tmp_path / "b.ts", frames=25, fps=25)
+    make_clip(clips / "sub" / "c.mp4", frames=3, audio=False)
+    (clips / "broken.mkv").write_bytes(b"not a video at all")
+    (clips / "notes.txt").write_text("not a video either, and not an input")
+    out = tmp_path / "out"
+    args = ["video", str(tmp_path / "a.mkv"), str(tmp_path / "b.ts"), str(clips), "-o", str(out),
+            "--model", str(tiny_model_dir), "-q"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 1, first.output
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["a.mkv", "b.mkv", "sub/c.mp4"]  # a TS becomes Matroska; the tree is mirrored
+    assert "upscaled 3 video(s)" in first.output and "1 failed" in first.output and "broken.mkv" in first.output
+    assert len(video_frames(out / "sub" / "c.mp4")) == 3
+    (clips / "broken.mkv").unlink()
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0 and "upscaled 0 video(s); 3 skipped" in again.output
+
+
+def test_frames_out_writes_a_timestamps_file_for_variable_rate_timing(tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=5, vfr=True, audio=False)
+    upscale_frames(src, tmp_path / "frames", Nearest())
+    lines = (tmp_path / "frames" / "timestamps.txt").read_text().splitlines()
+    assert lines == ["# timestamp format v2", "0", "20", "60", "120", "140"]

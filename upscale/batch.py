@@ -1,7 +1,8 @@
-"""Files, folders and globs -> upscaling jobs, and running them with per-file error handling.
+"""Files, folders and globs -> upscaling jobs (of images or of videos), and running image jobs with
+per-file error handling.
 
-Folders are walked recursively and mirrored into the output folder; files that are not images are
-ignored there. A failing file never stops the run: it is recorded, and the caller reports every failure.
+Folders are walked recursively and mirrored into the output folder; files of another kind are ignored
+there. A failing file never stops the run: it is recorded, and the caller reports every failure.
 """
 
 from __future__ import annotations
@@ -18,6 +19,39 @@ from .images import ImageError, is_image_path, read_image, write_image
 
 FORMAT_SUFFIX = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif", "tif": ".tif",
                  "bmp": ".bmp"}
+VIDEO_FORMAT_SUFFIX = {"mkv": ".mkv", "mp4": ".mp4", "mov": ".mov", "webm": ".webm"}
+# Videos we read when walking folders; one named explicitly may be anything FFmpeg reads.
+VIDEO_SUFFIXES = {".mkv", ".mp4", ".m4v", ".mov", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".mpg", ".mpeg",
+                  ".wmv", ".flv", ".3gp", ".ogv", ".mxf", ".vob"}
+
+
+@dataclass(frozen=True)
+class Media:
+    """What a batch is made of: which files are inputs, and what the outputs are written as."""
+
+    noun: str
+    is_input: Callable[[Path], bool]   # when walking folders and globs
+    writes: Callable[[Path], bool]     # an output extension this tool writes
+    formats: dict[str, str]            # --format -> extension
+    fallback: str | None = None        # the extension of an output whose input's extension is not written
+
+    def extension_for(self, source: Path, format: str | None) -> str:
+        """--format's extension, else the input's own when this tool writes it, else the fallback."""
+        if format:
+            return self.formats[format.lower()]
+        return source.suffix if self.fallback is None or self.writes(source) else self.fallback
+
+
+def _is_video_path(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _writes_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_FORMAT_SUFFIX.values()
+
+
+IMAGES = Media("image", is_image_path, is_image_path, FORMAT_SUFFIX)
+VIDEOS = Media("video", _is_video_path, _writes_video, VIDEO_FORMAT_SUFFIX, fallback=".mkv")
 
 
 @dataclass
@@ -63,44 +97,46 @@ def _glob_root(pattern: str) -> tuple[Path, str]:
     return root, str(Path(*parts[magic:]))
 
 
-def _expand(item: str) -> tuple[list[tuple[Path, Path | None]], str | None]:
+def _expand(item: str, media: Media) -> tuple[list[tuple[Path, Path | None]], str | None]:
     """(file, folder it was found in) pairs for one input argument, or an error message.
 
     Folders and globs are walked without following symbolic links to folders (a link loop would never end),
     skip hidden files, and keep the folder the walk started from, so outputs mirror the tree. An argument
-    that holds no image is an error, whether a folder or a glob (one rule)."""
+    that holds no input is an error, whether a folder or a glob (one rule)."""
     path = Path(item).expanduser()
+    wanted = media.is_input
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and is_image_path(p) and not _hidden(p, path))
-        return [(p, path) for p in files], None if files else f"{item}: no images in this folder"
+        files = sorted(p for p in path.rglob("*") if p.is_file() and wanted(p) and not _hidden(p, path))
+        return [(p, path) for p in files], None if files else f"{item}: no {media.noun}s in this folder"
     if path.is_file():
         return [(path, None)], None
     if any(ch in item for ch in "*?["):
         root, pattern = _glob_root(item)
         matches = sorted(root.glob(pattern)) if root.is_dir() else []
-        files = [p for p in matches if p.is_file() and is_image_path(p) and not _hidden(p, root)]
-        return [(p, root) for p in files], None if files else f"{item}: no image matches this pattern"
+        files = [p for p in matches if p.is_file() and wanted(p) and not _hidden(p, root)]
+        return [(p, root) for p in files], None if files else f"{item}: no {media.noun} matches this pattern"
     return [], f"{item}: no such file or folder"
 
 
-def _check_output(options: OutputOptions, single: bool) -> None:
-    """An output file must have an image extension this tool writes, and agree with --format."""
+def _check_output(options: OutputOptions, media: Media) -> None:
+    """An output file must have an extension this tool writes, and agree with --format."""
     out = options.output
     if out is None or out.is_dir() or not out.suffix:
         return  # a folder (existing, or a name without extension)
-    if not is_image_path(out):
+    if not media.writes(out):
         raise UpscaleError(f"-o {out}: {out.suffix} is not a format this tool writes "
-                           f"(use {', '.join(sorted(set(FORMAT_SUFFIX.values())))}, or a folder)")
-    if options.format and FORMAT_SUFFIX[options.format.lower()] != FORMAT_SUFFIX.get(out.suffix.lower()[1:],
-                                                                                      out.suffix.lower()):
+                           f"(use {', '.join(sorted(set(media.formats.values())))}, or a folder)")
+    formats = media.formats
+    if options.format and formats[options.format.lower()] != formats.get(out.suffix.lower()[1:], out.suffix.lower()):
         raise UpscaleError(f"--format {options.format} disagrees with -o {out}: give one or make them match")
 
 
-def _target_for(source: Path, root: Path | None, options: OutputOptions, scale: float, single: bool) -> Path:
+def _target_for(source: Path, root: Path | None, options: OutputOptions, scale: float, single: bool,
+                media: Media) -> Path:
     suffix = options.suffix
-    extension = FORMAT_SUFFIX[options.format.lower()] if options.format else source.suffix
+    extension = media.extension_for(source, options.format)
     out = options.output
-    if out is not None and single and is_image_path(out) and not out.is_dir():
+    if out is not None and single and media.writes(out) and not out.is_dir():
         return out  # an explicit output file for a single input
     if out is None:
         name = f"{source.stem}{f'_x{scale:g}' if suffix is None else suffix}{extension}"
@@ -109,11 +145,11 @@ def _target_for(source: Path, root: Path | None, options: OutputOptions, scale: 
     return out / relative / f"{source.stem}{suffix or ''}{extension}"
 
 
-def plan_jobs(inputs: list[str], options: OutputOptions, scale: float) -> Plan:
+def plan_jobs(inputs: list[str], options: OutputOptions, scale: float, media: Media = IMAGES) -> Plan:
     """Every job the inputs ask for; missing inputs, clashes and would-be overwrites of inputs are failures.
     `scale` is the factor the outputs really have (an --outscale, else the model's), which default names carry."""
-    if options.format and options.format.lower() not in FORMAT_SUFFIX:
-        raise UpscaleError(f"unknown --format {options.format!r} (use {', '.join(sorted(set(FORMAT_SUFFIX)))})")
+    if options.format and options.format.lower() not in media.formats:
+        raise UpscaleError(f"unknown --format {options.format!r} (use {', '.join(sorted(set(media.formats)))})")
     suffix = options.suffix
     if suffix and (any(sep in suffix for sep in ("/", "\\", os.sep, os.altsep or "/", "\0"))
                    or suffix.strip(".") == ""):
@@ -121,13 +157,13 @@ def plan_jobs(inputs: list[str], options: OutputOptions, scale: float) -> Plan:
     plan = Plan()
     found: list[tuple[Path, Path | None]] = []
     for item in inputs:
-        files, error = _expand(item)
+        files, error = _expand(item, media)
         if error:
             plan.failures.append(Failure(item, error))
         found += files
     single = len(found) == 1 and len(inputs) == 1
-    _check_output(options, single)
-    if options.output is not None and not single and is_image_path(options.output) \
+    _check_output(options, media)
+    if options.output is not None and not single and media.writes(options.output) \
             and not options.output.is_dir():
         raise UpscaleError(f"-o {options.output} looks like a file, but there are {len(found)} inputs: give a folder")
     unique: dict[Path, tuple[Path, Path | None]] = {}
@@ -136,7 +172,7 @@ def plan_jobs(inputs: list[str], options: OutputOptions, scale: float) -> Plan:
     # Outputs are never inputs: not the output folder's contents (when it lies inside an input folder), and not
     # a file that is another input's output (`base_x2.png` beside `base.png`), so a second run skips them all.
     out_folder = options.output.resolve() if options.output is not None and not single else None
-    output_of = {_target_for(s, r, options, scale, single).resolve(): key for key, (s, r) in unique.items()}
+    output_of = {_target_for(s, r, options, scale, single, media).resolve(): key for key, (s, r) in unique.items()}
     unique = {key: value for key, value in unique.items()
               if not (out_folder is not None and key.is_relative_to(out_folder))
               and output_of.get(key, key) == key}
@@ -144,7 +180,7 @@ def plan_jobs(inputs: list[str], options: OutputOptions, scale: float) -> Plan:
     sources = set(unique)
     taken: dict[Path, Path] = {}
     for source, root in found:
-        target = _target_for(source, root, options, scale, single)
+        target = _target_for(source, root, options, scale, single, media)
         resolved = target.resolve()
         if options.output is not None and not single and not resolved.is_relative_to(options.output.resolve()):
             plan.failures.append(Failure(str(source), f"{source}: output {target} would leave the output folder"))

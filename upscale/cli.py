@@ -20,7 +20,7 @@ from rich.markup import escape
 from trinas.search_config import BUDGET_MODES, build_config
 from trinas.sparsestmax import BUDGET_GRADIENTS, RELAXATIONS
 
-from .batch import OutputOptions, plan_jobs, run_jobs
+from .batch import VIDEO_FORMAT_SUFFIX, VIDEOS, Failure, OutputOptions, plan_jobs, run_jobs
 from .bench import bench, bench_models, peak_memory_mb
 from .errors import UpscaleError, one_line_errors
 from .evaluation import evaluate, record_metrics, summary
@@ -176,21 +176,24 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, siz
 
 
 @main.command("video")
-@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("sources", nargs=-1, required=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path),
-              help="Output video; its extension picks the container (.mkv keeps every stream, .mp4, .mov, .webm).")
+              help="Output video (its extension picks the container: .mkv keeps every stream, .mp4, .mov, .webm), "
+                   "or a folder for several inputs [default: NAME_xN beside each input].")
 @engine_options
 @click.option("--codec", help="Video encoder [default: libx264; libvpx-vp9 for .webm], e.g. libx265, ffv1.")
 @click.option("--crf", type=click.IntRange(0, 63), help="Constant quality, lower is better [default: 18 for x264].")
 @click.option("--preset", help="Encoder speed preset, e.g. veryfast, slow (x264/x265), 0-13 (SVT-AV1).")
 @click.option("--pix-fmt", help="Output pixel format [default: the input's when the encoder takes it].")
+@click.option("--format", "fmt", type=click.Choice(sorted(VIDEO_FORMAT_SUFFIX), case_sensitive=False),
+              help="Container of outputs named for you [default: the input's, .mkv where it is not one of these].")
 @click.option("--start", metavar="T", help="Start at T: seconds or [HH:]MM:SS[.ms]; all streams are cut alike.")
 @click.option("--end", metavar="T", help="Stop before T (same forms as --start).")
 @click.option("--frames-out", type=click.Path(path_type=Path), metavar="DIR",
               help="Write numbered PNG frames (frame_000001.png...) to DIR instead of a video.")
 @click.option("--batch", type=click.IntRange(1), default=4, show_default=True, help="Frames per engine call.")
 @click.option("--overwrite", is_flag=True,
-              help="Replace OUT (or the frames in DIR) if it exists, and discard what a stopped run left for it.")
+              help="Replace outputs that exist (default: skip them) and discard what a stopped run left.")
 @click.option("--resume", is_flag=True, help="Continue a stopped run of the same command where it stopped.")
 @click.option("--compat", is_flag=True,
               help="Write 8-bit 4:2:0, which every player takes (10-bit and 4:2:2 sources otherwise stay so).")
@@ -201,36 +204,101 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, siz
                    "convert, none.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
-def video_command(ctx, src, output, model_spec, scale, device, precision, tile, tile_pad, codec, crf, preset,
-                  pix_fmt, start, end, frames_out, batch, overwrite, resume, compat, audio, subtitles, quiet):
-    """Upscale a video; timestamps, audio, subtitles, rotation, colour tags, metadata and chapters are kept.
+def video_command(ctx, sources, output, model_spec, scale, device, precision, tile, tile_pad, codec, crf, preset,
+                  pix_fmt, fmt, start, end, frames_out, batch, overwrite, resume, compat, audio, subtitles, quiet):
+    """Upscale videos (files, folders and globs); timestamps, audio, subtitles, rotation, colour tags,
+    metadata and chapters are kept.
 
     Folders of frames go through `upscale image DIR -o OUT`."""
-    from . import video
-    from .video import VideoOptions, check_targets, parse_time
+    from .video import VideoOptions, parse_time
 
-    if (output is None) == (frames_out is None):
-        raise click.UsageError("give -o OUT for a video, or --frames-out DIR for numbered PNG frames")
-    if resume and frames_out:
-        raise click.UsageError("--resume continues a video (-o OUT); --frames-out writes each frame atomically, "
-                               "so rerun it with --overwrite")
     options = VideoOptions(codec, crf, preset, pix_fmt, parse_time(start), parse_time(end), batch, overwrite,
                            resume, audio=audio, subtitles=subtitles, compat=compat)
-    check_targets(src, output, frames_out, overwrite)  # before the model loads: a path error costs nothing
-    upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
-    run, target = (video.upscale_frames, frames_out) if frames_out else (video.upscale_video, output)
+    engine = (model_spec, scale, device, precision, tile, tile_pad)
+    one_file = len(sources) == 1 and not Path(sources[0]).is_dir() and not any(c in sources[0] for c in "*?[")
+    if frames_out is not None:
+        if output is not None or not one_file:
+            raise click.UsageError("--frames-out takes one video file and no -o")
+        if resume:
+            raise click.UsageError("--resume continues a video; --frames-out writes each frame atomically, so "
+                                   "rerun it with --overwrite")
+        _video_to_frames(Path(sources[0]), frames_out, engine, options, quiet)
+    elif one_file and output is not None and output.suffix and not output.is_dir():
+        _one_video(Path(sources[0]), output, engine, options, quiet)
+    else:
+        _many_videos(ctx, list(sources), output, fmt, engine, options, quiet)
+
+
+def _video_to_frames(src: Path, folder: Path, engine: tuple, options, quiet: bool) -> None:
+    from .video import check_targets, upscale_frames
+
+    check_targets(src, None, folder, options.overwrite)  # before the model loads: a path error costs nothing
+    upscaler = build_upscaler(*engine)
+    with _video_progress(quiet) as on_progress:
+        report = upscale_frames(src, folder, upscaler, options, progress=on_progress)
+    _print_video_report(report, upscaler, options, folder)
+
+
+def _one_video(src: Path, output: Path, engine: tuple, options, quiet: bool) -> None:
+    from .video import check_targets
+
+    check_targets(src, output, None, options.overwrite)  # before the model loads: a path error costs nothing
+    upscaler = build_upscaler(*engine)
+    _print_video_report(_run_video(src, output, upscaler, options, quiet), upscaler, options, output)
+
+
+def _run_video(src: Path, output: Path, upscaler, options, quiet: bool):
+    from . import video
+
     try:
         with _video_progress(quiet) as on_progress:
-            report = run(src, target, upscaler, options, progress=on_progress)
+            return video.upscale_video(src, output, upscaler, options, progress=on_progress)
     except KeyboardInterrupt:  # Ctrl-C and SIGTERM: say how to go on before the one-line stop message
-        if output is not None and video.kept_frames(output):
-            console.print(f"the first {video.kept_frames(output)} frames are kept; run the same command with "
-                          f"--resume to continue", highlight=False)
+        if video.kept_frames(output):
+            console.print(f"the first {video.kept_frames(output)} frames of {output} are kept; run the same "
+                          f"command with --resume to continue", highlight=False)
         raise
+
+
+def _many_videos(ctx, sources: list[str], output: Path | None, fmt: str | None, engine: tuple, options,
+                 quiet: bool) -> None:
+    """Several videos, folders and globs: names mirrored like `upscale image`, finished outputs skipped, one
+    failure never stops the others, and every failure listed at the end (exit 1)."""
+    from .video import check_targets
+
+    upscaler = build_upscaler(*engine)
+    plan = plan_jobs(sources, OutputOptions(output, None, fmt, options.overwrite), upscaler.scale, VIDEOS)
+    failures = list(plan.failures)
+    done = 0
+    for number, job in enumerate(plan.jobs, 1):
+        console.print(f"[bold]{number}/{len(plan.jobs)}[/] {escape(str(job.source))} -> {escape(str(job.target))}")
+        try:
+            check_targets(job.source, job.target, None, options.overwrite)
+            report = _run_video(job.source, job.target, upscaler, options, quiet)
+        except UpscaleError as exc:
+            failures.append(Failure(str(job.source), f"{job.source}: {exc}", exc))
+            console.print(f"[red]error:[/] {escape(failures[-1].error)}")
+            continue
+        _print_video_report(report, upscaler, options, job.target)
+        done += 1
+    line = f"[{'red' if failures else 'green'}]upscaled {done} video(s)[/]"
+    if plan.skipped:
+        line += f"; {len(plan.skipped)} skipped (output exists; --overwrite redoes it)"
+    console.print(line + (f"; [red]{len(failures)} failed:[/]" if failures else ""))
+    for failure in failures:
+        console.print(f"[red]error:[/] {escape(failure.error)}")
+        if ctx.obj["debug"] and failure.exception is not None:
+            console.print(escape("".join(traceback.format_exception(failure.exception))), end="")
+    if failures:
+        sys.exit(1)
+
+
+def _print_video_report(report, upscaler, options, target: Path) -> None:
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
     if report.video_format:
-        hint = "" if compat or report.video_format.endswith(", yuv420p") else " (--compat: 8-bit 4:2:0 for every player)"
+        plain = options.compat or report.video_format.endswith(", yuv420p")
+        hint = "" if plain else " (--compat: 8-bit 4:2:0 for every player)"
         console.print(f"video: {report.video_format}{hint}", highlight=False)
     resumed = f" (continued after {report.resumed_after} frames)" if report.resumed_after else ""
     console.print(f"[green]upscaled {report.frames} frames x{upscaler.scale} on {upscaler.device} in "

@@ -110,8 +110,10 @@ def upscale_frames(src: str | os.PathLike, folder: str | os.PathLike, upscaler, 
     if not options.overwrite and any(folder.glob("frame_*.png")):
         raise VideoError(f"{folder} already holds frame_*.png files; pass --overwrite or choose an empty folder")
     report = VideoReport(output=folder)
-    stats = _process(src, upscaler, options, report, lambda source, plan, first, batch: (FramesSink(folder), 0),
-                     progress, cancel)
+    def sink_for(source, plan, first, batch):
+        return FramesSink(folder, plan.video.time_base), 0
+
+    stats = _process(src, upscaler, options, report, sink_for, progress, cancel)
     _remove_stale_frames(folder, report.frames)
     _warn_about_reading(report, stats)
     return report

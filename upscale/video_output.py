@@ -29,6 +29,7 @@ CHAPTER_FORMATS = {"mov", "mp4", "ipod", "3gp", "3g2", "ismv", "psp", "f4v", "ma
 # Colour matrices as FFmpeg tags them (AVColorSpace) -> as swscale takes them (SWS_CS_*).
 SWS_COLORSPACE = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 RGB_MATRIX, BT709, LIMITED_RANGE = 0, 1, 1  # AVCOL_SPC_RGB, AVCOL_SPC_BT709, AVCOL_RANGE_MPEG
+TIMESTAMPS = "timestamps.txt"  # beside --frames-out frames
 COMPAT_PIX_FMT = "yuv420p"  # 8-bit 4:2:0: what every hardware decoder and browser plays
 
 
@@ -213,17 +214,24 @@ def _pix_fmt(encoder, first: av.VideoFrame, options: VideoOptions) -> str:
 
 
 class FramesSink:
-    """Numbered PNG frames, each written atomically (images.write_image), 16-bit sources kept 16-bit."""
+    """Numbered PNG frames, each written atomically (images.write_image), 16-bit sources kept 16-bit, and a
+    Matroska v2 timestamps file (`timestamps.txt`, milliseconds per frame) so variable-rate timing can be
+    rebuilt from them (mkvmerge --timestamps 0:timestamps.txt, or ffmpeg's concat demuxer)."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder, self.index = folder, 0
+    def __init__(self, folder: Path, time_base: Fraction) -> None:
+        self.folder, self.index, self.time_base = folder, 0, time_base
+        self.times: list[Fraction] = []
 
     def frame(self, item: Frame) -> None:
         self.index += 1
         write_image(self.folder / f"frame_{self.index:06d}.png", item.pixels, format="PNG")
+        self.times.append(item.pts * self.time_base)
 
     def finish(self) -> None:
-        pass
+        lines = ["# timestamp format v2"] + [f"{float(t * 1000):.3f}".rstrip("0").rstrip(".") for t in self.times]
+        temporary = self.folder / ".timestamps.txt.tmp"
+        temporary.write_text("\n".join(lines) + "\n")
+        temporary.replace(self.folder / TIMESTAMPS)
 
     def close(self) -> None:
         pass
