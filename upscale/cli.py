@@ -296,6 +296,8 @@ def _many_videos(ctx, sources: list[str], output: Path | None, fmt: str | None, 
 def _print_video_report(report, upscaler, options, target: Path) -> None:
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
+    for line in report.converted:
+        console.print(f"note: {escape(line)}", highlight=False)
     if report.video_format:
         plain = options.compat or report.video_format.endswith(", yuv420p")
         hint = "" if plain else " (--compat: 8-bit 4:2:0 for every player)"

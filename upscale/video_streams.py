@@ -99,12 +99,13 @@ def add_route(out, fmt: str, kind: str, source_stream, audio: str, subtitles: st
             _describe(copied, s)
             report.copied.append(label)
             return Route(copied)
+    why = f" (the {kind} container cannot hold {name})" if policy == "copy" else ""
     if s.type == "audio":
-        return _audio_conversion(out, fmt, kind, s, label, report)
-    return _subtitle_conversion(out, fmt, kind, s, label, report, opening)
+        return _audio_conversion(out, fmt, kind, s, label, why, report)
+    return _subtitle_conversion(out, fmt, kind, s, label, why, report, opening)
 
 
-def _audio_conversion(out, fmt, kind, s, label, report) -> Route | None:
+def _audio_conversion(out, fmt, kind, s, label, why, report) -> Route | None:
     codec = AUDIO_CODEC.get(fmt, "aac")
     try:
         encoder = av.Codec(codec, "w")
@@ -117,11 +118,11 @@ def _audio_conversion(out, fmt, kind, s, label, report) -> Route | None:
                                f"{codec} failed ({reason(exc)}); use .mkv to keep it")
         return None
     _describe(stream, s)
-    report.copied.append(f"{label} converted to {encoder.name}")
+    report.converted.append(f"{label} converted to {encoder.name}{why}")
     return AudioConversion(stream, s)
 
 
-def _subtitle_conversion(out, fmt, kind, s, label, report, opening) -> Route | None:
+def _subtitle_conversion(out, fmt, kind, s, label, why, report, opening) -> Route | None:
     name = s.codec_context.name if s.codec_context else "?"
     codec = TEXT_CODEC.get(fmt)
     if name not in TEXT_SUBTITLES or codec is None:
@@ -141,7 +142,7 @@ def _subtitle_conversion(out, fmt, kind, s, label, report, opening) -> Route | N
     except (ValueError, av.error.FFmpegError) as exc:
         raise VideoError(f"cannot convert {label} to {codec}: {reason(exc)}; try --subtitles none") from None
     _describe(stream, s)
-    report.copied.append(f"{label} converted to {codec}")
+    report.converted.append(f"{label} converted to {codec}{why}")
     return SubtitleConversion(stream, s)
 
 

@@ -52,6 +52,7 @@ class VideoReport:
     resumed_after: int = 0          # frames a stopped run had finished (not upscaled again)
     video_format: str = ""          # codec, profile and pixel format written, e.g. "H.264 High 10, yuv420p10le"
     copied: list[str] = field(default_factory=list)
+    converted: list[str] = field(default_factory=list)  # streams re-encoded, each with the reason
     warnings: list[str] = field(default_factory=list)
 
     @property
