@@ -3,6 +3,7 @@ in the user's cache, and a prediction is the sum of its layers' times over the t
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -10,7 +11,7 @@ from PIL import Image
 from trinas import latency
 from trinas.latency import Device, LatencyTable, layer_module, layers_of
 from trinas.net import TriNet, fold
-from trinas.space import Cell, Genotype, Upsample, baseline_genotype
+from trinas.space import Cell, Genotype, SearchSpace, Upsample, baseline_genotype, random_genotype
 
 GENOTYPE = Genotype(4, 8, (Cell(("rep3x3", "conv3x3"), (6, 8)), Upsample(2), Cell(("spanatt3x3",), (8,)),
                            Upsample(2)))
@@ -108,3 +109,22 @@ def test_a_latency_budgeted_search_ends_within_its_budget(tmp_path, fake_clock):
     table = LatencyTable(Device.current("cpu", config.latency_threads))
     direct = latency_cost(config.space, table, [(32, 32), (32, 16)]).of(run.net.genotype)
     assert direct == pytest.approx(1.5 * table.network_ms(run.net.genotype, 32, 32))
+
+
+def test_a_calibration_is_fitted_to_whole_networks_and_kept(tmp_path, monkeypatch):
+    """Whole networks that run twice as fast as their layers' sum plus 3 ms a call: the fit finds that, the
+    predictions follow it, and the table keeps it."""
+    device = Device("cpu", 1, False, "test cpu")
+    table = LatencyTable(device, tmp_path)
+    monkeypatch.setattr(latency, "time_module", lambda module, c, h, w, d: float(h * w * c) / 1e4)
+    rng = np.random.default_rng(0)
+    genotypes = [random_genotype(SearchSpace(2, max_width=16), rng) for _ in range(12)]
+    tiles = [(20, 24), (20, 18)]
+    truth = [sum(table.features(g, tiles)[:-1]) * 0.5 + 3.0 * len(tiles) for g in genotypes]
+    table.calibrate(genotypes, tiles, truth)
+    for g, t in zip(genotypes, truth):
+        assert table.frame_ms(g, tiles) == pytest.approx(t, rel=1e-6)
+    table.save()
+    again = LatencyTable(device, tmp_path)
+    assert again.calibration == pytest.approx(table.calibration)
+    assert again.frame_ms(genotypes[0], tiles) == pytest.approx(truth[0], rel=1e-6)

@@ -8,6 +8,12 @@ stored under the user's cache folder, one file per device; a network's time on a
 layers' times, and a frame's time is the sum over the tiles the engine cuts it into. Layers are timed the
 first time a prediction needs them, so a table fills itself in; `benchmarks/latency_check.py` prints how
 well the sums match measured frame times.
+
+Timed alone, layers do not add up exactly (on our 2-core CPU narrow networks ran up to 1.7x faster than
+their layers' sum, wide ones up to 1.8x slower), so a table can be calibrated, as the follow-up paper fits
+a regressor: whole random networks are timed and a non-negative scale per layer kind plus a cost per
+network call (carried by the head layer) is fitted to them. Predictions stay sums of per-layer costs, so a
+search's expected latency stays exact.
 """
 
 from __future__ import annotations
@@ -15,19 +21,22 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.optimize import nnls
 from torch import nn
 
-from .net import UpsampleBlock, absorbs_residual, make_op
+from .net import TriNet, UpsampleBlock, absorbs_residual, fold, make_op
 from .space import Cell, Genotype, Upsample
 
 TABLE_VERSION = 1
+LAYER_KINDS = ("op", "relu", "add", "up", "head", "tail", "bicubic")
+CALL = "call"  # the calibration's cost of one network call, in ms
 
 
 @dataclass(frozen=True)
@@ -161,7 +170,8 @@ def layer_module(layer: Layer) -> tuple[nn.Module, int]:
 
 def time_module(module: nn.Module, channels: int, height: int, width: int, device: Device,
                 min_seconds: float = 0.05, rounds: int = 5) -> float:
-    """Median milliseconds of one forward pass on a channels-last input, after a warm-up."""
+    """Fastest round's milliseconds per forward pass on a channels-last input, after a warm-up (the fastest:
+    on a shared machine other work only ever adds time)."""
     module = module.to(device.torch_device, device.dtype).eval().to(memory_format=torch.channels_last)
     x = torch.rand(1, channels, height, width, device=device.torch_device, dtype=device.dtype)
     x = x.contiguous(memory_format=torch.channels_last)
@@ -181,7 +191,32 @@ def time_module(module: nn.Module, channels: int, height: int, width: int, devic
                 module(x)
             sync()
             samples.append((time.perf_counter() - start) / repeats)
-    return statistics.median(samples) * 1e3
+    return min(samples) * 1e3
+
+
+def measure_frames(genotypes: dict[str, Genotype], tiles: list[tuple[int, int]], device: Device,
+                   rounds: int = 7) -> dict[str, float]:
+    """Milliseconds per frame (all its tiles, input sizes with context) of each folded network, measured whole:
+    every network once per round, interleaved, and each one's fastest round."""
+    sync = torch.cuda.synchronize if device.kind == "cuda" else (lambda: None)
+    nets = {name: fold(TriNet(g)).to(device.torch_device, device.dtype).eval().to(memory_format=torch.channels_last)
+            for name, g in genotypes.items()}
+    inputs = {name: [torch.rand(1, g.channels, h, w, device=device.torch_device, dtype=device.dtype)
+                     .contiguous(memory_format=torch.channels_last) for h, w in tiles]
+              for name, g in genotypes.items()}
+    times: dict[str, list[float]] = {name: [] for name in nets}
+    with torch.inference_mode():
+        for name, net in nets.items():
+            net(inputs[name][0])  # warm-up
+        for _ in range(rounds):
+            for name, net in nets.items():
+                sync()
+                start = time.perf_counter()
+                for x in inputs[name]:
+                    net(x)
+                sync()
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: min(t) for name, t in times.items()}
 
 
 class LatencyTable:
@@ -191,6 +226,7 @@ class LatencyTable:
         self.device = device
         self.path = (cache or default_cache()) / f"{device.key}.json"
         self.entries: dict[str, float] = {}
+        self.calibration: dict[str, float] | None = None  # per layer kind: a scale; CALL: ms per network call
         self.measured = 0  # layers timed by this object (the rest came from the file)
         if self.path.is_file():
             try:
@@ -199,8 +235,20 @@ class LatencyTable:
                 data = {}
             if isinstance(data, dict) and data.get("version") == TABLE_VERSION:
                 self.entries = {str(k): float(v) for k, v in data.get("entries", {}).items()}
+                calibration = data.get("calibration")
+                if isinstance(calibration, dict) and set(calibration) == {*LAYER_KINDS, CALL}:
+                    self.calibration = {str(k): float(v) for k, v in calibration.items()}
 
     def layer_ms(self, layer: Layer) -> float:
+        """The layer's cost in a whole network: its time alone, calibrated when the table is; the head (one
+        per network call) also carries the calibration's cost of a call."""
+        raw = self.raw_layer_ms(layer)
+        if self.calibration is None:
+            return raw
+        return raw * self.calibration[layer.kind] + (self.calibration[CALL] if layer.kind == "head" else 0.0)
+
+    def raw_layer_ms(self, layer: Layer) -> float:
+        """The layer's time when run alone (measured the first time it is asked for)."""
         if layer.key not in self.entries:
             if self.device.threads and self.device.kind == "cpu":
                 torch.set_num_threads(self.device.threads)
@@ -217,11 +265,37 @@ class LatencyTable:
         """Predicted milliseconds for a frame the engine cuts into tiles of these input sizes (with context)."""
         return sum(self.network_ms(genotype, h, w) for h, w in tiles)
 
+    def features(self, genotype: Genotype, tiles: list[tuple[int, int]]) -> np.ndarray:
+        """The uncalibrated layer times of a frame summed per layer kind, and the number of network calls."""
+        sums = dict.fromkeys(LAYER_KINDS, 0.0)
+        for h, w in tiles:
+            for layer in layers_of(genotype, h, w):
+                sums[layer.kind] += self.raw_layer_ms(layer)
+        return np.array([sums[k] for k in LAYER_KINDS] + [len(tiles)])
+
+    def calibrate(self, genotypes: list[Genotype], tiles: list[tuple[int, int]],
+                  measured: list[float] | None = None) -> None:
+        """Fit the calibration to these networks' frame times (measured here unless given): a non-negative
+        least-squares fit of measured time on the per-kind sums of layer times and the call count."""
+        if measured is None:
+            frames = measure_frames({str(i): g for i, g in enumerate(genotypes)}, tiles, self.device)
+            measured = [frames[str(i)] for i in range(len(genotypes))]
+        x = np.stack([self.features(g, tiles) for g in genotypes])
+        y = np.asarray(measured, dtype=float)
+        weights = 1.0 / y  # relative errors count alike for fast and slow networks
+        coef, _ = nnls(x * weights[:, None], y * weights)
+        self.calibration = dict(zip([*LAYER_KINDS, CALL], (float(c) for c in coef)))
+        used = {layer.kind for g in genotypes for layer in layers_of(g, *tiles[0])}
+        for kind in LAYER_KINDS:  # a kind no network had keeps its own time
+            if kind not in used:
+                self.calibration[kind] = 1.0
+
     def save(self) -> None:
         """Write the table atomically (a temporary file, then a rename)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        data = {"version": TABLE_VERSION, "device": self.device.__dict__, "entries": self.entries}
+        data = {"version": TABLE_VERSION, "device": self.device.__dict__, "entries": self.entries,
+                "calibration": self.calibration}
         tmp.write_text(json.dumps(data, indent=0, sort_keys=True) + "\n")
         os.replace(tmp, self.path)
 
