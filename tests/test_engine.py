@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -182,3 +184,13 @@ def test_the_output_is_written_tile_by_tile_in_its_own_pixel_type(tiny_model_dir
     out = up.upscale_array(np.zeros((64, 64, 3), dtype=np.uint8))
     assert out.dtype == np.uint8 and out.shape == (128, 128, 3)
     assert not biggest or max(biggest) < 128 * 128 * 3  # (before: a 128x128x3 float32 output buffer)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="torch.compile needs a C compiler")
+def test_a_compiled_model_gives_the_same_pixels(tiny_model_dir):
+    """torch.compile fuses kernels; the output must not change beyond float rounding."""
+    image = np.random.default_rng(0).integers(0, 256, (20, 28, 3), dtype=np.uint8)
+    eager = Upscaler.from_pretrained(str(tiny_model_dir), tile=0)
+    compiled = Upscaler.from_pretrained(str(tiny_model_dir), tile=0, compiled=True)
+    assert np.abs(compiled.upscale_array(image).astype(int) - eager.upscale_array(image).astype(int)).max() <= 1

@@ -78,10 +78,11 @@ def main(ctx: click.Context, debug: bool, offline: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary on stdout.")
 @TTA_OPTION
 @click.pass_context
-def image(ctx, inputs, output, model_spec, scale, device, precision, tile, tile_pad, outscale, suffix, fmt,
+def image(ctx, inputs, output, model_spec, scale, device, precision, tile, tile_pad, compiled, outscale, suffix, fmt,
           quality, overwrite, max_pixels, quiet, as_json, tta):
     """Upscale image files, folders (recursively) and globs."""
-    upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad, outscale=outscale, tta=tta)
+    upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad, compiled, outscale=outscale,
+                              tta=tta)
     options = OutputOptions(output, suffix, fmt, overwrite)
     plan = plan_jobs(list(inputs), options, outscale or upscaler.scale)
     new_folder = output is not None and not output.suffix and not output.exists() and len(plan.jobs) == 1
@@ -119,10 +120,11 @@ def image(ctx, inputs, output, model_spec, scale, device, precision, tile, tile_
 @click.option("--json", "as_json", is_flag=True, help="Print the means as JSON on stdout.")
 @TTA_OPTION
 @click.pass_context
-def eval_command(ctx, model_spec, scale, device, precision, tile, tile_pad, folders, per_image, record, as_json,
+def eval_command(ctx, model_spec, scale, device, precision, tile, tile_pad, compiled, folders, per_image, record,
+                 as_json,
                  tta):
     """PSNR/SSIM (Y channel, MATLAB bicubic LR, border cut) with bicubic beside it."""
-    upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad, tta=tta)
+    upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad, compiled, tta=tta)
     scores = evaluate(upscaler, list(folders))
     means = summary(scores)
     if record:
@@ -143,12 +145,14 @@ def eval_command(ctx, model_spec, scale, device, precision, tile, tile_pad, fold
               help="Compare with these models (same scale) instead of layouts; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON on stdout.")
 @click.pass_context
-def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, size, repeats, rounds, tiles, against,
-                  as_json):
-    """Engine throughput: memory layouts, tile sides or models compared in the same run, as ratios."""
+def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, compiled, size, repeats, rounds, tiles,
+                  against, as_json):
+    """Engine throughput: memory layouts, tile sides, eager against compiled (--compile) or models compared in
+    the same run, as ratios."""
     width, height = parse_size(size)
-    if tiles and against:
-        raise UpscaleError("compare tile sides or models, not both: drop --tiles or --against")
+    if sum(map(bool, (tiles, against, compiled))) > 1:
+        raise UpscaleError("compare one thing at a time: tile sides (--tiles), models (--against) or "
+                           "eager against compiled (--compile)")
     upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
     configured_tile = upscaler.tile
     if against:
@@ -157,7 +161,9 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, siz
         rows, reference = bench_models({model_spec or upscaler.config.get("name"): upscaler, **others}, height,
                                        width, repeats, rounds)
     else:
-        if tiles:
+        if compiled:
+            variants = {"eager": lambda up: up.set_compiled(False), "compiled": lambda up: up.set_compiled(True)}
+        elif tiles:
             sides = [parse_tile(value.strip()) for value in tiles.split(",")]
             variants = {f"tile {side}": (lambda up, side=side: setattr(up, "tile", side)) for side in sides}
         else:
@@ -204,8 +210,9 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, siz
                    "convert, none.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
-def video_command(ctx, sources, output, model_spec, scale, device, precision, tile, tile_pad, codec, crf, preset,
-                  pix_fmt, fmt, start, end, frames_out, batch, overwrite, resume, compat, audio, subtitles, quiet):
+def video_command(ctx, sources, output, model_spec, scale, device, precision, tile, tile_pad, compiled, codec, crf,
+                  preset, pix_fmt, fmt, start, end, frames_out, batch, overwrite, resume, compat, audio, subtitles,
+                  quiet):
     """Upscale videos (files, folders and globs); timestamps, audio, subtitles, rotation, colour tags,
     metadata and chapters are kept.
 
@@ -214,7 +221,7 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
 
     options = VideoOptions(codec, crf, preset, pix_fmt, parse_time(start), parse_time(end), batch, overwrite,
                            resume, audio=audio, subtitles=subtitles, compat=compat)
-    engine = (model_spec, scale, device, precision, tile, tile_pad)
+    engine = (model_spec, scale, device, precision, tile, tile_pad, compiled)
     one_file = len(sources) == 1 and not Path(sources[0]).is_dir() and not any(c in sources[0] for c in "*?[")
     if frames_out is not None:
         if output is not None or not one_file:

@@ -87,12 +87,12 @@ class Upscaler:
     tile: input tile side in pixels, 0 for whole images, or "auto" (from free memory). tile_pad: context
     read around each tile, default the model's receptive field, which makes tiled output equal untiled.
     tta: self-ensemble, the mean of the model's outputs over the 8 flips and rotations of the input (8x the
-    time, a little more PSNR).
+    time, a little more PSNR). compiled: run the model through torch.compile (`set_compiled`).
     """
 
     def __init__(self, model: LoadedModel | TriNet, device: str = "auto", precision: str = "auto",
                  tile: int | str = "auto", tile_pad: int | None = None, threads: int | None = None,
-                 channels_last: bool | None = None, tta: bool = False) -> None:
+                 channels_last: bool | None = None, tta: bool = False, compiled: bool = False) -> None:
         loaded = LoadedModel.of(model)
         self.device = pick_device(device)
         self.tta = tta
@@ -114,6 +114,16 @@ class Upscaler:
         # channels-last measured 1.5-1.7x faster on the CPU with `upscale bench` (CHANGELOG), and it is the
         # layout CUDA tensor cores prefer; False keeps the default NCHW layout.
         self.set_channels_last(True if channels_last is None else channels_last)
+        self._compiled = None
+        self.set_compiled(compiled)
+
+    def set_compiled(self, enabled: bool) -> None:
+        """Run the model through `torch.compile` (fused kernels; the first tiles compile, tens of seconds on a
+        CPU), or eagerly. Measure before using it: in the tiled engine on our 2-core CPU it ran 0.83x
+        (trinas-x2-searched) and 0.66x (trinas-x4) the eager speed (`upscale bench --compile`); off by default."""
+        if enabled and self._compiled is None:
+            self._compiled = torch.compile(self.model)  # kept: switching back and forth compiles once
+        self.forward = self._compiled if enabled else self.model
 
     def set_channels_last(self, enabled: bool) -> None:
         """Keep weights and tile windows in channels-last (NHWC) memory layout, or in the default NCHW."""
@@ -154,10 +164,10 @@ class Upscaler:
         window carries its own context, so the ensemble of the tiles is the ensemble of the whole image."""
         window = window.to(self.device, self.dtype).contiguous(memory_format=self.memory_format)
         if not self.tta:
-            return self.model(window).float()
+            return self.forward(window).float()
         total = None
         for turns, flip in DIHEDRAL:
-            y = _untransform(self.model(_transform(window, turns, flip)).float(), turns, flip)
+            y = _untransform(self.forward(_transform(window, turns, flip)).float(), turns, flip)
             total = y if total is None else total.add_(y)
         return total.div_(len(DIHEDRAL))
 

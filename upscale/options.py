@@ -25,7 +25,7 @@ def parse_tile(value: str) -> int | str:
 
 
 def engine_options(command: Callable) -> Callable:
-    """--model/--scale/--device/--precision/--tile/--tile-pad, in one place for every command."""
+    """--model/--scale/--device/--precision/--tile/--tile-pad/--compile, in one place for every command."""
     options = [
         click.option("--model", "-m", "model_spec", metavar="SPEC",
                      help="Packaged name (trinas-x2), model folder, or hf:owner/repo[@revision]."),
@@ -38,13 +38,16 @@ def engine_options(command: Callable) -> Callable:
                      help="Tile side in input pixels; 0 = whole image; auto = from free memory."),
         click.option("--tile-pad", type=click.IntRange(0), metavar="N",
                      help="Context around each tile [default: the model's receptive field, seamless]."),
+        click.option("--compile", "compiled", is_flag=True,
+                     help="torch.compile the model (tens of seconds to start; measure with `upscale bench "
+                          "--compile` first: slower than eager on our CPU)."),
     ]
     return functools.reduce(lambda f, option: option(f), reversed(options), command)
 
 
 def build_upscaler(model_spec: str | None, scale: int | None, device: str, precision: str,
-                   tile: int | str, tile_pad: int | None, default_scale: int = 2, outscale: float | None = None,
-                   tta: bool = False) -> Upscaler:
+                   tile: int | str, tile_pad: int | None, compiled: bool = False, default_scale: int = 2,
+                   outscale: float | None = None, tta: bool = False) -> Upscaler:
     """The Upscaler for the options; --scale that contradicts --model is an error, never a silent choice.
 
     With neither --model nor --scale, an --outscale factor picks the packaged model for it
@@ -56,7 +59,8 @@ def build_upscaler(model_spec: str | None, scale: int | None, device: str, preci
     if scale is not None and model.scale != scale:
         raise UpscaleError(f"model {spec} upscales by {model.scale}; --scale {scale} needs a x{scale} model "
                            f"(see `upscale models list`) or --outscale {scale}")
-    return Upscaler(model, device=device, precision=precision, tile=tile, tile_pad=tile_pad, tta=tta)
+    return Upscaler(model, device=device, precision=precision, tile=tile, tile_pad=tile_pad, tta=tta,
+                    compiled=compiled)
 
 
 TTA_OPTION = click.option("--tta", is_flag=True,
