@@ -20,14 +20,13 @@ import shlex
 import statistics
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import torch
 
 from trinas.net import TriNet, fold
 from trinas.operations import op_kind
-from trinas.screen import DataSpec, Schedule, Task, screen_all
+from trinas.screen import (DataSpec, Schedule, Task, add_screen_arguments, mean_and_spread, screen_all,
+                           seed_summary)
 from trinas.space import Cell, Genotype, baseline_genotype
 
 
@@ -61,21 +60,11 @@ def frame_times(genotypes: dict[str, Genotype], size: tuple[int, int], threads: 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", type=Path, nargs="+", required=True)
-    parser.add_argument("--val", type=Path, required=True)
-    parser.add_argument("--report", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    add_screen_arguments(parser)
     parser.add_argument("--ops", nargs="+", default=["conv3x3", "rep3x3", "spanatt3x3"])
     parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--width", type=int, default=24)
     parser.add_argument("--cells", type=int, default=4)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--patch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1, help="threads per training job")
     parser.add_argument("--time-threads", type=int, default=2, help="threads when timing a frame")
     parser.add_argument("--frame", default="1280x720", help="output frame size to time")
     args = parser.parse_args(argv)
@@ -97,13 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     first = args.ops[0]
     rows = []
     for op in args.ops:
-        row = {"op": op, "genotype": genotypes[op].describe(), "ms": seconds[op] * 1e3,
-               "time_ratio": seconds[op] / seconds[first]}
-        for key in ("val", "report"):
-            values = [r[key] for r in results[op]]
-            row[key], row[f"{key}_mean"] = values, float(np.mean(values))
-            row[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
-        rows.append(row)
+        rows.append({"op": op, "genotype": genotypes[op].describe(), "ms": seconds[op] * 1e3,
+                     "time_ratio": seconds[op] / seconds[first], **seed_summary(results[op])})
     summary = {"command": "python benchmarks/operation_value.py " + shlex.join(sys.argv[1:] if argv is None else argv),
                "frame": args.frame, "time_threads": args.time_threads, "seeds": args.seeds,
                "schedule": {"steps": args.steps, "batch": args.batch, "patch": args.patch, "lr": args.lr},
@@ -114,9 +98,8 @@ def main(argv: list[str] | None = None) -> None:
              f"| op | {args.val.name} PSNR | {args.report.name} PSNR | ms / frame | time vs {first} |",
              "|---|---|---|---|---|"]
     for row in rows:
-        spread = {k: f" ± {row[f'{k}_std']:.2f}" if row[f"{k}_std"] is not None else "" for k in ("val", "report")}
-        lines.append(f"| {row['op']} | {row['val_mean']:.2f}{spread['val']} | {row['report_mean']:.2f}"
-                     f"{spread['report']} | {row['ms']:.0f} | {row['time_ratio']:.2f}x |")
+        lines.append(f"| {row['op']} | {mean_and_spread(row, 'val')} | {mean_and_spread(row, 'report')} | "
+                     f"{row['ms']:.0f} | {row['time_ratio']:.2f}x |")
     lines += ["", f"Command: `{summary['command']}`", ""]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "operations.json").write_text(json.dumps(summary, indent=1) + "\n")

@@ -29,7 +29,8 @@ import numpy as np
 
 from trinas.cost import madds_per_output_pixel
 from trinas.export import read_config
-from trinas.screen import RESULT, DataSpec, Schedule, Task, screen_all
+from trinas.screen import (RESULT, DataSpec, Schedule, Task, add_screen_arguments, mean_and_spread, screen_all,
+                           seed_summary)
 from trinas.space import Genotype, SearchSpace, baseline_genotype, random_genotype
 
 
@@ -99,12 +100,7 @@ def summarise(args: argparse.Namespace, networks: list[Network], val_name: str, 
         results = [r for r in results if r["seed"] in args.seeds]
         row = {"name": network.name, "role": network.role, "genotype": network.genotype.describe(),
                "madds": madds_per_output_pixel(network.genotype), "seeds": [r["seed"] for r in results]}
-        for key in ("val", "report"):
-            values = [r[key] for r in results]
-            row[key] = values
-            row[f"{key}_mean"] = float(np.mean(values)) if values else None
-            row[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
-        rows.append(row)
+        rows.append({**row, **seed_summary(results)})
     complete = [r for r in rows if len(r["seeds"]) == len(args.seeds)]
     ranks = {}
     for key in ("val", "report"):
@@ -125,16 +121,10 @@ def markdown(summary: dict) -> str:
              f"| network | role | multiply-adds/px | {sets['val']} PSNR | {sets['report']} PSNR | genotype |",
              "|---|---|---|---|---|---|"]
 
-    def cell(row: dict, key: str) -> str:
-        if row[f"{key}_mean"] is None:
-            return "-"
-        spread = f" ± {row[f'{key}_std']:.2f}" if row[f"{key}_std"] is not None else ""
-        return f"{row[f'{key}_mean']:.2f}{spread}"
-
     ordered = sorted(summary["rows"], key=lambda r: -(r["report_mean"] or -math.inf))
     for row in ordered:
-        lines.append(f"| {row['name']} | {row['role']} | {row['madds']:,.0f} | {cell(row, 'val')} | "
-                     f"{cell(row, 'report')} | `{row['genotype']}` |")
+        lines.append(f"| {row['name']} | {row['role']} | {row['madds']:,.0f} | {mean_and_spread(row, 'val')} | "
+                     f"{mean_and_spread(row, 'report')} | `{row['genotype']}` |")
     rank, n = summary["found_rank"], summary["complete"]
     lines += ["", f"Found genotype's rank among the {n} networks with every seed done: "
               f"{rank['val']} on {sets['val']}, {rank['report']} on {sets['report']}."]
@@ -156,21 +146,11 @@ def write_summary(args: argparse.Namespace, networks: list[Network]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--found", type=Path, required=True, help="model folder or genotype JSON")
-    parser.add_argument("--train", type=Path, nargs="+", required=True, help="HR training image folders")
-    parser.add_argument("--val", type=Path, required=True, help="the search's validation set (Set5)")
-    parser.add_argument("--report", type=Path, required=True, help="the set to report (Set14), never searched on")
-    parser.add_argument("--out", type=Path, required=True)
+    add_screen_arguments(parser)
     parser.add_argument("--random", type=int, default=8, help="random genotypes of equal cost")
     parser.add_argument("--tolerance", type=float, default=0.1, help="cost window of the random genotypes")
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of the random genotype draw")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--steps", type=int, default=4000)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--patch", type=int, default=32, help="LR patch side")
-    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--max-side", type=int, default=2048)
-    parser.add_argument("--jobs", type=int, default=1, help="networks trained at once")
-    parser.add_argument("--threads", type=int, default=1, help="threads per job")
     parser.add_argument("--summary-only", action="store_true", help="write the table from finished runs")
     args = parser.parse_args(argv)
 

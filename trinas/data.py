@@ -79,11 +79,12 @@ class PatchSampler:
         areas = np.array([p.lr.shape[0] * p.lr.shape[1] for p in pairs], dtype=np.float64)
         self.weights = np.sqrt(areas) / np.sqrt(areas).sum()
 
-    def batch(self, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, step: int, size: int, patch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`size` patch pairs of LR side `patch` (default: the sampler's; every image must hold it)."""
         rng = np.random.default_rng([self.seed, step])
         lrs, hrs = [], []
         for index in rng.choice(len(self.pairs), size=size, p=self.weights):
-            pair, s, p = self.pairs[index], self.scale, self.patch
+            pair, s, p = self.pairs[index], self.scale, patch or self.patch
             y = int(rng.integers(0, pair.lr.shape[0] - p + 1))
             x = int(rng.integers(0, pair.lr.shape[1] - p + 1))
             lr = pair.lr[y : y + p, x : x + p]

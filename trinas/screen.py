@@ -7,12 +7,14 @@ its result when done, so a stopped comparison continues where it was and finishe
 
 from __future__ import annotations
 
+import argparse
 import json
 import multiprocessing
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .cost import count_params, madds_per_output_pixel
@@ -31,6 +33,15 @@ class Schedule:
     batch: int = 16
     patch: int = 32  # LR patch side
     lr: float = 1e-3
+    # The training recipe's optional parts (`trinas.train.TrainConfig`); off: plain L1 at one patch size.
+    ema: float | None = None
+    late_from: float = 0.8
+    late_loss: str | None = None
+    late_patch: int | None = None
+
+    @property
+    def largest_patch(self) -> int:
+        return max(self.patch, self.late_patch or 0)
 
 
 @dataclass
@@ -53,7 +64,8 @@ def screen(genotype: Genotype, seed: int, schedule: Schedule, data: ScreenData, 
     if done.exists():
         return json.loads(done.read_text())
     config = TrainConfig(scale=genotype.scale, steps=schedule.steps, batch=schedule.batch, patch=schedule.patch,
-                         lr=schedule.lr, seed=seed, val_every=schedule.steps)
+                         lr=schedule.lr, seed=seed, val_every=schedule.steps, ema=schedule.ema,
+                         late_from=schedule.late_from, late_loss=schedule.late_loss, late_patch=schedule.late_patch)
     torch.manual_seed(seed)  # the same initialisation stream for every network of this seed
     model = TriNet(genotype)
     sampler = PatchSampler(data.pairs, genotype.scale, schedule.patch, seed)
@@ -119,3 +131,38 @@ def screen_all(tasks: list[Task], spec: DataSpec, schedule: Schedule, jobs: int 
     context = multiprocessing.get_context("spawn")  # fresh processes: no torch thread pools forked
     with context.Pool(min(jobs, len(pending)), initializer=_start_worker, initargs=(spec, schedule, threads)) as pool:
         yield from pool.imap_unordered(_run_task, pending)
+
+
+def seed_summary(results: list[dict]) -> dict:
+    """Per scored set ("val", "report"): the values over seeds, their mean and their sample spread (None with
+    fewer than two seeds)."""
+    row: dict = {}
+    for key in ("val", "report"):
+        values = [r[key] for r in results]
+        row[key] = values
+        row[f"{key}_mean"] = float(np.mean(values)) if values else None
+        row[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    return row
+
+
+def mean_and_spread(row: dict, key: str) -> str:
+    """"36.62 ± 0.02" (or "-" before any seed finished)."""
+    if row[f"{key}_mean"] is None:
+        return "-"
+    spread = f" ± {row[f'{key}_std']:.2f}" if row[f"{key}_std"] is not None else ""
+    return f"{row[f'{key}_mean']:.2f}{spread}"
+
+
+def add_screen_arguments(parser: argparse.ArgumentParser, steps: int = 4000) -> None:
+    """The options every comparison script shares: data, output, seeds, the schedule and the workers."""
+    parser.add_argument("--train", type=Path, nargs="+", required=True, help="HR training image folders")
+    parser.add_argument("--val", type=Path, required=True, help="the set a choice may be made on (Set5)")
+    parser.add_argument("--report", type=Path, required=True, help="the set that is only reported (Set14)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--patch", type=int, default=32, help="LR patch side")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--jobs", type=int, default=1, help="networks trained at once")
+    parser.add_argument("--threads", type=int, default=1, help="threads per job")

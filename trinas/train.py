@@ -1,8 +1,14 @@
-"""Train a TriNet on LR/HR patches: L1 loss, Adam, cosine learning rate, checkpoints and exact resume.
+"""Train a TriNet on LR/HR patches: Adam, cosine learning rate, checkpoints and exact resume, and a recipe
+whose parts are each switched on only where a measurement says they pay (`benchmarks/recipe_ablation.py`):
 
-A batch is a pure function of (seed, step) and the checkpoint holds the model, the optimiser and the
-step, so a run killed at any moment resumes where its last checkpoint left it and ends with the same
-result. Same code on CPU and GPU.
+- `ema`: an exponential moving average of the weights, validated and exported instead of the raw weights;
+- `late_loss` from `late_from`: L1 first, then L2 or Charbonnier for the end of the run;
+- `late_patch` from `late_from`: larger patches for the end of the run.
+
+A batch is a pure function of (seed, step) and the checkpoint holds the model, its average, the optimiser
+and the step, so a run killed at any moment resumes where its last checkpoint left it and ends with the
+same result. The validation curve is kept, and `saturation` says whether the last fifth of the run still
+gained. Same code on CPU and GPU.
 
     python -m trinas.train --scale 2 --train DIR... --val DIR --work runs/x2 --steps 20000 --out weights/x
 """
@@ -10,6 +16,7 @@ result. Same code on CPU and GPU.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import shlex
 import sys
@@ -40,6 +47,53 @@ class TrainConfig:
     seed: int = 0
     val_every: int = 500
     checkpoint_every_s: float = 120.0
+    ema: float | None = None          # decay of the weight average (e.g. 0.999); None: no average
+    late_from: float = 0.8            # fraction of the run after which the late loss and patch apply
+    late_loss: str | None = None      # "l2" or "charbonnier" after late_from; None: L1 throughout
+    late_patch: int | None = None     # LR patch side after late_from; None: `patch` throughout
+
+    def __post_init__(self) -> None:
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise ValueError(f"ema decay must be in (0, 1), got {self.ema}")
+        if self.late_loss not in (None, *LOSSES):
+            raise ValueError(f"unknown late loss {self.late_loss!r}; use one of {', '.join(LOSSES)}")
+        if not 0 < self.late_from <= 1:
+            raise ValueError(f"late_from is a fraction of the run, got {self.late_from}")
+
+    def late(self, step: int) -> bool:
+        return step >= self.late_from * self.steps
+
+    def patch_at(self, step: int) -> int:
+        return self.late_patch if self.late_patch and self.late(step) else self.patch
+
+    def loss_at(self, step: int) -> str:
+        return self.late_loss if self.late_loss and self.late(step) else "l1"
+
+
+def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    return torch.sqrt((x - y) ** 2 + eps * eps).mean()
+
+
+LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss, "charbonnier": charbonnier}
+
+
+class WeightAverage:
+    """An exponential moving average of a model's parameters (and a copy of its buffers), kept beside it."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        # Early on the average follows closely (decay ramps up), so it is not stuck near the initial weights.
+        decay = min(self.decay, (1 + step) / (10 + step))
+        for avg, p in zip(self.model.parameters(), model.parameters()):
+            avg.lerp_(p.detach(), 1 - decay)
+        for avg, b in zip(self.model.buffers(), model.buffers()):
+            avg.copy_(b)
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -58,25 +112,41 @@ def validate(model: TriNet, val: list[BenchmarkImage], scale: int, device: torch
         model.train()
 
 
+def saturation(history: list[dict], key: str = "val_psnr", tail: float = 0.2) -> float | None:
+    """dB gained over the last `tail` of the run's steps (None before two validations span it): a run whose
+    last fifth gains under 0.02 dB has stopped improving."""
+    rows = [r for r in history if r.get(key) == r.get(key) and r.get(key) is not None]  # drop NaN
+    if len(rows) < 2:
+        return None
+    last = rows[-1]["step"]
+    before = [r for r in rows if r["step"] <= last * (1 - tail)]
+    return None if not before else rows[-1][key] - before[-1][key]
+
+
 def train(model: TriNet, sampler: PatchSampler, val: list[BenchmarkImage], config: TrainConfig,
           checkpoint: Path, device: torch.device | str = "cpu", time_budget_s: float | None = None,
           log: Callable[[str], None] = print) -> dict:
-    """Train until `config.steps` (or the time budget runs out; rerun to continue). Returns the run state."""
+    """Train until `config.steps` (or the time budget runs out; rerun to continue). Returns the run state;
+    `model` ends holding the weights to export (the average, with `ema`)."""
     device = torch.device(device)
     torch.manual_seed(config.seed)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    average = WeightAverage(model, config.ema) if config.ema else None
     state = load_checkpoint(checkpoint)
     history: list[dict] = []
     step = 0
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if average is not None and state.get("average") is not None:
+            average.model.load_state_dict(state["average"])
         step, history = int(state["step"]), list(state["history"])
         log(f"resumed from {checkpoint} at step {step}")
 
     def save() -> None:
         save_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                         "average": average.model.state_dict() if average is not None else None,
                          "history": history, "config": asdict(config)}, checkpoint)
 
     started = last_save = time.monotonic()
@@ -84,15 +154,18 @@ def train(model: TriNet, sampler: PatchSampler, val: list[BenchmarkImage], confi
     while step < config.steps:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
-        lr_batch, hr_batch = sampler.batch(step, config.batch)
-        loss = F.l1_loss(model(lr_batch.to(device)), hr_batch.to(device))
+        lr_batch, hr_batch = sampler.batch(step, config.batch, config.patch_at(step))
+        loss = LOSSES[config.loss_at(step)](model(lr_batch.to(device)), hr_batch.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if average is not None:
+            average.update(model, step)
         running += loss.item()
         step += 1
         if step % config.val_every == 0 or step == config.steps:
-            val_psnr = validate(model, val, config.scale, device) if val else float("nan")
+            judged = average.model if average is not None else model
+            val_psnr = validate(judged, val, config.scale, device) if val else float("nan")
             history.append({"step": step, "loss": running / config.val_every, "val_psnr": val_psnr,
                             "seconds": time.monotonic() - started})
             log(f"step {step}/{config.steps} loss {running / config.val_every:.4f} val {val_psnr:.2f} dB")
@@ -105,7 +178,9 @@ def train(model: TriNet, sampler: PatchSampler, val: list[BenchmarkImage], confi
             log(f"time budget reached at step {step}; rerun to resume")
             break
     save()
-    return {"step": step, "history": history, "done": step >= config.steps}
+    if average is not None:
+        model.load_state_dict(average.model.state_dict())
+    return {"step": step, "history": history, "done": step >= config.steps, "saturation": saturation(history)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -122,6 +197,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--patch", type=int, default=48)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ema", type=float, help="weight average decay, e.g. 0.999 [default: none]")
+    parser.add_argument("--late-from", type=float, default=0.8, help="fraction of the run where 'late' starts")
+    parser.add_argument("--late-loss", choices=sorted(LOSSES), help="loss after --late-from [default: L1 throughout]")
+    parser.add_argument("--late-patch", type=int, help="LR patch side after --late-from [default: --patch]")
     parser.add_argument("--val-every", type=int, default=500)
     parser.add_argument("--max-side", type=int, default=2048)
     parser.add_argument("--time-budget", type=float, help="seconds before stopping (resumable)")
@@ -149,28 +228,38 @@ def main(argv: list[str] | None = None) -> None:
         model.load_state_dict(matched, strict=False)
         print(f"initialised {len(matched)}/{len(own)} tensors from {args.init}")
     config = TrainConfig(scale=args.scale, steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
-                         seed=args.seed, val_every=args.val_every)
+                         seed=args.seed, val_every=args.val_every, ema=args.ema, late_from=args.late_from,
+                         late_loss=args.late_loss, late_patch=args.late_patch)
+    late = f" from {config.late_from:g} of the run" if config.late_loss or config.late_patch else ""
     training = {"data": list(args.train), "steps": config.steps, "batch": config.batch,
-                "patch": config.patch, "loss": "L1", "optimizer": "Adam, cosine lr", "lr": config.lr,
-                "seed": config.seed,
+                "patch": config.patch if not config.late_patch else f"{config.patch}, {config.late_patch}{late}",
+                "loss": "L1" if not config.late_loss else f"L1, {config.late_loss}{late}",
+                "optimizer": "Adam, cosine lr" + (f", weight average {config.ema:g}" if config.ema else ""),
+                "lr": config.lr, "seed": config.seed,
                 "command": "python -m trinas.train " + shlex.join(a for a in argv if a != "--export-only")}
     if args.export_only:
         state = load_checkpoint(args.work / "checkpoint.pt")
         if state is None or args.out is None:
             parser.error("--export-only needs --out and a checkpoint in --work")
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state["average"] if state.get("average") is not None else state["model"])
         training.update(steps=int(state["step"]), history=state["history"])
         save_model(model, args.out, training=training)
         print(f"wrote {args.out} from the checkpoint at step {state['step']}")
         return
     t0 = time.monotonic()
-    pairs = make_pairs(list_images(args.train), args.scale, args.patch, args.max_side)
+    pairs = make_pairs(list_images(args.train), args.scale, max(args.patch, args.late_patch or 0), args.max_side)
     val = [img for folder in args.val for img in load_benchmark(Path(folder), args.scale)]
     print(f"{len(pairs)} training images, {len(val)} validation images, prepared in {time.monotonic() - t0:.0f}s")
     result = train(model, PatchSampler(pairs, args.scale, args.patch, args.seed), val, config,
                    args.work / "checkpoint.pt", args.device, args.time_budget)
+    gained = result["saturation"]
+    if gained is not None:
+        print(f"the last fifth of the run gained {gained:+.3f} dB on the validation set"
+              f"{' (saturated: under 0.02 dB)' if gained < 0.02 else ''}")
     if result["done"] and args.out:
         training["history"] = result["history"]
+        if gained is not None:
+            training["last_fifth_gain_db"] = round(gained, 4)
         save_model(model.cpu(), args.out, training=training)
         print(f"wrote {args.out}")
 

@@ -1,0 +1,88 @@
+"""Training: the recipe's parts do what they say, a run resumes to the same weights, and the curve tells when
+it has stopped improving."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from trinas.data import PatchSampler, Pair
+from trinas.net import TriNet
+from trinas.space import baseline_genotype
+from trinas.train import TrainConfig, saturation, train
+
+
+def pairs(count: int = 3, side: int = 24, scale: int = 2) -> list[Pair]:
+    rng = np.random.default_rng(0)
+    hrs = [rng.integers(0, 256, (side * scale, side * scale, 3), dtype=np.uint8) for _ in range(count)]
+    return [Pair(hr[::scale, ::scale].copy(), hr) for hr in hrs]
+
+
+def tiny() -> TriNet:
+    torch.manual_seed(0)
+    return TriNet(baseline_genotype(2, width=8, cells=1))
+
+
+RECIPE = dict(scale=2, steps=8, batch=2, patch=8, val_every=4, warmup=2, ema=0.9, late_from=0.5,
+              late_loss="charbonnier", late_patch=12)
+
+
+def test_a_stopped_run_resumes_to_the_same_weights_and_average(tmp_path):
+    config = TrainConfig(**RECIPE)
+    sampler = PatchSampler(pairs(), 2, 8)
+    whole = tiny()
+    train(whole, sampler, [], config, tmp_path / "whole.pt", log=lambda _: None)
+
+    halves = tiny()
+    train(halves, sampler, [], TrainConfig(**{**RECIPE, "steps": 8}), tmp_path / "halves.pt",
+          time_budget_s=-1, log=lambda _: None)  # stops after its first step, as a kill would
+    state = torch.load(tmp_path / "halves.pt", weights_only=False)
+    assert state["step"] == 1 and state["average"] is not None
+    resumed = tiny()
+    result = train(resumed, sampler, [], config, tmp_path / "halves.pt", log=lambda _: None)
+    assert result["done"]
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_the_exported_weights_are_the_average(tmp_path):
+    model = tiny()
+    train(model, PatchSampler(pairs(), 2, 8), [], TrainConfig(**RECIPE), tmp_path / "c.pt", log=lambda _: None)
+    state = torch.load(tmp_path / "c.pt", weights_only=False)
+    exported = model.state_dict()
+    assert all(torch.equal(exported[k], v) for k, v in state["average"].items())
+    assert any(not torch.equal(exported[k], v) for k, v in state["model"].items())  # not the raw weights
+
+
+def test_the_late_part_of_the_run_switches_loss_and_patch():
+    config = TrainConfig(**RECIPE)
+    assert [config.loss_at(s) for s in (0, 3, 4, 7)] == ["l1", "l1", "charbonnier", "charbonnier"]
+    assert [config.patch_at(s) for s in (0, 3, 4, 7)] == [8, 8, 12, 12]
+    lr, hr = PatchSampler(pairs(), 2, 8).batch(5, 2, config.patch_at(5))
+    assert lr.shape == (2, 3, 12, 12) and hr.shape == (2, 3, 24, 24)
+    with pytest.raises(ValueError, match="late loss"):
+        TrainConfig(scale=2, late_loss="perceptual")
+
+
+def test_saturation_is_the_gain_over_the_last_fifth():
+    history = [{"step": s, "val_psnr": v} for s, v in ((100, 30.0), (400, 31.0), (800, 31.50), (1000, 31.51))]
+    assert saturation(history) == pytest.approx(0.01)  # 800 -> 1000: under 0.02 dB, saturated
+    assert saturation(history[:1]) is None
+    assert saturation([{"step": 1000, "val_psnr": float("nan")}] + history[-1:]) is None
+
+
+def test_a_screen_schedule_carries_the_recipe_into_training(tmp_path, monkeypatch):
+    """The fair-comparison unit (`trinas.screen`) trains with the schedule's recipe parts, nothing else."""
+    import trinas.screen as screen_module
+    from trinas.screen import Schedule, ScreenData
+
+    seen = []
+    monkeypatch.setattr(screen_module, "train", lambda model, sampler, val, config, *a, **k:
+                        seen.append(config) or {"step": config.steps})
+    monkeypatch.setattr(screen_module, "score", lambda *a, **k: type("S", (), {"mean": lambda self, key: 0.0})())
+    schedule = Schedule(steps=5, batch=2, patch=8, ema=0.99, late_loss="l2", late_patch=12, late_from=0.6)
+    screen_module.screen(baseline_genotype(2, width=8, cells=1), 0, schedule, ScreenData(pairs(), [], []),
+                         tmp_path / "run")
+    assert (seen[0].ema, seen[0].late_loss, seen[0].late_patch, seen[0].late_from) == (0.99, "l2", 12, 0.6)
+    assert schedule.largest_patch == 12
