@@ -5,7 +5,6 @@ Every command turns known errors into one red line and a non-zero exit; `--debug
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -20,16 +19,15 @@ from rich.markup import escape
 from trinas.search_config import BUDGET_MODES, build_config
 from trinas.sparsestmax import BUDGET_GRADIENTS, RELAXATIONS
 
-from .batch import VIDEO_FORMAT_SUFFIX, VIDEOS, Failure, OutputOptions, plan_jobs, run_jobs
+from .batch import VIDEO_FORMAT_SUFFIX, OutputOptions, plan_jobs, run_jobs
 from .bench import bench, bench_models, peak_memory_mb
 from .errors import UpscaleError, one_line_errors
 from .evaluation import evaluate, record_metrics, summary
 from .images import DEFAULT_MAX_PIXELS
 from .options import TTA_OPTION, build_upscaler, engine_options, parse_tile
 from .policies import AUDIO_CHOICES, SUBTITLE_CHOICES
-from .progress import image_progress, print_bench, print_image_summary, print_scores
+from .progress import console, image_progress, print_bench, print_image_summary, print_scores
 
-console = Console(stderr=True, soft_wrap=True)  # a message stays one line, whatever the width
 
 
 class _DebugAnywhere(click.Group):
@@ -217,6 +215,7 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
     metadata and chapters are kept.
 
     Folders of frames go through `upscale image DIR -o OUT`."""
+    from . import video_runs
     from .video import VideoOptions, parse_time
 
     options = VideoOptions(codec, crf, preset, pix_fmt, parse_time(start), parse_time(end), batch, overwrite,
@@ -229,118 +228,11 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
         if resume:
             raise click.UsageError("--resume continues a video; --frames-out writes each frame atomically, so "
                                    "rerun it with --overwrite")
-        _video_to_frames(Path(sources[0]), frames_out, engine, options, quiet)
+        video_runs.to_frames(Path(sources[0]), frames_out, engine, options, quiet)
     elif one_file and output is not None and output.suffix and not output.is_dir():
-        _one_video(Path(sources[0]), output, engine, options, quiet)
+        video_runs.one_video(Path(sources[0]), output, engine, options, quiet)
     else:
-        _many_videos(ctx, list(sources), output, fmt, engine, options, quiet)
-
-
-def _video_to_frames(src: Path, folder: Path, engine: tuple, options, quiet: bool) -> None:
-    from .video import check_targets, upscale_frames
-
-    check_targets(src, None, folder, options.overwrite)  # before the model loads: a path error costs nothing
-    upscaler = build_upscaler(*engine)
-    with _video_progress(quiet) as on_progress:
-        report = upscale_frames(src, folder, upscaler, options, progress=on_progress)
-    _print_video_report(report, upscaler, options, folder)
-
-
-def _one_video(src: Path, output: Path, engine: tuple, options, quiet: bool) -> None:
-    from .video import check_targets
-
-    check_targets(src, output, None, options.overwrite)  # before the model loads: a path error costs nothing
-    upscaler = build_upscaler(*engine)
-    _print_video_report(_run_video(src, output, upscaler, options, quiet), upscaler, options, output)
-
-
-def _run_video(src: Path, output: Path, upscaler, options, quiet: bool):
-    from . import video
-
-    try:
-        with _video_progress(quiet) as on_progress:
-            return video.upscale_video(src, output, upscaler, options, progress=on_progress)
-    except KeyboardInterrupt:  # Ctrl-C and SIGTERM: say how to go on before the one-line stop message
-        if video.kept_frames(output):
-            console.print(f"the first {video.kept_frames(output)} frames of {output} are kept; run the same "
-                          f"command with --resume to continue", highlight=False)
-        raise
-
-
-def _many_videos(ctx, sources: list[str], output: Path | None, fmt: str | None, engine: tuple, options,
-                 quiet: bool) -> None:
-    """Several videos, folders and globs: names mirrored like `upscale image`, finished outputs skipped, one
-    failure never stops the others, and every failure listed at the end (exit 1)."""
-    from .video import check_targets
-
-    upscaler = build_upscaler(*engine)
-    plan = plan_jobs(sources, OutputOptions(output, None, fmt, options.overwrite), upscaler.scale, VIDEOS)
-    failures = list(plan.failures)
-    done = 0
-    for number, job in enumerate(plan.jobs, 1):
-        console.print(f"[bold]{number}/{len(plan.jobs)}[/] {escape(str(job.source))} -> {escape(str(job.target))}")
-        try:
-            check_targets(job.source, job.target, None, options.overwrite)
-            report = _run_video(job.source, job.target, upscaler, options, quiet)
-        except UpscaleError as exc:
-            failures.append(Failure(str(job.source), f"{job.source}: {exc}", exc))
-            console.print(f"[red]error:[/] {escape(failures[-1].error)}")
-            continue
-        _print_video_report(report, upscaler, options, job.target)
-        done += 1
-    line = f"[{'red' if failures else 'green'}]upscaled {done} video(s)[/]"
-    if plan.skipped:
-        line += f"; {len(plan.skipped)} skipped (output exists; --overwrite redoes it)"
-    console.print(line + (f"; [red]{len(failures)} failed:[/]" if failures else ""))
-    for failure in failures:
-        console.print(f"[red]error:[/] {escape(failure.error)}")
-        if ctx.obj["debug"] and failure.exception is not None:
-            console.print(escape("".join(traceback.format_exception(failure.exception))), end="")
-    if failures:
-        sys.exit(1)
-
-
-def _print_video_report(report, upscaler, options, target: Path) -> None:
-    for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
-    for line in report.converted:
-        console.print(f"note: {escape(line)}", highlight=False)
-    if report.video_format:
-        plain = options.compat or report.video_format.endswith(", yuv420p")
-        hint = "" if plain else " (--compat: 8-bit 4:2:0 for every player)"
-        console.print(f"video: {report.video_format}{hint}", highlight=False)
-    resumed = f" (continued after {report.resumed_after} frames)" if report.resumed_after else ""
-    console.print(f"[green]upscaled {report.frames} frames x{upscaler.scale} on {upscaler.device} in "
-                  f"{report.seconds:.1f}s ({report.fps:.1f} frames/s){resumed}[/] -> {escape(str(target))}")
-
-
-@contextlib.contextmanager
-def _video_progress(quiet: bool):
-    """A frames bar (done of total, or of the estimate when the container has no count), frames/s and ETA;
-    it appears with the first frame, so a bad input shows only its error line."""
-    if quiet:
-        yield None
-        return
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=console)
-    task = progress.add_task("frames", total=None, rate="", start=False)
-
-    def on_progress(done: int, total: int | None) -> None:
-        if not progress.tasks[task].started:
-            progress.start()
-            progress.start_task(task)
-        speed = progress.tasks[task].speed
-        progress.update(task, completed=done, total=None if total is None else max(total, done),
-                        rate=f"{speed:.1f} fps" if speed else "")
-
-    try:
-        yield on_progress
-    finally:
-        progress.stop()
+        video_runs.many_videos(list(sources), output, fmt, engine, options, quiet, ctx.obj["debug"])
 
 
 @main.command("search")
