@@ -57,8 +57,8 @@ def many_videos(sources: list[str], output: Path | None, fmt: str | None, engine
         try:
             check_targets(job.source, job.target, None, options.overwrite)
             report = run_video(job.source, job.target, upscaler, options, quiet)
-        except UpscaleError as exc:
-            failures.append(Failure(str(job.source), f"{job.source}: {exc}", exc))
+        except (UpscaleError, OSError) as exc:  # a user error, or what the disk refuses: the next video goes on
+            failures.append(Failure(str(job.source), f"{job.source}: {str(exc).strip().splitlines()[0]}", exc))
             console.print(f"[red]error:[/] {escape(failures[-1].error)}")
             continue
         print_report(report, upscaler, options, job.target)
