@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from trinas.cost import madds_per_output_pixel
-from trinas.export import read_config
+from trinas.export import read_config, write_config
 from trinas.screen import (RESULT, DataSpec, Schedule, Task, add_screen_arguments, mean_and_spread, screen_all,
                            seed_summary)
 from trinas.space import Genotype, SearchSpace, baseline_genotype, random_genotype
@@ -152,7 +152,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of the random genotype draw")
     parser.add_argument("--max-side", type=int, default=2048)
     parser.add_argument("--summary-only", action="store_true", help="write the table from finished runs")
+    parser.add_argument("--record", action="store_true",
+                        help="write the result into the found model folder's config.json and card (all seeds done)")
     args = parser.parse_args(argv)
+    if args.record and not args.found.is_dir():
+        parser.error("--record writes into a model folder: give --found a model folder")
 
     networks = networks_for(args)
     for network in networks:
@@ -170,6 +174,28 @@ def main(argv: list[str] | None = None) -> None:
                   f"{args.report.name} {result['report']:.2f} dB", flush=True)
             write_summary(args, networks)
     print(write_summary(args, networks))
+    if args.record:
+        record(args.found, json.loads((args.out / "controls.json").read_text()), args.tolerance)
+
+
+def record(folder: Path, summary: dict, tolerance: float) -> None:
+    """The controls' outcome in the found model's config.json and card: what its search claims rests on."""
+    rows = summary["rows"]
+    if summary["complete"] != len(rows):
+        raise SystemExit(f"error: {len(rows) - summary['complete']} networks have not finished every seed; "
+                         "run the controls to the end before --record")
+    found = next(r for r in rows if r["role"] == "found")
+    baseline = next(r for r in rows if r["role"] == "baseline")
+    config = read_config(folder)
+    config["controls"] = {
+        "command": summary["command"].replace(" --record", "").replace(" --summary-only", ""),
+        "schedule": summary["schedule"], "sets": summary["sets"], "networks": len(rows),
+        "random": sum(r["role"] == "random" for r in rows), "tolerance": tolerance, "rank": summary["found_rank"],
+        "found": {k: found[f"{k}_mean"] for k in ("val", "report")},
+        "baseline": {k: baseline[f"{k}_mean"] for k in ("val", "report")},
+        "random_median_report": summary["random_median_report"]}
+    write_config(folder, config)
+    print(f"recorded in {folder / 'config.json'} and its card")
 
 
 if __name__ == "__main__":

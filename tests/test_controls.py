@@ -75,3 +75,27 @@ def test_controls_train_every_network_alike_rank_the_found_one_and_resume(tmp_pa
     controls.main(args)  # a second run finds every result and trains nothing
     assert [p.stat().st_mtime_ns for p in results] == stamps
     assert "rank" in (tmp_path / "out" / "controls.md").read_text()
+
+
+def test_record_puts_the_outcome_in_the_model_card_and_refuses_unfinished_controls(tmp_path, tiny_model_dir):
+    import shutil
+
+    from trinas.export import read_config
+
+    folder = tmp_path / "found"
+    shutil.copytree(tiny_model_dir, folder)
+    row = {"val_mean": 30.0, "report_mean": 28.0}
+    summary = {"command": "python benchmarks/search_controls.py --found x --summary-only --record",
+               "schedule": {"steps": 10, "batch": 2, "patch": 8, "seeds": [0, 1]},
+               "sets": {"val": "Set5", "report": "Set14"}, "found_rank": {"val": 1, "report": 2},
+               "random_median_report": 27.5, "complete": 3,
+               "rows": [{"role": "found", **row}, {"role": "baseline", "val_mean": 29.9, "report_mean": 28.1},
+                        {"role": "random", "val_mean": 29.0, "report_mean": 27.5}]}
+    controls.record(folder, summary, 0.1)
+    config = read_config(folder)
+    assert config["controls"]["rank"] == {"val": 1, "report": 2}
+    assert config["controls"]["command"] == "python benchmarks/search_controls.py --found x"
+    card = (folder / "README.md").read_text()
+    assert "ranks **1 of 3** on Set5 and **2 of 3** on Set14" in card and "| median random genotype | | 27.50 |" in card
+    with pytest.raises(SystemExit, match="not finished"):
+        controls.record(folder, {**summary, "complete": 2}, 0.1)

@@ -243,6 +243,7 @@ def model_card(config: dict[str, Any]) -> str:
                   "| data set | PSNR (dB) | SSIM |", "|---|---|---|"]
         lines += [f"| {dataset} | {v['psnr']:.2f} | {v['ssim']:.4f} |" for dataset, v in tta.items()]
         lines.append("")
+    lines += _controls_section(config.get("controls"))
     if training:
         lines += ["## Training", ""]
         for key in ("data", "steps", "batch", "patch", "loss", "optimizer", "lr", "seed", "command", "note"):
@@ -255,6 +256,27 @@ def model_card(config: dict[str, Any]) -> str:
               "```python", "from upscale import Upscaler", f'up = Upscaler.from_pretrained("{spec}")',
               "big = up(image)  # PIL image or numpy array", "```", ""]
     return "\n".join(lines)
+
+
+def _controls_section(controls: dict | None) -> list[str]:
+    """What the search's controls showed (`benchmarks/search_controls.py --record`), the only ground for saying
+    the search found something: the genotype trained from scratch beside equal-cost ones, identically."""
+    if not controls:
+        return []
+    s, sets, rank, n = controls["schedule"], controls["sets"], controls["rank"], controls["networks"]
+    return ["## Does its search beat chance?", "",
+            f"Trained from scratch beside the hand-chosen baseline of the same cost and {controls['random']} random "
+            f"genotypes of the same search space within {controls.get('tolerance', 0.1):.0%} of its multiply-adds, all "
+            f"under one schedule "
+            f"({s['steps']} steps, batch {s['batch']}, {s['patch']}px patches, seeds {s['seeds']}; mean over "
+            f"the seeds), it ranks **{rank['val']} of {n}** on {sets['val']} and **{rank['report']} of {n}** on "
+            f"{sets['report']}:", "",
+            f"| | {sets['val']} PSNR | {sets['report']} PSNR |", "|---|---|---|",
+            f"| this genotype | {controls['found']['val']:.2f} | {controls['found']['report']:.2f} |",
+            f"| baseline of equal cost | {controls['baseline']['val']:.2f} | {controls['baseline']['report']:.2f} |",
+            f"| median random genotype | | {controls['random_median_report']:.2f} |", "",
+            "The figures above this section come from longer training; these compare like with like. "
+            "Reproduce with:", "", "```", controls["command"], "```", ""]
 
 
 class OnnxUnavailable(RuntimeError):
