@@ -120,8 +120,10 @@ def test_a_calibration_is_fitted_to_whole_networks_and_kept(tmp_path, monkeypatc
     rng = np.random.default_rng(0)
     genotypes = [random_genotype(SearchSpace(2, max_width=16), rng) for _ in range(12)]
     tiles = [(20, 24), (20, 18)]
-    truth = [sum(table.features(g, tiles)[:-1]) * 0.5 + 3.0 * len(tiles) for g in genotypes]
-    table.calibrate(genotypes, tiles, truth)
+    truth = [sum(table.features(g, tiles)[:len(latency.LAYER_KINDS)]) * 0.5 + 3.0 * len(tiles) for g in genotypes]
+    table.calibrate(genotypes, tiles, truth, pull=1.0)
+    assert all(scale > 0.1 for kind, scale in table.calibration.items() if kind in latency.LAYER_KINDS)  # none zeroed
+    table.calibrate(genotypes, tiles, truth, pull=0.0)  # unpulled, the fit is exact here
     for g, t in zip(genotypes, truth):
         assert table.frame_ms(g, tiles) == pytest.approx(t, rel=1e-6)
     table.save()

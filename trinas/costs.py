@@ -134,5 +134,5 @@ def latency_cost(space: SearchSpace, table: LatencyTable, tiles: list[tuple[int,
     fixed = torch.tensor([share * sum(table.layer_ms(layer) for layer in layers_of(g, h0, w0)) for g in
                           (Genotype(space.scale, w, _upsamplers(space), channels=space.channels) for w in space.widths)],
                          dtype=torch.float64)
-    return CostModel(f"ms per frame on {table.device.kind} ({len(tiles)} tiles of up to {h0}x{w0} input pixels)",
+    return CostModel(f"per frame on {table.device.kind} ({len(tiles)} tiles of up to {h0}x{w0} input pixels)",
                      "latency_ms", space, tables, fixed, unit="ms")

@@ -37,6 +37,7 @@ from .space import Cell, Genotype, Upsample
 TABLE_VERSION = 1
 LAYER_KINDS = ("op", "relu", "add", "up", "head", "tail", "bicubic")
 CALL = "call"  # the calibration's cost of one network call, in ms
+TRAFFIC = "traffic"  # the calibration's cost of moving activations, in ms per MB
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,18 @@ class Layer:
     @property
     def key(self) -> str:
         return f"{self.kind}:{','.join(map(str, self.args))}@{self.height}x{self.width}"
+
+    @property
+    def megabytes(self) -> float:
+        """Activations the layer reads and writes (fp32): in a whole network they come from and go to memory,
+        where a layer timed alone on one reused input finds them in cache (wide networks ran up to 1.8x
+        slower than their layers' sum on our CPU)."""
+        kind, args = self.kind, self.args
+        channels = {"head": lambda: args[0] + args[1], "tail": lambda: args[0] + args[1],
+                    "op": lambda: args[1] + args[2], "up": lambda: args[0] + 2 * args[0] * args[1] ** 2,
+                    "relu": lambda: 2 * args[0], "add": lambda: 3 * args[0],
+                    "bicubic": lambda: args[0] + args[0] * args[1] ** 2}[kind]()
+        return 4 * channels * self.height * self.width / 1e6
 
 
 def layers_of(genotype: Genotype, height: int, width: int) -> list[Layer]:
@@ -236,7 +249,7 @@ class LatencyTable:
             if isinstance(data, dict) and data.get("version") == TABLE_VERSION:
                 self.entries = {str(k): float(v) for k, v in data.get("entries", {}).items()}
                 calibration = data.get("calibration")
-                if isinstance(calibration, dict) and set(calibration) == {*LAYER_KINDS, CALL}:
+                if isinstance(calibration, dict) and set(calibration) == {*LAYER_KINDS, CALL, TRAFFIC}:
                     self.calibration = {str(k): float(v) for k, v in calibration.items()}
 
     def layer_ms(self, layer: Layer) -> float:
@@ -245,7 +258,8 @@ class LatencyTable:
         raw = self.raw_layer_ms(layer)
         if self.calibration is None:
             return raw
-        return raw * self.calibration[layer.kind] + (self.calibration[CALL] if layer.kind == "head" else 0.0)
+        c = self.calibration
+        return raw * c[layer.kind] + c[TRAFFIC] * layer.megabytes + (c[CALL] if layer.kind == "head" else 0.0)
 
     def raw_layer_ms(self, layer: Layer) -> float:
         """The layer's time when run alone (measured the first time it is asked for)."""
@@ -266,25 +280,37 @@ class LatencyTable:
         return sum(self.network_ms(genotype, h, w) for h, w in tiles)
 
     def features(self, genotype: Genotype, tiles: list[tuple[int, int]]) -> np.ndarray:
-        """The uncalibrated layer times of a frame summed per layer kind, and the number of network calls."""
+        """The uncalibrated layer times of a frame summed per layer kind, the number of network calls, and
+        the megabytes of activations its layers move."""
         sums = dict.fromkeys(LAYER_KINDS, 0.0)
+        traffic = 0.0
         for h, w in tiles:
             for layer in layers_of(genotype, h, w):
                 sums[layer.kind] += self.raw_layer_ms(layer)
-        return np.array([sums[k] for k in LAYER_KINDS] + [len(tiles)])
+                traffic += layer.megabytes
+        return np.array([sums[k] for k in LAYER_KINDS] + [len(tiles), traffic])
 
     def calibrate(self, genotypes: list[Genotype], tiles: list[tuple[int, int]],
-                  measured: list[float] | None = None) -> None:
+                  measured: list[float] | None = None, pull: float = 1.0) -> None:
         """Fit the calibration to these networks' frame times (measured here unless given): a non-negative
-        least-squares fit of measured time on the per-kind sums of layer times and the call count."""
+        least-squares fit of measured time on the per-kind sums of layer times, the call count and the
+        activation traffic, each kind's scale pulled toward 1 (and the traffic's cost toward 0) with the
+        weight of `pull` networks. Kinds whose times grow alike (head,
+        tail, bicubic and adds all scale with the frame) cannot be told apart by the fit alone: unpulled, it
+        set the head and the ReLUs to 0 and the adds to 2.9x, which a network of other proportions (x4)
+        then pays for."""
         if measured is None:
             frames = measure_frames({str(i): g for i, g in enumerate(genotypes)}, tiles, self.device)
             measured = [frames[str(i)] for i in range(len(genotypes))]
         x = np.stack([self.features(g, tiles) for g in genotypes])
         y = np.asarray(measured, dtype=float)
         weights = 1.0 / y  # relative errors count alike for fast and slow networks
-        coef, _ = nnls(x * weights[:, None], y * weights)
-        self.calibration = dict(zip([*LAYER_KINDS, CALL], (float(c) for c in coef)))
+        kinds = len(LAYER_KINDS)
+        # Prior rows: each kind's scale toward 1, the traffic's cost toward 0; the call's cost is free.
+        prior = np.sqrt(pull) * np.delete(np.eye(kinds + 2), kinds, axis=0)
+        target = np.sqrt(pull) * np.array([1.0] * kinds + [0.0])
+        coef, _ = nnls(np.vstack([x * weights[:, None], prior]), np.concatenate([y * weights, target]))
+        self.calibration = dict(zip([*LAYER_KINDS, CALL, TRAFFIC], (float(c) for c in coef)))
         used = {layer.kind for g in genotypes for layer in layers_of(g, *tiles[0])}
         for kind in LAYER_KINDS:  # a kind no network had keeps its own time
             if kind not in used:
