@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from trinas.export import load_model
-from trinas.latency import Device, LatencyTable, measure_frames
+from trinas.latency import Device, LatencyTable, busy_warning, measure_frames
 from trinas.net import TriNet
-from trinas.space import SearchSpace, random_genotype
+from trinas.space import Genotype, SearchSpace, random_genotype
 from trinas.tiling import CPU_TILE, tile_shapes
 from upscale.models import packaged_models
 
@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tile", type=int, default=CPU_TILE, help="engine tile side (0: whole frames)")
+    parser.add_argument("--genotype", action="append", default=[], metavar="JSON",
+                        help="a genotype to check too, as JSON text or a file (repeatable)")
     parser.add_argument("--calibrate", type=int, default=0, metavar="N",
                         help="fit the calibration on N random genotypes of another seed first")
     parser.add_argument("--cache", type=Path, help="latency table folder [default: the user cache]")
@@ -53,6 +55,12 @@ def main(argv: list[str] | None = None) -> None:
     rng = np.random.default_rng(args.seed)
     for i in range(args.random):
         genotypes[f"random-{i:02d}"] = random_genotype(SearchSpace(args.scale), rng)
+    for i, text in enumerate(args.genotype):
+        data = json.loads(Path(text).read_text() if Path(text).is_file() else text)
+        genotypes[f"given-{i:02d}"] = Genotype.from_dict(data)
+    busy = busy_warning()
+    if busy:
+        print(f"warning: {busy}")
     device = Device.current("cpu", args.threads)
     table = LatencyTable(device, args.cache)
     tiles = tile_shapes(height, width, args.tile, 8)  # the context of a network of about four cells

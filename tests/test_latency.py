@@ -130,3 +130,11 @@ def test_a_calibration_is_fitted_to_whole_networks_and_kept(tmp_path, monkeypatc
     again = LatencyTable(device, tmp_path)
     assert again.calibration == pytest.approx(table.calibration)
     assert again.frame_ms(genotypes[0], tiles) == pytest.approx(truth[0], rel=1e-6)
+
+
+def test_timing_on_a_busy_machine_is_called_out(monkeypatch):
+    monkeypatch.setattr(latency.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    monkeypatch.setattr(latency.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert "busy (load 3.0 on 2 cores)" in latency.busy_warning()
+    monkeypatch.setattr(latency.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    assert latency.busy_warning() is None

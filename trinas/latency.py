@@ -35,7 +35,7 @@ from .net import TriNet, UpsampleBlock, absorbs_residual, fold, make_op
 from .space import Cell, Genotype, Upsample
 
 TABLE_VERSION = 1
-LAYER_KINDS = ("op", "relu", "add", "up", "head", "tail", "bicubic")
+LAYER_KINDS = ("op", "relu", "add", "up", "head", "tail", "bicubic", "repeat", "shuffle")
 CALL = "call"  # the calibration's cost of one network call, in ms
 TRAFFIC = "traffic"  # the calibration's cost of moving activations, in ms per MB
 
@@ -87,6 +87,21 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def busy_warning() -> str | None:
+    """A warning when other work keeps the CPU busy: whatever is timed then is inflated, and a table keeps it
+    (an x4 check timed beside a running search put the cheapest x4 network at 241 ms; idle, 46 ms)."""
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if load < 0.5 * cores:
+        return None
+    return (f"the machine is busy (load {load:.1f} on {cores} cores): layer and frame times measured now are "
+            f"inflated, and the latency table keeps them; time on an idle machine (delete {default_cache()} "
+            f"to measure again)")
+
+
 def default_cache() -> Path:
     """`$TRINAS_CACHE/latency`, else `$XDG_CACHE_HOME/trinas/latency`, else `~/.cache/trinas/latency`."""
     if os.environ.get("TRINAS_CACHE"):
@@ -118,14 +133,22 @@ class Layer:
         channels = {"head": lambda: args[0] + args[1], "tail": lambda: args[0] + args[1],
                     "op": lambda: args[1] + args[2], "up": lambda: args[0] + 2 * args[0] * args[1] ** 2,
                     "relu": lambda: 2 * args[0], "add": lambda: 3 * args[0],
-                    "bicubic": lambda: args[0] + args[0] * args[1] ** 2}[kind]()
+                    "bicubic": lambda: args[0] + args[0] * args[1] ** 2,
+                    "repeat": lambda: args[0] + args[0] * args[1] ** 2,
+                    "shuffle": lambda: 2 * args[0] * args[1] ** 2}[kind]()
         return 4 * channels * self.height * self.width / 1e6
 
 
 def layers_of(genotype: Genotype, height: int, width: int) -> list[Layer]:
     """Every layer a TriNet of `genotype` runs on a height x width input."""
-    c, w = genotype.channels, genotype.width
-    layers = [Layer("head", (c, w), height, width), Layer("bicubic", (c, genotype.scale), height, width)]
+    c, w, s = genotype.channels, genotype.width, genotype.scale
+    if genotype.tail == "shuffle":  # everything at the input resolution, then one shuffle
+        layers = [Layer("head", (c, w), height, width)]
+        for cell in genotype.cells:
+            layers += cell_layers(cell, w, height, width)
+        return layers + [Layer("tail", (w, c * s * s), height, width), Layer("repeat", (c, s), height, width),
+                         Layer("add", (c * s * s,), height, width), Layer("shuffle", (c, s), height, width)]
+    layers = [Layer("head", (c, w), height, width), Layer("bicubic", (c, s), height, width)]
     h_, w_ = height, width
     for step in genotype.path:
         if isinstance(step, Upsample):
@@ -159,6 +182,10 @@ class _Elementwise(nn.Module):
             return F.relu(x)
         if self.kind == "add":
             return x + x
+        if self.kind == "repeat":
+            return x.repeat_interleave(self.scale**2, dim=1)
+        if self.kind == "shuffle":
+            return F.pixel_shuffle(x, self.scale)
         return F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
 
 
@@ -176,8 +203,10 @@ def layer_module(layer: Layer) -> tuple[nn.Module, int]:
         return UpsampleBlock(args[0], args[1]), args[0]
     if kind in ("relu", "add"):
         return _Elementwise(kind), args[0]
-    if kind == "bicubic":
+    if kind in ("bicubic", "repeat"):
         return _Elementwise(kind, args[1]), args[0]
+    if kind == "shuffle":
+        return _Elementwise(kind, args[1]), args[0] * args[1] ** 2
     raise ValueError(f"unknown layer kind {kind!r}")
 
 

@@ -61,7 +61,8 @@ class UpsampleBlock(nn.Sequential):
 
 
 class TriNet(nn.Module):
-    """head conv -> path of cells and upsamplers -> tail conv, plus a global bicubic skip.
+    """head conv -> path of cells and upsamplers -> tail conv, plus a global bicubic skip (or, with a shuffle
+    tail, cells -> tail conv to channels x scale^2 -> + the input repeated -> pixel shuffle; see Genotype).
 
     Input and output are float tensors in [0, 1] of shape (N, channels, H, W) -> (N, channels, H*s, W*s).
     Built for training by default; `folded=True` builds the modules inference runs (re-parameterisable
@@ -84,7 +85,9 @@ class TriNet(nn.Module):
             else:
                 steps.append(UpsampleBlock(width, step.factor))
         self.body = nn.Sequential(*steps)
-        self.tail = nn.Conv2d(width, genotype.channels, 3, padding=1)
+        shuffled = genotype.tail == "shuffle"
+        self.tail = nn.Conv2d(width, genotype.channels * (genotype.scale**2 if shuffled else 1), 3, padding=1)
+        self.shuffle = nn.PixelShuffle(genotype.scale) if shuffled else None
 
     @property
     def scale(self) -> int:
@@ -104,6 +107,8 @@ class TriNet(nn.Module):
         return peak_floats_per_pixel(self.genotype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shuffle is not None:  # the input repeated into every sub-pixel channel: a nearest skip
+            return self.shuffle(self.tail(self.body(self.head(x))) + x.repeat_interleave(self.scale**2, dim=1))
         skip = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
         return skip + self.tail(self.body(self.head(x)))
 
@@ -145,6 +150,8 @@ def receptive_radius(genotype: Genotype) -> int:
             continue
         reach += sum(op_kind(op).reach for op in step.ops) / resolution
     reach += 1 / resolution  # the tail conv
+    if genotype.tail == "shuffle":  # no bicubic skip: the nearest one reaches no further than the pixel
+        return max(1, math.ceil(reach - 1e-9))
     return max(2, math.ceil(reach - 1e-9))
 
 

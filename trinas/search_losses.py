@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 
 from .costs import CostModel, latency_cost, madds_cost
-from .latency import Device, LatencyTable
+from .latency import Device, LatencyTable, busy_warning
 from .search_config import SearchConfig, SearchInputError, frame_size
 from .search_state import Run
 from .supernet import ArchWeights
@@ -43,9 +43,12 @@ def latency_model(config: SearchConfig, log: Callable[[str], None] = print, with
         raise SearchInputError(str(exc)) from None
     table = LatencyTable(device)
     tiles = tile_shapes(height // scale, width // scale, tile, LATENCY_TILE_PAD)
+    busy = busy_warning() if device.kind == "cpu" else None
     model = latency_cost(config.space, table, tiles, with_cells)
     if table.measured:
         log(f"timed {table.measured} layers on {device.kind} (kept in {table.path})")
+        if busy:
+            log(f"warning: {busy}")
     table.save()
     return model
 

@@ -20,6 +20,7 @@ UPSAMPLE_FACTORS = (2, 3, 5, 7)
 # input, and width 4096 or 10,000 cells would allocate gigabytes first).
 MAX_WIDTH = 512  # channels of any layer
 MAX_STEPS = 64  # cells and upsamplers in a path
+TAILS = ("conv", "shuffle")  # see Genotype
 MAX_OPS_PER_CELL = 8
 
 
@@ -47,7 +48,12 @@ Step = Cell | Upsample
 
 @dataclass(frozen=True)
 class Genotype:
-    """One concrete network. `width` is the trunk width between cells."""
+    """One concrete network. `width` is the trunk width between cells.
+
+    `tail`: "conv" (the path's upsamplers reach the output resolution, a 3x3 conv there makes the image, and a
+    bicubic upscale of the input is added) or "shuffle" (every cell runs at the input resolution, the tail conv
+    makes channels x scale^2 channels there, the input repeated into those channels is added and one pixel
+    shuffle makes the image: nothing runs at the output resolution, the ESPCN/ECBSR layout of fast models)."""
 
     scale: int
     width: int
@@ -55,6 +61,7 @@ class Genotype:
     channels: int = 3
     version: int = 1
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    tail: str = "conv"
 
     def __post_init__(self) -> None:
         validate(self)
@@ -70,8 +77,9 @@ class Genotype:
                 steps.append({"type": "cell", "ops": list(step.ops), "widths": list(step.widths)})
             else:
                 steps.append({"type": "upsample", "factor": step.factor})
-        return {"version": self.version, "scale": self.scale, "channels": self.channels,
+        data = {"version": self.version, "scale": self.scale, "channels": self.channels,
                 "width": self.width, "path": steps}
+        return data if self.tail == "conv" else {**data, "tail": self.tail}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Genotype":
@@ -85,7 +93,8 @@ class Genotype:
                 else:
                     raise ValueError(f"unknown path step type {step['type']!r}")
             return cls(scale=int(data["scale"]), width=int(data["width"]), path=tuple(path),
-                       channels=int(data.get("channels", 3)), version=int(data.get("version", 1)))
+                       channels=int(data.get("channels", 3)), version=int(data.get("version", 1)),
+                       tail=str(data.get("tail", "conv")))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed genotype: missing or wrong field {exc}") from exc
 
@@ -97,6 +106,8 @@ class Genotype:
                 parts.append("[" + ">".join(f"{op}:{w}" for op, w in zip(step.ops, step.widths)) + "]")
             else:
                 parts.append(f"up{step.factor}")
+        if self.tail == "shuffle":
+            parts.append(f"shuffle{self.scale}")
         return f"{self.width}w " + " ".join(parts)
 
 
@@ -131,7 +142,11 @@ def validate(genotype: Genotype) -> None:
             current = w
         if current != genotype.width:
             raise ValueError(f"a cell must end at the trunk width {genotype.width}, ends at {current}")
-    if product != genotype.scale:
+    if genotype.tail not in TAILS:
+        raise ValueError(f"tail must be one of {', '.join(TAILS)}, got {genotype.tail!r}")
+    if genotype.tail == "shuffle" and product != 1:
+        raise ValueError("a shuffle tail makes the whole upscale: the path holds cells only, no upsamplers")
+    if genotype.tail == "conv" and product != genotype.scale:
         raise ValueError(f"upsamplers multiply to x{product}, but the genotype says scale {genotype.scale}")
 
 

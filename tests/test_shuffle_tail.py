@@ -1,0 +1,68 @@
+"""The shuffle tail: every cell at the input resolution, one pixel shuffle at the end, a nearest skip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trinas.cost import madds_per_output_pixel
+from trinas.export import load_model, save_model
+from trinas.latency import layers_of
+from trinas.net import TriNet, fold
+from trinas.space import Cell, Genotype, Upsample
+
+GENOTYPE = Genotype(4, 8, (Cell(("rep3x3", "conv3x3"), (6, 8)),), tail="shuffle")
+
+
+def test_a_zero_network_is_nearest_upscaling():
+    net = TriNet(Genotype(3, 4, (), tail="shuffle"))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+    x = torch.rand(1, 3, 5, 7)
+    assert torch.equal(net(x), x.repeat_interleave(3, dim=2).repeat_interleave(3, dim=3))
+
+
+def test_output_size_folding_and_a_model_folder(tmp_path):
+    torch.manual_seed(0)
+    net = TriNet(GENOTYPE)
+    x = torch.rand(2, 3, 9, 11)
+    y = net(x)
+    assert y.shape == (2, 3, 36, 44)
+    assert torch.allclose(fold(net)(x), y, atol=1e-5)
+    save_model(net, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.genotype == GENOTYPE and loaded.genotype.describe().endswith("shuffle4")
+    assert torch.allclose(loaded(x), y, atol=1e-5)
+
+
+def test_the_genotype_is_checked_and_round_trips():
+    assert Genotype.from_dict(GENOTYPE.to_dict()) == GENOTYPE
+    assert "tail" not in Genotype(2, 8, (Upsample(2),)).to_dict()  # older genotypes are unchanged
+    with pytest.raises(ValueError, match="no upsamplers"):
+        Genotype(4, 8, (Upsample(2), Upsample(2)), tail="shuffle")
+    with pytest.raises(ValueError, match="tail must be"):
+        Genotype(2, 8, (Upsample(2),), tail="deconv")
+
+
+def test_costs_and_latency_layers_run_at_the_input_resolution():
+    conv_tail = Genotype(4, 8, (Cell(("rep3x3", "conv3x3"), (6, 8)), Upsample(2), Upsample(2)))
+    assert madds_per_output_pixel(GENOTYPE) < madds_per_output_pixel(conv_tail)  # no convolutions at 2x and 4x
+    layers = layers_of(GENOTYPE, 10, 12)
+    assert {(layer.height, layer.width) for layer in layers} == {(10, 12)}
+    assert [layer.kind for layer in layers][-4:] == ["tail", "repeat", "add", "shuffle"]
+    assert "bicubic" not in {layer.kind for layer in layers}
+
+
+def test_the_engine_tiles_it_seamlessly(tmp_path):
+    import numpy as np
+
+    from upscale.engine import Upscaler
+
+    torch.manual_seed(0)
+    save_model(TriNet(GENOTYPE), tmp_path / "m")
+    image = np.random.default_rng(0).integers(0, 256, (30, 41, 3), dtype=np.uint8)
+    whole = Upscaler.from_pretrained(str(tmp_path / "m"), tile=0).upscale_array(image)
+    tiled = Upscaler.from_pretrained(str(tmp_path / "m"), tile=12).upscale_array(image)
+    assert whole.shape == (120, 164, 3)
+    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1  # float rounding of other tile sizes only
