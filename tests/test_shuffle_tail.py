@@ -66,3 +66,25 @@ def test_the_engine_tiles_it_seamlessly(tmp_path):
     tiled = Upscaler.from_pretrained(str(tmp_path / "m"), tile=12).upscale_array(image)
     assert whole.shape == (120, 164, 3)
     assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1  # float rounding of other tile sizes only
+
+
+def test_a_tiny_shuffle_tail_search_runs_end_to_end(tmp_path, monkeypatch):
+    """`upscale search --tail shuffle`: one segment at the input resolution, a derived TriNet with the tail."""
+    from click.testing import CliRunner
+    from PIL import Image
+    import numpy as np
+
+    from upscale.cli import main
+
+    rng = np.random.default_rng(0)
+    for folder, count in (("train", 6), ("val", 2)):
+        (tmp_path / folder).mkdir()
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / folder / f"{i}.png")
+    result = CliRunner().invoke(main, ["search", "--scale", "4", "--train", str(tmp_path / "train"), "--val",
+                                       str(tmp_path / "val"), "--out", str(tmp_path / "out"), "--steps", "12",
+                                       "--max-width", "8", "--max-cells", "2", "--tail", "shuffle", "--batch", "2",
+                                       "--patch", "8", "--val-every", "6", "--quiet", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    genotype = load_model(tmp_path / "out").genotype
+    assert genotype.tail == "shuffle" and not any(isinstance(s, Upsample) for s in genotype.path)

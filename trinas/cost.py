@@ -27,7 +27,7 @@ def madds_per_input_pixel(genotype: Genotype) -> float:
         else:
             total += area * 9 * w * w * step.factor**2
             area *= step.factor**2
-    total += area * 9 * w * c  # tail
+    total += 9 * w * c * genotype.scale**2  # tail: at the output resolution, or to c x scale^2 before a shuffle
     return float(total)
 
 

@@ -75,12 +75,13 @@ class CostModel:
     def cheapest(self) -> tuple[float, Genotype]:
         """The cheapest network of the space under this cost (no cells, the trunk width where `fixed` is least)."""
         t = int(self.fixed.argmin())
-        return float(self.fixed[t]), Genotype(self.space.scale, self.space.widths[t], _upsamplers(self.space),
-                                              channels=self.space.channels)
+        return float(self.fixed[t]), _empty(self.space, self.space.widths[t])
 
 
-def _upsamplers(space: SearchSpace) -> tuple[Upsample, ...]:
-    return tuple(Upsample(f) for f in space.factors)
+def _empty(space: SearchSpace, width: int) -> Genotype:
+    """The network of the space with no cells at this trunk width: what every network pays at least."""
+    return Genotype(space.scale, width, tuple(Upsample(f) for f in space.factors), channels=space.channels,
+                    tail=space.tail)
 
 
 def _cell_table(space: SearchSpace, cost: Callable[[Cell, int], float]) -> torch.Tensor:
@@ -110,7 +111,7 @@ def madds_cost(space: SearchSpace) -> CostModel:
     per_input_pixel = _cell_table(space, lambda cell, trunk: cell_madds(cell, trunk))
     out = space.scale**2
     tables = [per_input_pixel * r * r / out for r in resolutions(space)]
-    fixed = torch.tensor([madds_per_output_pixel(Genotype(space.scale, w, _upsamplers(space), channels=space.channels))
+    fixed = torch.tensor([madds_per_output_pixel(_empty(space, w))
                           for w in space.widths], dtype=torch.float64)
     return CostModel("multiply-adds per output pixel", "madds", space, tables, fixed)
 
@@ -132,7 +133,7 @@ def latency_cost(space: SearchSpace, table: LatencyTable, tiles: list[tuple[int,
     tables = [_cell_table(space, lambda cell, trunk, r=r: cell_ms(cell, trunk, r) if with_cells else 0.0)
               for r in resolutions(space)]
     fixed = torch.tensor([share * sum(table.layer_ms(layer) for layer in layers_of(g, h0, w0)) for g in
-                          (Genotype(space.scale, w, _upsamplers(space), channels=space.channels) for w in space.widths)],
+                          (_empty(space, w) for w in space.widths)],
                          dtype=torch.float64)
     return CostModel(f"per frame on {table.device.kind} ({len(tiles)} tiles of up to {h0}x{w0} input pixels)",
                      "latency_ms", space, tables, fixed, unit="ms")

@@ -104,7 +104,7 @@ def genotype_of(space: SearchSpace, choice: Choice, **extra) -> Genotype:
         if k < len(space.factors):
             path.append(Upsample(space.factors[k]))
     return Genotype(scale=space.scale, width=choice.width, path=tuple(path), channels=space.channels,
-                    extra=extra)
+                    extra=extra, tail=space.tail)
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ def shrunk(genotype: Genotype, widths: dict[Group, int]) -> Genotype:
             inner = tuple(widths.get(Group(b, i), w) for i, w in enumerate(step.widths))
             step = Cell(step.ops, cell_widths(step.ops, inner, trunk))
         path.append(step)
-    return Genotype(genotype.scale, trunk, tuple(path), channels=genotype.channels)
+    return Genotype(genotype.scale, trunk, tuple(path), channels=genotype.channels, tail=genotype.tail)
 
 
 # ------------------------------------------------------------------------------------------ importance

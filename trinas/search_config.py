@@ -186,9 +186,9 @@ def parse_count(text: str) -> float:
 def build_config(scale: int, *, budget_madds: str | float | None = None, time_budget: str | None = None,
                  epochs: float | None = None, steps: int | None = None, seed: int = 0, max_width: int = 32,
                  max_cells: int = 6, max_cells_upsampled: int = 1, ops_per_cell: int = 2, ops: str | None = None,
-                 batch: int = 16, patch: int = 32, val_every: int = 200,
-                 relaxation: str = "sparsestmax", budget_gradient: str = "softmax", budget_mode: str = "target", latency_ms: float | None = None,
-                 latency_at: str | None = None, latency_device: str = "cpu", latency_threads: int | None = None,
+                 tail: str = "conv", batch: int = 16, patch: int = 32, val_every: int = 200,
+                 relaxation: str = "sparsestmax", budget_gradient: str = "softmax", budget_mode: str = "target",
+                 latency_ms: float | None = None, latency_at: str | None = None, latency_device: str = "cpu", latency_threads: int | None = None,
                  latency_tile: int | None = None, prune: bool = False, prune_steps: int = 2000) -> SearchConfig:
     """A search's options, as people write them, into a SearchConfig: the one place this happens.
 
@@ -199,13 +199,13 @@ def build_config(scale: int, *, budget_madds: str | float | None = None, time_bu
         raise SearchInputError("give one length: --steps, --epochs or --time-budget")
     try:
         space = SearchSpace(scale, max_width=max_width, max_cells=max_cells, max_cells_upsampled=max_cells_upsampled,
-                            ops_per_cell=ops_per_cell,
+                            ops_per_cell=ops_per_cell, tail=tail,
                             **({"ops": tuple(o.strip() for o in ops.split(","))} if ops else {}))
     except ValueError as exc:
         raise SearchInputError(str(exc)) from None
     return SearchConfig(space, batch=batch, patch=patch, seed=seed, val_every=val_every, relaxation=relaxation,
-                        budget_gradient=budget_gradient, budget_mode=budget_mode, latency_ms=latency_ms, latency_at=latency_at,
-                        latency_device=latency_device, latency_threads=latency_threads, latency_tile=latency_tile,
+                        budget_gradient=budget_gradient, budget_mode=budget_mode, latency_ms=latency_ms,
+                        latency_at=latency_at, latency_device=latency_device, latency_threads=latency_threads, latency_tile=latency_tile,
                         prune=prune, prune_steps=prune_steps,
                         budget_madds=parse_count(budget_madds) if budget_madds is not None else None,
                         **(given or {"time_budget_s": parse_duration("2h")}))

@@ -184,7 +184,8 @@ class SearchSpace:
     most `max_upsampled_scale` times the input (a cell at 4x the pixels costs 16 cells at the input); a depth
     distribution per segment keeps a prefix of its slots, so the segment lengths place the upsamplers.
     Cell level: `ops_per_cell` positions, each choosing from `ops`. Kernel level: the trunk width and the
-    width between cell positions, each a fraction of `max_width`.
+    width between cell positions, each a fraction of `max_width`. With `tail="shuffle"` there are no
+    upsamplers: `max_cells` slots at the input resolution and a shuffle tail (the layout of fast models).
     """
 
     scale: int
@@ -196,6 +197,7 @@ class SearchSpace:
     max_cells_upsampled: int = 1
     max_upsampled_scale: int = 3
     channels: int = 3
+    tail: str = "conv"  # "shuffle": no upsamplers, every cell at the input resolution (see Genotype)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "width_fractions", tuple(float(f) for f in self.width_fractions))
@@ -210,10 +212,13 @@ class SearchSpace:
             raise ValueError(f"max_width must be 1..{MAX_WIDTH} and ops_per_cell 1..3")
         if self.max_cells < 0 or self.max_cells_upsampled < 0:
             raise ValueError("cell counts cannot be negative")
+        if self.tail not in TAILS:
+            raise ValueError(f"tail must be one of {', '.join(TAILS)}, got {self.tail!r}")
 
     @property
     def factors(self) -> list[int]:
-        return upsample_factors(self.scale)
+        """The upsamplers in a path: none with a shuffle tail, which makes the whole upscale at the end."""
+        return upsample_factors(self.scale) if self.tail == "conv" else []
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -237,7 +242,7 @@ class SearchSpace:
         return {"scale": self.scale, "max_width": self.max_width, "width_fractions": list(self.width_fractions),
                 "ops": list(self.ops), "ops_per_cell": self.ops_per_cell, "max_cells": self.max_cells,
                 "max_cells_upsampled": self.max_cells_upsampled, "max_upsampled_scale": self.max_upsampled_scale,
-                "channels": self.channels}
+                "channels": self.channels, "tail": self.tail}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SearchSpace":

@@ -138,7 +138,8 @@ def _sum(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor:
 
 
 class SuperNet(nn.Module):
-    """head -> segments of cell slots with an upsampler after each but the last -> tail, + bicubic skip."""
+    """head -> segments of cell slots with an upsampler after each but the last -> tail, + bicubic skip (or
+    one segment -> shuffle tail with its nearest skip, as the space says)."""
 
     def __init__(self, space: SearchSpace) -> None:
         super().__init__()
@@ -147,8 +148,11 @@ class SuperNet(nn.Module):
         self.head = nn.Conv2d(channels, width, 3, padding=1)
         self.cells = nn.ModuleList(SuperCell(space) for _ in range(space.slots))
         self.upsamplers = nn.ModuleList(UpsampleBlock(width, f) for f in space.factors)
-        self.tail = nn.Conv2d(width, channels, 3, padding=1)
-        # Start as bicubic: the skip alone, so early architecture gradients are not drowned in noise.
+        shuffled = space.tail == "shuffle"
+        self.tail = nn.Conv2d(width, channels * (space.scale**2 if shuffled else 1), 3, padding=1)
+        self.shuffle = nn.PixelShuffle(space.scale) if shuffled else None
+        # Start as the skip alone (bicubic, or nearest with a shuffle tail), so early architecture gradients
+        # are not drowned in noise.
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
 
@@ -167,5 +171,7 @@ class SuperNet(nn.Module):
             slot += len(keep)
             if k < len(self.upsamplers):
                 h = self.upsamplers[k](h) * trunk
+        if self.shuffle is not None:  # as TriNet: the input repeated into the sub-pixel channels, then shuffled
+            return self.shuffle(self.tail(h) + x.repeat_interleave(space.scale**2, dim=1))
         skip = F.interpolate(x, scale_factor=space.scale, mode="bicubic", align_corners=False)
         return skip + self.tail(h)

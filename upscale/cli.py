@@ -269,6 +269,9 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
 @click.option("--max-cells-upsampled", type=click.IntRange(0, 16), default=1, show_default=True,
               help="Cell slots after each upsampler (up to 3x the input resolution).")
 @click.option("--ops-per-cell", type=click.IntRange(1, 3), default=2, show_default=True)
+@click.option("--tail", type=click.Choice(["conv", "shuffle"]), default="conv", show_default=True,
+              help="conv: upsamplers in the path, a bicubic skip; shuffle: every cell at the input resolution and "
+                   "one pixel shuffle at the end (the fast layout for real-time models).")
 @click.option("--ops", metavar="A,B,..",
               help="Candidate operations [default: trinas.operations.DEFAULT_OPS; rep3x3, spanatt3x3 on request].")
 @click.option("--relaxation", type=click.Choice(list(RELAXATIONS)), default="sparsestmax",
@@ -285,8 +288,8 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
 @click.pass_context
 def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_mode, latency_ms, latency_at,
                    latency_device, latency_tile, prune, prune_steps, time_budget, epochs, steps, seed, resume, device,
-                   threads, max_width, max_cells, max_cells_upsampled, ops_per_cell, ops, relaxation, budget_gradient,
-                   batch, patch, val_every, max_side, quiet):
+                   threads, max_width, max_cells, max_cells_upsampled, ops_per_cell, tail, ops, relaxation,
+                   budget_gradient, batch, patch, val_every, max_side, quiet):
     """Search a network for your data and train it in one phase; --out becomes a model folder.
 
     Runs under torchrun too (`torchrun --nproc-per-node N -m upscale search ...`): rank 0 shows and writes."""
@@ -296,10 +299,10 @@ def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_m
         torch.set_num_threads(threads)
     config = build_config(scale, budget_madds=budget_madds, time_budget=time_budget, epochs=epochs, steps=steps,
                           seed=seed, max_width=max_width, max_cells=max_cells,
-                          max_cells_upsampled=max_cells_upsampled, ops_per_cell=ops_per_cell, ops=ops,
+                          max_cells_upsampled=max_cells_upsampled, ops_per_cell=ops_per_cell, ops=ops, tail=tail,
                           batch=batch, patch=patch, val_every=val_every, relaxation=relaxation,
-                          budget_gradient=budget_gradient, budget_mode=budget_mode, latency_ms=latency_ms, latency_at=latency_at,
-                          latency_device=latency_device, latency_threads=threads, latency_tile=latency_tile,
+                          budget_gradient=budget_gradient, budget_mode=budget_mode, latency_ms=latency_ms,
+                          latency_at=latency_at, latency_device=latency_device, latency_threads=threads, latency_tile=latency_tile,
                           prune=prune, prune_steps=prune_steps)
     main_rank = os.environ.get("RANK", "0") == "0"
     command = " ".join(["upscale", *sys.argv[1:]]).replace(" --resume", "")
