@@ -715,3 +715,30 @@ def test_frames_out_writes_a_timestamps_file_for_variable_rate_timing(tmp_path):
     upscale_frames(src, tmp_path / "frames", Nearest())
     lines = (tmp_path / "frames" / "timestamps.txt").read_text().splitlines()
     assert lines == ["# timestamp format v2", "0", "20", "60", "120", "140"]
+
+
+def test_a_stopped_frames_out_run_resumes_after_its_last_frame(tmp_path, monkeypatch):
+    from upscale.video_output import FramesSink
+
+    src = make_clip(tmp_path / "in.mkv", frames=9, vfr=True, audio=False)
+    upscale_frames(src, tmp_path / "whole", Nearest())
+    written, write = [], FramesSink.frame
+
+    def stop_at_the_fifth(self, item):
+        if len(written) == 4:
+            raise KeyboardInterrupt
+        written.append(1)
+        write(self, item)
+
+    monkeypatch.setattr(FramesSink, "frame", stop_at_the_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        upscale_frames(src, tmp_path / "part", Nearest())
+    monkeypatch.setattr(FramesSink, "frame", write)
+    with pytest.raises(VideoError, match="--resume"):
+        upscale_frames(src, tmp_path / "part", Nearest())
+    report = upscale_frames(src, tmp_path / "part", Nearest(), VideoOptions(resume=True))
+    assert report.resumed_after == 4 and report.frames == 9
+    names = sorted(p.name for p in (tmp_path / "part").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "whole").iterdir())  # nothing hidden is left
+    for name in names:
+        assert (tmp_path / "part" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()

@@ -225,9 +225,6 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
     if frames_out is not None:
         if output is not None or not one_file:
             raise click.UsageError("--frames-out takes one video file and no -o")
-        if resume:
-            raise click.UsageError("--resume continues a video; --frames-out writes each frame atomically, so "
-                                   "rerun it with --overwrite")
         video_runs.to_frames(Path(sources[0]), frames_out, engine, options, quiet)
     elif one_file and output is not None and output.suffix and not output.is_dir():
         video_runs.one_video(Path(sources[0]), output, engine, options, quiet)

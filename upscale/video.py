@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 import queue
 import re
@@ -26,7 +27,7 @@ import av
 import numpy as np
 import torch
 
-from .video_output import FramesSink, assemble, check_container, plan_encoding
+from .video_output import FramesSink, assemble, check_container, frames_done, plan_encoding
 from .video_read import ReadStats, open_input, plan_reading, read_frames
 from .video_segments import (Manifest, SegmentWriter, clear, partial_folder, remove_unfinished, segment_length,
                              segment_paths)
@@ -38,6 +39,8 @@ __all__ = ["Cancelled", "VideoError", "VideoOptions", "VideoReport", "kept_frame
 
 ProgressCallback = Callable[[int, "int | None"], None]  # (frames done, total or estimate)
 MAX_BATCH_BYTES = 256 << 20  # the engine's float32 output for one batch stays under this
+FRAMES_MANIFEST = ".upscale-frames.json"  # the settings of a --frames-out run, until it is complete
+MAX_FRAMES_MANIFEST = 1 << 16
 _END = object()
 
 
@@ -100,23 +103,47 @@ def kept_frames(dst: str | os.PathLike) -> int:
 
 def upscale_frames(src: str | os.PathLike, folder: str | os.PathLike, upscaler, options: VideoOptions | None = None,
                    progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> VideoReport:
-    """Upscale the video stream of `src` into numbered PNG frames (frame_000001.png, ...) in `folder`.
-    Each file is written atomically; audio, subtitles and timing are not kept."""
+    """Upscale the video stream of `src` into numbered PNG frames (frame_000001.png, ...) in `folder`, with a
+    timestamps file. Each file is written atomically; `options.resume` continues a stopped run after its last
+    finished frame; audio and subtitles are not kept."""
     options = options or VideoOptions()
     src, folder = Path(src), Path(folder)
     if folder.exists() and not folder.is_dir():
         raise VideoError(f"{folder} exists and is not a folder")
     folder.mkdir(parents=True, exist_ok=True)
-    if not options.overwrite and any(folder.glob("frame_*.png")):
-        raise VideoError(f"{folder} already holds frame_*.png files; pass --overwrite or choose an empty folder")
+    settings = _identity(src, upscaler, options)
+    manifest = folder / FRAMES_MANIFEST
+    done = _frames_to_resume(folder, manifest, settings) if options.resume else 0
+    if not done and not options.overwrite and any(folder.glob("frame_*.png")):
+        raise VideoError(_frames_exist(folder))
+    tmp = manifest.with_name(manifest.name + ".tmp")
+    tmp.write_text(json.dumps(settings))
+    tmp.replace(manifest)
     report = VideoReport(output=folder)
+
     def sink_for(source, plan, first, batch):
-        return FramesSink(folder, plan.video.time_base), 0
+        return FramesSink(folder, plan.video.time_base, done), done
 
     stats = _process(src, upscaler, options, report, sink_for, progress, cancel)
     _remove_stale_frames(folder, report.frames)
+    manifest.unlink(missing_ok=True)
     _warn_about_reading(report, stats)
     return report
+
+
+def _frames_to_resume(folder: Path, manifest: Path, settings: dict) -> int:
+    """Frames a stopped --frames-out run into `folder` finished, if it had these settings."""
+    if not manifest.is_file():
+        return 0
+    try:
+        kept = json.loads(manifest.read_bytes()[:MAX_FRAMES_MANIFEST])
+    except ValueError:
+        raise VideoError(f"{manifest} is damaged; rerun with --overwrite to start over") from None
+    differ = sorted(k for k in set(kept) | set(settings) if kept.get(k) != settings.get(k))
+    if differ:
+        raise VideoError(f"cannot resume: the stopped run in {folder} was made with other settings "
+                         f"({', '.join(differ)}); rerun with the same ones, or use --overwrite to start over")
+    return frames_done(folder)
 
 
 def _remove_stale_frames(folder: Path, frames: int) -> None:
@@ -230,13 +257,19 @@ def _manifest_for(folder: Path, kept: Manifest | None, settings: dict, options: 
     return manifest
 
 
-def _settings(src: Path, upscaler, options: VideoOptions, encoding, batch: int) -> dict:
-    """Everything that shapes the output's frames: a resume must match it exactly."""
+def _identity(src: Path, upscaler, options: VideoOptions) -> dict:
+    """The input, the model and the span: what every resume must match."""
     info = src.stat()
     return {"input": [os.path.realpath(src), info.st_size, info.st_mtime_ns],
             "model": _model_identity(upscaler), "scale": upscaler.scale,
+            "start": str(options.start), "end": str(options.end)}
+
+
+def _settings(src: Path, upscaler, options: VideoOptions, encoding, batch: int) -> dict:
+    """Everything that shapes the output's frames: a resume must match it exactly."""
+    return {**_identity(src, upscaler, options),
             "codec": encoding.codec, "codec_options": encoding.codec_options, "pix_fmt": encoding.pix_fmt,
-            "start": str(options.start), "end": str(options.end), "batch": batch,
+            "batch": batch,
             "audio": options.audio, "subtitles": options.subtitles, "compat": options.compat,
             "segment_frames": options.segment_frames or segment_length(encoding.rate, encoding.width,
                                                                        encoding.height, batch)}
@@ -418,7 +451,14 @@ def check_targets(src: str | os.PathLike, output: str | os.PathLike | None, fram
         if folder.exists() and not folder.is_dir():
             raise VideoError(f"{folder} exists and is not a folder")
         if not overwrite and folder.is_dir() and any(folder.glob("frame_*.png")):
-            raise VideoError(f"{folder} already holds frame_*.png files; pass --overwrite or choose an empty folder")
+            raise VideoError(_frames_exist(folder))
+
+
+def _frames_exist(folder: Path) -> str:
+    if (folder / FRAMES_MANIFEST).is_file():
+        return (f"{folder} holds the frames of a stopped run; add --resume to continue it, or --overwrite to "
+                f"start over")
+    return f"{folder} already holds frame_*.png files; pass --overwrite or choose an empty folder"
 
 
 def _check_output(src: Path, dst: Path, overwrite: bool) -> None:

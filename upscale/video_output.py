@@ -30,6 +30,7 @@ CHAPTER_FORMATS = {"mov", "mp4", "ipod", "3gp", "3g2", "ismv", "psp", "f4v", "ma
 SWS_COLORSPACE = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 RGB_MATRIX, BT709, LIMITED_RANGE = 0, 1, 1  # AVCOL_SPC_RGB, AVCOL_SPC_BT709, AVCOL_RANGE_MPEG
 TIMESTAMPS = "timestamps.txt"  # beside --frames-out frames
+PARTIAL_TIMESTAMPS = ".timestamps.partial"  # the times of the frames written so far
 COMPAT_PIX_FMT = "yuv420p"  # 8-bit 4:2:0: what every hardware decoder and browser plays
 
 
@@ -216,25 +217,43 @@ def _pix_fmt(encoder, first: av.VideoFrame, options: VideoOptions) -> str:
 class FramesSink:
     """Numbered PNG frames, each written atomically (images.write_image), 16-bit sources kept 16-bit, and a
     Matroska v2 timestamps file (`timestamps.txt`, milliseconds per frame) so variable-rate timing can be
-    rebuilt from them (mkvmerge --timestamps 0:timestamps.txt, or ffmpeg's concat demuxer)."""
+    rebuilt from them (mkvmerge --timestamps 0:timestamps.txt, or ffmpeg's concat demuxer). Each frame's time
+    is appended to `.timestamps.partial` once its file is written, so a stopped run resumes after `done`
+    frames (`frames_done`)."""
 
-    def __init__(self, folder: Path, time_base: Fraction) -> None:
-        self.folder, self.index, self.time_base = folder, 0, time_base
-        self.times: list[Fraction] = []
+    def __init__(self, folder: Path, time_base: Fraction, done: int = 0) -> None:
+        self.folder, self.index, self.time_base = folder, done, time_base
+        partial = folder / PARTIAL_TIMESTAMPS
+        kept = partial.read_text().splitlines()[:done] if done else []
+        partial.write_text("".join(f"{line}\n" for line in kept))
+        self.times = open(partial, "a")
 
     def frame(self, item: Frame) -> None:
         self.index += 1
         write_image(self.folder / f"frame_{self.index:06d}.png", item.pixels, format="PNG")
-        self.times.append(item.pts * self.time_base)
+        self.times.write(f"{float(item.pts * self.time_base * 1000):.3f}".rstrip("0").rstrip(".") + "\n")
+        self.times.flush()
 
     def finish(self) -> None:
-        lines = ["# timestamp format v2"] + [f"{float(t * 1000):.3f}".rstrip("0").rstrip(".") for t in self.times]
+        self.times.close()
+        partial = self.folder / PARTIAL_TIMESTAMPS
         temporary = self.folder / ".timestamps.txt.tmp"
-        temporary.write_text("\n".join(lines) + "\n")
+        temporary.write_text("# timestamp format v2\n" + partial.read_text())
         temporary.replace(self.folder / TIMESTAMPS)
+        partial.unlink()
 
     def close(self) -> None:
-        pass
+        self.times.close()
+
+
+def frames_done(folder: Path) -> int:
+    """Frames a stopped --frames-out run finished: numbered files from the first on whose times were kept."""
+    partial = folder / PARTIAL_TIMESTAMPS
+    timed = len(partial.read_text().splitlines()) if partial.is_file() else 0
+    done = 0
+    while done < timed and (folder / f"frame_{done + 1:06d}.png").is_file():
+        done += 1
+    return done
 
 
 def display_matrix(frame: av.VideoFrame) -> list[int] | None:

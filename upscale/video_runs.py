@@ -17,13 +17,21 @@ from .errors import UpscaleError
 from .options import build_upscaler
 from .progress import console
 from .video import check_targets, upscale_frames
+from .video_output import frames_done
 
 
 def to_frames(src: Path, folder: Path, engine: tuple, options, quiet: bool) -> None:
-    check_targets(src, None, folder, options.overwrite)  # before the model loads: a path error costs nothing
+    check_targets(src, None, folder, options.overwrite or options.resume)  # before the model loads
     upscaler = build_upscaler(*engine)
-    with progress_bar(quiet) as on_progress:
-        report = upscale_frames(src, folder, upscaler, options, progress=on_progress)
+    try:
+        with progress_bar(quiet) as on_progress:
+            report = upscale_frames(src, folder, upscaler, options, progress=on_progress)
+    except KeyboardInterrupt:
+        done = frames_done(folder)
+        if done:
+            console.print(f"the first {done} frames are in {folder}; run the same command with --resume to "
+                          f"continue", highlight=False)
+        raise
     print_report(report, upscaler, options, folder)
 
 
