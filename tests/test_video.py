@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from upscale.cli import main
 from upscale.engine import Upscaler
-from upscale.video import Cancelled, VideoError, VideoOptions, upscale_frames, upscale_video
+from upscale.video import Cancelled, VideoError, VideoOptions, kept_frames, upscale_frames, upscale_video
 
 W, H = 32, 24
 
@@ -541,8 +541,11 @@ def test_resuming_with_other_settings_is_refused_and_overwrite_starts_over(tmp_p
     options = VideoOptions(segment_frames=4, batch=2)
     with pytest.raises(KeyboardInterrupt):
         upscale_video(src, tmp_path / "out.mkv", Nearest(), options, progress=_interrupt_at(6))
+    kept = kept_frames(tmp_path / "out.mkv")
+    assert kept >= 4
     with pytest.raises(VideoError, match=r"other settings \(codec_options\)"):
         upscale_video(src, tmp_path / "out.mkv", Nearest(), replace(options, crf=30, resume=True))
+    assert kept_frames(tmp_path / "out.mkv") == kept  # the refused resume left the stopped run's work alone
     report = upscale_video(src, tmp_path / "out.mkv", Nearest(), replace(options, overwrite=True))
     assert report.resumed_after == 0 and report.frames == 12 and leftovers(tmp_path) == []
 

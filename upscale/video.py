@@ -84,7 +84,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, upscaler, opti
                      state["first"], options, report, stats)
         os.replace(output, dst)
     except BaseException:  # a stop or a failure: finished segments stay for --resume, nothing else does
-        if not state.get("manifest") or not state["manifest"].segments:
+        if _nothing_kept(folder):
             clear(folder)
         raise
     clear(folder)
@@ -238,6 +238,15 @@ def _stopped_run(folder: Path, dst: Path, options: VideoOptions) -> Manifest | N
         raise VideoError(f"a stopped run of {dst.name} is kept in {folder} ({kept.frames_done} frames done); "
                          f"add --resume to continue it, or --overwrite to start over")
     return kept
+
+
+def _nothing_kept(folder: Path) -> bool:
+    """Whether `folder` holds no finished segment (of this run or of a stopped one a refused resume found)."""
+    try:
+        manifest = Manifest.load(folder)
+    except VideoError:
+        return False  # damaged: what it holds is the user's to judge, not ours to delete
+    return manifest is None or not manifest.segments
 
 
 def _manifest_for(folder: Path, kept: Manifest | None, settings: dict, options: VideoOptions, encoding,
