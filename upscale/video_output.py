@@ -165,19 +165,22 @@ def _packet_time(packet: av.Packet) -> Fraction:
 
 
 def _segment_packets(segments: list[tuple[Path, Path]], stream, time_base) -> Iterator[av.Packet]:
-    """The encoded video, segment after segment, each packet given its exact recorded times."""
+    """The encoded video, segment after segment, each packet given its exact recorded times (streamed: one
+    packet in memory at a time)."""
     for video_path, times_path in segments:
-        times = read_times(times_path)
+        mismatch = VideoError(f"{video_path} does not match its recorded times; delete {video_path.parent} to "
+                              f"start over")
         with av.open(str(video_path)) as segment:
-            packets = [p for p in segment.demux(segment.streams.video[0]) if p.size]
-            if len(packets) != len(times):
-                raise VideoError(f"{video_path} does not match its recorded times; delete "
-                                 f"{video_path.parent} to start over")
-            for packet, (pts, dts, duration) in zip(packets, times):
-                packet.stream = stream
-                packet.time_base = time_base
+            packets = (p for p in segment.demux(segment.streams.video[0]) if p.size)
+            for pts, dts, duration in read_times(times_path):
+                packet = next(packets, None)
+                if packet is None:
+                    raise mismatch
+                packet.stream, packet.time_base = stream, time_base
                 packet.pts, packet.dts, packet.duration = pts, dts, duration
                 yield packet
+            if next(packets, None) is not None:
+                raise mismatch
 
 
 def _codec_options(name: str, options: VideoOptions, report: VideoReport) -> dict[str, str]:
