@@ -197,7 +197,8 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, com
               help="Write numbered PNG frames (frame_000001.png...) to DIR instead of a video.")
 @click.option("--batch", type=click.IntRange(1), default=4, show_default=True, help="Frames per engine call.")
 @click.option("--overwrite", is_flag=True,
-              help="Replace outputs that exist (default: skip them) and discard what a stopped run left.")
+              help="Replace outputs that exist (without it a batch skips them, one output is refused) and "
+                   "discard what a stopped run left.")
 @click.option("--resume", is_flag=True, help="Continue a stopped run of the same command where it stopped.")
 @click.option("--compat", is_flag=True,
               help="Write 8-bit 4:2:0, which every player takes (10-bit and 4:2:2 sources otherwise stay so).")
