@@ -392,3 +392,30 @@ def test_the_budget_can_still_undo_a_depth_that_went_one_hot(gradient):
         assert torch.count_nonzero(pushes) == 0
     else:  # a descent step lowers the longest depth's logit and raises the shorter ones
         assert pushes[-1] > 0 and (pushes[:-1] < 0).all()
+
+
+@pytest.mark.parametrize("mode", ["at-most", "target"])
+def test_the_quadratic_penalty_pulls_at_once_and_a_ceiling_only_from_above(mode):
+    """With the multiplier still 0, the augmented Lagrangian's quadratic term already pushes an over-budget
+    cost down; under the budget it pulls a target up and leaves a ceiling alone."""
+    space = SearchSpace(2)
+    costs = madds_cost(space)
+    arch = Architecture(space)
+    run = search_module.new_run(SearchConfig(space, steps=1, order_weight=0.0, budget_mode=mode), torch.device("cpu"))
+    uniform = float(costs.expected(arch.weights(0.0).detach()))
+
+    def trunk_gradient(limit: float) -> torch.Tensor:
+        trunk = torch.zeros(len(space.widths), requires_grad=True)
+        weights = arch.weights(0.0)._replace(trunk=sparsestmax(trunk, 0.0))
+        loss, _ = search_module.architecture_loss(run, weights, [Budget(costs, limit)], radius=0.0)
+        loss.backward()
+        return trunk.grad
+
+    assert run.multipliers.get("madds", 0.0) == 0.0
+    over = trunk_gradient(uniform / 2)
+    assert over[-1] > 0 > over[0]  # descent lowers the widest trunk
+    under = trunk_gradient(uniform * 2)
+    if mode == "at-most":
+        assert torch.count_nonzero(under) == 0
+    else:
+        assert under[-1] < 0 < under[0]

@@ -74,6 +74,10 @@ class SearchConfig:
     prune_headroom: float = 1.3
     prune_steps: int = 2000
     multiplier_lr: float = 1e-3  # how fast the budget's multiplier grows per step over budget (dual ascent)
+    # The augmented Lagrangian's quadratic term, (penalty / 2) * log(cost / budget)^2 (one-sided for a ceiling):
+    # it damps the primal-dual loop. Without it the x2 search of ab48594 swung between 4,000 and 82,000
+    # multiply-adds (budget 28,728) with a period of about 500 steps while the multiplier lagged behind.
+    budget_penalty: float = 1.0
     # The sorting term; it only acts once the radius grows (see `search.architecture_loss`).
     order_weight: float = 2e-4
     heldout: float = 0.1  # fraction of training images kept for architecture steps

@@ -73,7 +73,9 @@ def budgets_of(config: SearchConfig, log: Callable[[str], None] = print, quick: 
 
 def architecture_loss(run: Run, weights: ArchWeights, budgets: list[Budget],
                       radius: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Each budget's multiplier times log(expected cost / budget), + the order term once the radius grows.
+    """Each budget's multiplier times log(expected cost / budget) plus a quadratic penalty on that log (the
+    augmented Lagrangian: it damps the oscillation of cost and multiplier), + the order term once the radius
+    grows.
 
     A budget is a constraint, not a price: its multiplier grows (dual ascent, `update_multipliers`) just
     enough to hold the expected cost at the budget. As a target (the default) it also turns negative while
@@ -92,7 +94,9 @@ def architecture_loss(run: Run, weights: ArchWeights, budgets: list[Budget],
     for budget in budgets:
         cost = budget.cost.expected(weights)
         expected[budget.key] = cost
-        loss = loss + run.multipliers.get(budget.key, 0.0) * torch.log(cost / budget.limit)
+        excess = torch.log(cost / budget.limit)
+        damped = excess if run.config.budget_mode == "target" else excess.clamp(min=0)
+        loss = loss + run.multipliers.get(budget.key, 0.0) * excess + run.config.budget_penalty / 2 * damped**2
     if radius > 0:
         loss = loss + order_term(weights, run.config.order_weight)
     return loss, expected
