@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     spec = DataSpec(tuple(args.train), args.val, args.report, args.scale, args.patch)
     results: dict[str, list[dict]] = {op: [] for op in args.ops}
     for result in screen_all(tasks, spec, Schedule(args.steps, args.batch, args.patch, args.lr), args.jobs,
-                             args.threads):
+                             args.threads, args.device):
         results[result["op"]].append(result)
         print(f"{result['op']} seed {result['seed']}: {args.val.name} {result['val']:.2f} dB, "
               f"{args.report.name} {result['report']:.2f} dB", flush=True)

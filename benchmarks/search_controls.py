@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         spec = DataSpec(tuple(args.train), args.val, args.report, networks[0].genotype.scale, args.patch,
                         args.max_side)
         schedule = Schedule(args.steps, args.batch, args.patch, args.lr)
-        for result in screen_all(tasks, spec, schedule, args.jobs, args.threads):
+        for result in screen_all(tasks, spec, schedule, args.jobs, args.threads, args.device):
             print(f"{result['name']} seed {result['seed']}: {args.val.name} {result['val']:.2f} dB, "
                   f"{args.report.name} {result['report']:.2f} dB", flush=True)
             write_summary(args, networks)

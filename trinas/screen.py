@@ -58,7 +58,7 @@ def load_screen_data(train_dirs: list[Path], val: Path, report: Path, scale: int
 
 
 def screen(genotype: Genotype, seed: int, schedule: Schedule, data: ScreenData, folder: Path,
-           extra: dict | None = None) -> dict:
+           extra: dict | None = None, device: str = "cpu") -> dict:
     """Train `genotype` from scratch with `seed`, score it on both sets; `folder` keeps its checkpoint and result."""
     done = folder / RESULT
     if done.exists():
@@ -70,13 +70,13 @@ def screen(genotype: Genotype, seed: int, schedule: Schedule, data: ScreenData, 
     model = TriNet(genotype)
     sampler = PatchSampler(data.pairs, genotype.scale, schedule.patch, seed)
     started = time.monotonic()
-    state = train(model, sampler, [], config, folder / "checkpoint.pt", log=lambda line: None)
+    state = train(model, sampler, [], config, folder / "checkpoint.pt", device=device, log=lambda line: None)
     model.eval()
     result = {**(extra or {}), "seed": seed, "genotype": genotype.to_dict(), "describe": genotype.describe(),
               "madds": madds_per_output_pixel(genotype), "params": count_params(model), "steps": state["step"],
               "schedule": asdict(schedule), "train_seconds": time.monotonic() - started}
     for key in ("val", "report"):
-        result[key] = score(key, getattr(data, key), genotype.scale, upscale_with(model)).mean("psnr")
+        result[key] = score(key, getattr(data, key), genotype.scale, upscale_with(model, device)).mean("psnr")
     folder.mkdir(parents=True, exist_ok=True)
     tmp = done.with_name(RESULT + ".tmp")
     tmp.write_text(json.dumps(result, indent=1) + "\n")
@@ -108,18 +108,20 @@ class DataSpec:
 _WORKER: dict = {}
 
 
-def _start_worker(spec: DataSpec, schedule: Schedule, threads: int) -> None:
+def _start_worker(spec: DataSpec, schedule: Schedule, threads: int, device: str) -> None:
     torch.set_num_threads(threads)
-    _WORKER["schedule"] = schedule
+    _WORKER["schedule"], _WORKER["device"] = schedule, device
     _WORKER["data"] = load_screen_data(list(spec.train_dirs), spec.val, spec.report, spec.scale, spec.patch,
                                        spec.max_side)
 
 
 def _run_task(task: Task) -> dict:
-    return screen(task.genotype, task.seed, _WORKER["schedule"], _WORKER["data"], task.folder, task.extra)
+    return screen(task.genotype, task.seed, _WORKER["schedule"], _WORKER["data"], task.folder, task.extra,
+                  _WORKER["device"])
 
 
-def screen_all(tasks: list[Task], spec: DataSpec, schedule: Schedule, jobs: int = 1, threads: int = 1):
+def screen_all(tasks: list[Task], spec: DataSpec, schedule: Schedule, jobs: int = 1, threads: int = 1,
+               device: str = "cpu"):
     """Screen every task, `jobs` at a time in worker processes of `threads` threads; yields results as they
     finish (finished tasks at once, from their result files)."""
     pending = [t for t in tasks if not (t.folder / RESULT).exists()]
@@ -129,7 +131,8 @@ def screen_all(tasks: list[Task], spec: DataSpec, schedule: Schedule, jobs: int 
     if not pending:
         return
     context = multiprocessing.get_context("spawn")  # fresh processes: no torch thread pools forked
-    with context.Pool(min(jobs, len(pending)), initializer=_start_worker, initargs=(spec, schedule, threads)) as pool:
+    with context.Pool(min(jobs, len(pending)), initializer=_start_worker,
+                      initargs=(spec, schedule, threads, device)) as pool:
         yield from pool.imap_unordered(_run_task, pending)
 
 
@@ -166,3 +169,5 @@ def add_screen_arguments(parser: argparse.ArgumentParser, steps: int = 4000) -> 
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--jobs", type=int, default=1, help="networks trained at once")
     parser.add_argument("--threads", type=int, default=1, help="threads per job")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N: where each job trains (the same "
+                                                         "code; a GPU runs several jobs at once with --jobs)")
