@@ -114,12 +114,15 @@ def _plot(draw: ImageDraw.ImageDraw, area: tuple[int, int, int, int], title: str
         draw.text((legend_x, line_y - 7), name, fill=INK, font=_font())
 
 
-def draw_curves(history: list[dict], path: Path, bicubic_psnr: float | None = None) -> None:
-    """Validation PSNR (top) and each level's mean normalised entropy with the radius (bottom), over minutes.
+def draw_curves(history: list[dict], path: Path, bicubic_psnr: float | None = None,
+                budgets: dict[str, float] | None = None) -> None:
+    """Validation PSNR (top), each level's mean normalised entropy with the radius (middle), and each budget's
+    expected cost over the budget (bottom; 1 is on budget: a swinging line shows an unsettled search), over
+    minutes.
 
     Minutes, not steps: the derived network takes ~10x more steps per minute than the supernet, so on a step
     axis the search itself would shrink to a sliver at the left."""
-    image = Image.new("RGB", (720, 560), PAPER)
+    image = Image.new("RGB", (720, 800), PAPER)
     draw = ImageDraw.Draw(image)
     val = [(r["seconds"] / 60, r["val_psnr"]) for r in history if r.get("val_psnr") is not None]
     series = {"validation PSNR (dB)": ([s for s, _ in val], [v for _, v in val], (214, 39, 40))}
@@ -132,7 +135,13 @@ def draw_curves(history: list[dict], path: Path, bicubic_psnr: float | None = No
     entropy["radius"] = (minutes, [r["radius"] for r in history], (120, 120, 120))
     _plot(draw, (70, 310, 680, 520), "architecture distributions: normalised entropy, and the radius", entropy,
           (0.0, 1.0))
-    draw.text((350, 540), "minutes", fill=INK, font=_font())
+    searching = [r for r in history if r.get("phase") == "search"]
+    ratios = {f"{key} / budget": ([r["seconds"] / 60 for r in searching],
+                                  [r[f"expected_{key}"] / limit for r in searching], colour)
+              for (key, limit), colour in zip((budgets or {}).items(), ((31, 119, 180), (255, 127, 14)))
+              if all(f"expected_{key}" in r for r in searching)}
+    _plot(draw, (70, 580, 680, 760), "expected cost over the budget, while searching", ratios)
+    draw.text((350, 780), "minutes", fill=INK, font=_font())
     image.save(path)
 
 
@@ -142,7 +151,8 @@ def write_report(result) -> list[str]:
     genotype = result.genotype
     draw_architecture(genotype, out / "architecture.png")
     bicubic = [m["bicubic_psnr"] for m in result.metrics.values()]
-    draw_curves(result.history, out / "curves.png", sum(bicubic) / len(bicubic) if bicubic else None)
+    budgets = {"madds": result.budget_madds} if result.budget_madds else {}
+    draw_curves(result.history, out / "curves.png", sum(bicubic) / len(bicubic) if bicubic else None, budgets)
     budget = f"{result.budget_madds:,.0f}" if result.budget_madds else "none"
     if result.budget_madds and result.madds_per_output_pixel > result.budget_madds:
         budget += ": **over budget**"
