@@ -25,6 +25,7 @@ from .data import PatchSampler, list_images, make_pairs
 from .latency import Device, LatencyTable
 from .net import TriNet, UpsampleBlock, fold
 from .operations import op_kind
+from .search_config import SearchInputError
 from .space import Cell, Genotype, cell_widths, has_inner_width
 from .tiling import engine_tile, tile_shapes
 from .train import TrainConfig, train
@@ -184,7 +185,8 @@ def prune_to_latency(net: TriNet, table: LatencyTable, tiles: list[tuple[int, in
                      log: Callable[[str], None] = print) -> tuple[TriNet, list[PruneStep]]:
     """Remove channels, `step` at a time, until the predicted frame time over `tiles` is within `budget_ms`.
 
-    Raises ValueError when no group can shrink further and the network is still over the budget."""
+    Raises SearchInputError (a user error: the budget is out of reach) when no group can shrink further, or
+    none saves time, and the network is still over the budget."""
     net = fold(net).to(device)
     history: list[PruneStep] = []
     current = table.frame_ms(net.genotype, tiles)
@@ -192,8 +194,8 @@ def prune_to_latency(net: TriNet, table: LatencyTable, tiles: list[tuple[int, in
         genotype = net.genotype
         groups = [g for g in groups_of(genotype) if width_of(genotype, g) - step >= min_width]
         if not groups:
-            raise ValueError(f"cannot prune {genotype.describe()} below {current:,.1f} ms "
-                             f"(every width is at its minimum of {min_width}); the budget is {budget_ms:,.1f} ms")
+            raise SearchInputError(f"cannot prune {genotype.describe()} below {current:,.1f} ms (every width is "
+                                   f"at its minimum of {min_width}); the budget is {budget_ms:,.1f} ms: raise it")
         scores = importances(net, groups, sampler, batches, device)
         best = None
         for group in groups:
@@ -206,8 +208,9 @@ def prune_to_latency(net: TriNet, table: LatencyTable, tiles: list[tuple[int, in
             if best is None or cost / saved < best[0]:
                 best = (cost / saved, group, order[step:].sort().values)
         if best is None:
-            raise ValueError(f"no channel of {genotype.describe()} saves time on this device; "
-                             f"it stays at {current:,.1f} ms against a budget of {budget_ms:,.1f} ms")
+            raise SearchInputError(f"no channel of {genotype.describe()} saves time on this device's latency "
+                                   f"table; it stays at {current:,.1f} ms against a budget of {budget_ms:,.1f} ms: "
+                                   f"raise the budget (or time the table again on an idle machine)")
         _, group, kept = best
         net = select_channels(net, {group: kept.cpu()}).to(device)
         current = table.frame_ms(net.genotype, tiles)
