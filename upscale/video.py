@@ -69,7 +69,7 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, upscaler, opti
     def sink_for(source, plan, first, batch):
         encoding = plan_encoding(plan, first, upscaler.scale, options, report)
         settings = _settings(src, upscaler, options, encoding, batch)
-        manifest = _manifest_for(folder, kept, settings, options, encoding, batch)
+        manifest = _manifest_for(folder, kept, settings)
         check_container(folder / f".tmp-check{dst.suffix}", source, plan, first, encoding, options, report)
         state.update(manifest=manifest, first=first)
         return SegmentWriter(folder, manifest, encoding), manifest.frames_done
@@ -249,8 +249,7 @@ def _nothing_kept(folder: Path) -> bool:
     return manifest is None or not manifest.segments
 
 
-def _manifest_for(folder: Path, kept: Manifest | None, settings: dict, options: VideoOptions, encoding,
-                  batch: int) -> Manifest:
+def _manifest_for(folder: Path, kept: Manifest | None, settings: dict) -> Manifest:
     """The manifest this run writes to: the stopped run's when resuming with the same settings."""
     if kept is not None:
         differ = kept.mismatch(settings)
