@@ -586,10 +586,11 @@ def test_push_sends_the_model_files_with_a_generated_card(fake_hub, tiny, monkey
     assert len(fake_hub.pushes) == 1
     pushed = fake_hub.pushes[0]
     assert pushed["repo"] == "carol/searched-x2" and pushed["revision"] == "main"
-    assert sorted(pushed["files"]) == sorted(MODEL_FILES)
+    assert sorted(pushed["files"]) == sorted([*MODEL_FILES, "architecture.png"])  # and the card's picture
     assert pushed["files"]["model.safetensors"] == (tiny / WEIGHTS).read_bytes()
     assert pushed["files"]["config.json"] == (tiny / "config.json").read_bytes()
-    assert pushed["files"]["README.md"].decode() == model_card(read_config(tiny))
+    assert pushed["files"]["README.md"].decode() == model_card(read_config(tiny), ("architecture.png",))
+    assert "](architecture.png)" in pushed["files"]["README.md"].decode()
     assert result.commit == fake_hub.repos["carol/searched-x2"]["refs"]["main"]
 
     assert load_model(hub.fetch(f"carol/searched-x2@{result.commit}")).scale == 2  # round trip
@@ -601,7 +602,7 @@ def test_push_leaves_only_the_model_and_refuses_what_a_fetch_would_refuse(fake_h
                                       "notes.txt": b"old"})
     hub.push(tiny, "carol/old")
     latest = fake_hub.repos["carol/old"]["commits"][fake_hub.repos["carol/old"]["refs"]["main"]]
-    assert sorted(latest) == sorted([".gitattributes", *MODEL_FILES])
+    assert sorted(latest) == sorted([".gitattributes", *MODEL_FILES, "architecture.png"])
     config = read_config(tiny)
     del config["weights_sha256"]
     write_config(tiny, config)
@@ -645,7 +646,7 @@ def test_cli_push(fake_hub, tiny, monkeypatch):
     result = CliRunner().invoke(main, ["models", "push", str(tiny), "--repo", "carol/cli-x2", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["repo"] == "carol/cli-x2"
-    assert sorted(fake_hub.pushes[0]["files"]) == sorted(MODEL_FILES)
+    assert sorted(fake_hub.pushes[0]["files"]) == sorted([*MODEL_FILES, "architecture.png"])
 
 
 # ---- list / info ------------------------------------------------------------------------------------------------
@@ -702,3 +703,10 @@ def test_the_hub_module_is_transport_only():
     tree = ast.parse(Path(hub.__file__).read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert "models" not in imported and "upscale.models" not in imported
+
+
+def test_the_card_pictures_come_along_when_the_repository_has_them(fake_hub, tiny):
+    fake_hub.add_model("alice/pictured", tiny, extra={"architecture.png": (tiny / "architecture.png").read_bytes(),
+                                                      "notes.png": b"not ours"})
+    folder = hub.fetch("hf:alice/pictured")
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*MODEL_FILES, "architecture.png"])

@@ -30,6 +30,12 @@ CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 CARD = "README.md"
 MODEL_FILES = (CONFIG, WEIGHTS, CARD)
+# Pictures the card shows when a model folder has them (optional: a model loads without them).
+PICTURES = ("architecture.png", "curves.png")
+
+
+def pictures_in(folder: Path) -> tuple[str, ...]:
+    return tuple(name for name in PICTURES if (Path(folder) / name).is_file())
 
 
 class ModelFormatError(ValueError):
@@ -109,7 +115,7 @@ def write_config(folder: Path, config: dict[str, Any]) -> None:
     """Write config.json and regenerate the model card from it."""
     folder = Path(folder)
     _write_atomic(folder / CONFIG, (json.dumps(config, indent=2) + "\n").encode())
-    _write_atomic(folder / CARD, model_card(config).encode())
+    _write_atomic(folder / CARD, model_card(config, pictures_in(folder)).encode())
 
 
 def save_model(model: TriNet, folder: Path, training: dict[str, Any] | None = None,
@@ -140,6 +146,9 @@ def save_model(model: TriNet, folder: Path, training: dict[str, Any] | None = No
         "weights_sha256": sha256_file(weights),
         **extra,
     }
+    from .search_report import draw_architecture  # local: pictures need PIL's drawing, loading does not
+
+    draw_architecture(model.genotype, folder / "architecture.png")
     write_config(folder, config)
     return config
 
@@ -208,8 +217,9 @@ def _card_data(name: str, scale: int, metrics: dict[str, Any]):
                          model_name=name if results else None, eval_results=results or None)
 
 
-def model_card(config: dict[str, Any]) -> str:
-    """A Hub model card (YAML front matter + prose) that a person reads, generated from config.json."""
+def model_card(config: dict[str, Any], pictures: tuple[str, ...] = ()) -> str:
+    """A Hub model card (YAML front matter + prose) that a person reads, generated from config.json; it shows
+    the `pictures` (names from PICTURES) that lie beside it."""
     scale, name = config["scale"], config.get("name", "trinas")
     metrics = config.get("metrics", {})
     training = config.get("training", {})
@@ -226,6 +236,8 @@ def model_card(config: dict[str, Any]) -> str:
               f"| multiply-adds per output pixel | {config.get('madds_per_output_pixel', 0):,.0f} |",
               f"| receptive field (input pixels each side) | {config.get('receptive_field', '?')} |",
               f"| genotype | `{Genotype.from_dict(config['genotype']).describe()}` |", ""]
+    if "architecture.png" in pictures:
+        lines += ["![the network: head, cells and upsamplers at their resolutions, tail](architecture.png)", ""]
     if metrics:
         lines += ["## Measured quality", "",
                   "PSNR/SSIM on the Y channel, `scale` border pixels cut, LR made by MATLAB-style bicubic; "
@@ -250,6 +262,8 @@ def model_card(config: dict[str, Any]) -> str:
             if key in training:
                 lines.append(f"- {key}: {training[key]}")
         lines.append("")
+    if "curves.png" in pictures:
+        lines += ["![validation PSNR and the architecture's distributions during the run](curves.png)", ""]
     hub = (config.get("hub") or {}).get("repo")
     spec = f"hf:{hub}" if hub else name
     lines += ["## Use", "", "```", "pip install trinas-upscale", f"upscale image photo.png --model {spec}", "```", "",

@@ -28,8 +28,8 @@ def _text_size(draw: ImageDraw.ImageDraw, text: str) -> tuple[int, int]:
 
 
 def draw_architecture(genotype: Genotype, path: Path) -> None:
-    """Boxes left to right (wrapping): head, cells with their ops and widths, upsamplers, tail, bicubic skip;
-    each resolution in its own colour."""
+    """Boxes left to right (wrapping): head, cells with their ops and widths, upsamplers, tail, bicubic skip
+    (or, with a shuffle tail, the repeated input and the shuffle); each resolution in its own colour."""
     scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     boxes: list[tuple[str, int]] = [(f"input\n{genotype.channels} ch", -1), (f"head conv3x3\n-> {genotype.width}", 0)]
     level = 0
@@ -40,7 +40,12 @@ def draw_architecture(genotype: Genotype, path: Path) -> None:
         else:
             boxes.append((f"upsample x{step.factor}\nconv + shuffle", level))
             level += 1
-    boxes += [(f"tail conv3x3\n-> {genotype.channels}", level), (f"+ bicubic x{genotype.scale}\noutput", -1)]
+    if genotype.tail == "shuffle":
+        s2 = genotype.scale**2
+        boxes += [(f"tail conv3x3\n-> {genotype.channels} x {s2}", level),
+                  (f"+ input repeated x {s2}\nshuffle x{genotype.scale}: output", -1)]
+    else:
+        boxes += [(f"tail conv3x3\n-> {genotype.channels}", level), (f"+ bicubic x{genotype.scale}\noutput", -1)]
     sizes = [_text_size(scratch, text) for text, _ in boxes]
     box_w = max(w for w, _ in sizes) + 16
     box_h = max(h for _, h in sizes) + 16

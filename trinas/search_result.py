@@ -46,7 +46,7 @@ def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device
            command: str | None = None, log: Callable[[str], None] = print,
            limits: list[Limit] | None = None) -> SearchResult:
     """Measure the final network on the validation sets and write the model folder and the report."""
-    from .export import save_model
+    from .export import read_config, save_model, write_config
     from .search_report import write_report
 
     net = run.net
@@ -81,6 +81,7 @@ def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device
             log(f"warning: the found network is over a budget ({cost(net.genotype):,.1f} against {limit:,.1f}); "
                 "search longer or lower the budget")
     result.files = write_report(result)
+    write_config(Path(out), read_config(Path(out)))  # the card now shows the pictures the report drew
     (Path(out) / "search-history.json").write_text(json.dumps(run.history, indent=1) + "\n")
     result.files.append("search-history.json")
     return result
@@ -92,7 +93,7 @@ def prune_found(result: SearchResult, data: SearchData, train_dirs: list[Path], 
     fine-tune, measure, and make it the model folder (the unpruned one moves to `unpruned/`)."""
     import shutil
 
-    from .export import MODEL_FILES, load_model, read_config, save_model
+    from .export import MODEL_FILES, load_model, pictures_in, read_config, save_model
     from .prune import prune_for_frame
     from .search_config import frame_size
 
@@ -100,7 +101,7 @@ def prune_found(result: SearchResult, data: SearchData, train_dirs: list[Path], 
     found = load_model(out)
     record = read_config(out)
     (out / "unpruned").mkdir(exist_ok=True)
-    for name in MODEL_FILES:
+    for name in (*MODEL_FILES, *pictures_in(out)):
         shutil.copy2(out / name, out / "unpruned" / name)
     pruned = prune_for_frame(found, train_dirs, config.latency_ms, frame_size(config.latency_at),
                              config.latency_device, config.latency_threads, config.latency_tile,

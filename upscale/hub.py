@@ -24,7 +24,8 @@ from typing import Any, Iterator
 import huggingface_hub
 from huggingface_hub import constants
 
-from trinas.export import CARD, CONFIG, MODEL_FILES, WEIGHTS, ModelFormatError, model_card, read_config, sha256_file
+from trinas.export import (CARD, CONFIG, MODEL_FILES, PICTURES, WEIGHTS, ModelFormatError, model_card, pictures_in,
+                           read_config, sha256_file)
 
 from .errors import UpscaleError
 
@@ -194,7 +195,7 @@ def fetch(spec: str | HubSpec, *, offline: bool | None = None, token: str | None
     try:
         folder = Path(huggingface_hub.snapshot_download(
             spec.repo, revision=spec.revision, cache_dir=str(cache), endpoint=endpoint(),
-            local_files_only=offline, allow_patterns=list(MODEL_FILES), token=token,
+            local_files_only=offline, allow_patterns=[*MODEL_FILES, *PICTURES], token=token,
             library_name=LIBRARY, library_version=_library_version(), etag_timeout=hub_timeout()))
     except BaseException as exc:
         if not offline:
@@ -480,15 +481,18 @@ def push(folder: Path | str, repo: str, *, private: bool = False, message: str |
         stage = Path(tmp)
         shutil.copyfile(folder / CONFIG, stage / CONFIG)
         shutil.copyfile(folder / WEIGHTS, stage / WEIGHTS)
-        (stage / CARD).write_text(model_card(config))
+        pictures = pictures_in(folder)
+        for name in pictures:
+            shutil.copyfile(folder / name, stage / name)
+        (stage / CARD).write_text(model_card(config, pictures))
         try:
             api.create_repo(spec.repo, private=True if private else None, exist_ok=True)
             # delete_patterns: files of earlier commits that are not ours (old pickled weights, say) go, so the
             # repository holds exactly the model (huggingface_hub keeps .gitattributes).
-            info = api.upload_folder(repo_id=spec.repo, folder_path=stage, allow_patterns=list(MODEL_FILES),
+            info = api.upload_folder(repo_id=spec.repo, folder_path=stage, allow_patterns=[*MODEL_FILES, *pictures],
                                      delete_patterns=["*"],
                                      commit_message=message or f"Upload {config.get('name', folder.name)} "
                                                                f"(x{config['scale']}) with {LIBRARY}")
         except Exception as exc:
             raise HubError(explain(exc, spec, push=True)) from exc
-    return PushResult(repo=spec.repo, commit=info.oid, url=info.commit_url, files=MODEL_FILES)
+    return PushResult(repo=spec.repo, commit=info.oid, url=info.commit_url, files=(*MODEL_FILES, *pictures))
