@@ -76,8 +76,11 @@ class SearchConfig:
     multiplier_lr: float = 1e-3  # how fast the budget's multiplier grows per step over budget (dual ascent)
     # The augmented Lagrangian's quadratic term, (penalty / 2) * log(cost / budget)^2 (one-sided for a ceiling):
     # it damps the primal-dual loop. Without it the x2 search of ab48594 swung between 4,000 and 82,000
-    # multiply-adds (budget 28,728) with a period of about 500 steps while the multiplier lagged behind.
-    budget_penalty: float = 1.0
+    # multiply-adds (budget 28,728) with a period of about 500 steps while the multiplier lagged behind. At 1
+    # it held the cost but its gradient, flipping sign each step, filled Adam's second moment and the
+    # architecture stopped moving (entropy 0.96 after 400 steps of the x2 run 21f47d4); 0.05 holds the cost
+    # as well and lets the reconstruction choose.
+    budget_penalty: float = 0.05
     # The sorting term; it only acts once the radius grows (see `search.architecture_loss`).
     order_weight: float = 2e-4
     heldout: float = 0.1  # fraction of training images kept for architecture steps
@@ -191,7 +194,8 @@ def build_config(scale: int, *, budget_madds: str | float | None = None, time_bu
                  epochs: float | None = None, steps: int | None = None, seed: int = 0, max_width: int = 32,
                  max_cells: int = 6, max_cells_upsampled: int = 1, ops_per_cell: int = 2, ops: str | None = None,
                  tail: str = "conv", batch: int = 16, patch: int = 32, val_every: int = 200,
-                 relaxation: str = "sparsestmax", budget_gradient: str = "softmax", budget_mode: str = "target",
+                 relaxation: str = "sparsestmax", budget_gradient: str = "softmax", budget_penalty: float = 0.05,
+                 budget_mode: str = "target",
                  latency_ms: float | None = None, latency_at: str | None = None, latency_device: str = "cpu", latency_threads: int | None = None,
                  latency_tile: int | None = None, prune: bool = False, prune_steps: int = 2000) -> SearchConfig:
     """A search's options, as people write them, into a SearchConfig: the one place this happens.
@@ -208,7 +212,8 @@ def build_config(scale: int, *, budget_madds: str | float | None = None, time_bu
     except ValueError as exc:
         raise SearchInputError(str(exc)) from None
     return SearchConfig(space, batch=batch, patch=patch, seed=seed, val_every=val_every, relaxation=relaxation,
-                        budget_gradient=budget_gradient, budget_mode=budget_mode, latency_ms=latency_ms,
+                        budget_gradient=budget_gradient, budget_penalty=budget_penalty, budget_mode=budget_mode,
+                        latency_ms=latency_ms,
                         latency_at=latency_at, latency_device=latency_device, latency_threads=latency_threads, latency_tile=latency_tile,
                         prune=prune, prune_steps=prune_steps,
                         budget_madds=parse_count(budget_madds) if budget_madds is not None else None,

@@ -274,6 +274,8 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
               help="Candidate operations [default: trinas.operations.DEFAULT_OPS; rep3x3, spanatt3x3 on request].")
 @click.option("--relaxation", type=click.Choice(list(RELAXATIONS)), default="sparsestmax",
               show_default=True, help="How logits become sparse distributions (SSN's projection, or the old variant).")
+@click.option("--budget-penalty", type=click.FloatRange(0), default=0.05, show_default=True,
+              help="Weight of the quadratic term that damps the budget's multiplier (augmented Lagrangian).")
 @click.option("--budget-gradient", type=click.Choice(list(BUDGET_GRADIENTS)), default="softmax", show_default=True,
               help="Gradient of the budget: softmax's (straight-through, never zero) or the relaxation's own.")
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
@@ -287,7 +289,7 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
 def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_mode, latency_ms, latency_at,
                    latency_device, latency_tile, prune, prune_steps, time_budget, epochs, steps, seed, resume, device,
                    threads, max_width, max_cells, max_cells_upsampled, ops_per_cell, tail, ops, relaxation,
-                   budget_gradient, batch, patch, val_every, max_side, quiet):
+                   budget_penalty, budget_gradient, batch, patch, val_every, max_side, quiet):
     """Search a network for your data and train it in one phase; --out becomes a model folder.
 
     Runs under torchrun too (`torchrun --nproc-per-node N -m upscale search ...`): rank 0 shows and writes."""
@@ -299,7 +301,8 @@ def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_m
                           seed=seed, max_width=max_width, max_cells=max_cells,
                           max_cells_upsampled=max_cells_upsampled, ops_per_cell=ops_per_cell, ops=ops, tail=tail,
                           batch=batch, patch=patch, val_every=val_every, relaxation=relaxation,
-                          budget_gradient=budget_gradient, budget_mode=budget_mode, latency_ms=latency_ms,
+                          budget_gradient=budget_gradient, budget_penalty=budget_penalty,
+                          budget_mode=budget_mode, latency_ms=latency_ms,
                           latency_at=latency_at, latency_device=latency_device, latency_threads=threads, latency_tile=latency_tile,
                           prune=prune, prune_steps=prune_steps)
     main_rank = os.environ.get("RANK", "0") == "0"
