@@ -96,7 +96,8 @@ def architecture_step(run: Run, data: SearchData, radius: float, budgets: list[B
     weights = run.arch.weights(radius)
     # Only while choices are being made (radius 0): the growing radius finishes them, it must not flip them.
     softmax = run.config.budget_gradient == "softmax" and radius == 0
-    extra, expected = architecture_loss(run, run.arch.weights(radius, softmax_gradient=softmax), budgets, radius)
+    cost_weights = run.arch.weights(radius, softmax_gradient=True) if softmax else weights
+    extra, expected = architecture_loss(run, cost_weights, budgets, radius)
     # The plain module, not the DDP wrapper: the weights' gradients are neither computed nor synchronised.
     loss = F.l1_loss(run.supernet(x, weights), y) + extra
     params = list(run.arch.parameters())

@@ -151,10 +151,10 @@ def draw_curves(history: list[dict], path: Path, bicubic_psnr: float | None = No
 
 
 def write_report(result) -> list[str]:
-    """architecture.png, curves.png and report.md in the result's folder; returns their names."""
+    """curves.png and report.md in the result's folder (beside the architecture.png that `save_model` drew);
+    returns the names of the three."""
     out = Path(result.out)
     genotype = result.genotype
-    draw_architecture(genotype, out / "architecture.png")
     bicubic = [m["bicubic_psnr"] for m in result.metrics.values()]
     budgets = {"madds": result.budget_madds} if result.budget_madds else {}
     draw_curves(result.history, out / "curves.png", sum(bicubic) / len(bicubic) if bicubic else None, budgets)

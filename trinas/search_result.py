@@ -46,7 +46,7 @@ def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device
            command: str | None = None, log: Callable[[str], None] = print,
            limits: list[Limit] | None = None) -> SearchResult:
     """Measure the final network on the validation sets and write the model folder and the report."""
-    from .export import read_config, save_model, write_config
+    from .export import save_model, write_config
     from .search_report import write_report
 
     net = run.net
@@ -71,8 +71,8 @@ def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device
                    "arch_start": config.arch_start, "sparsemax_phase": config.sparsemax_phase,
                    "search_end": config.search_end,
                    "switched_at_step": next((r["step"] for r in run.history if r["phase"] == "train"), None)}
-    save_model(net.cpu(), out, training={k: v for k, v in training.items() if v is not None}, metrics=metrics,
-               searched=True, search=search_info)
+    written = save_model(net.cpu(), out, training={k: v for k, v in training.items() if v is not None},
+                         metrics=metrics, searched=True, search=search_info)
     madds = madds_per_output_pixel(net.genotype)
     result = SearchResult(Path(out), net.genotype, count_params(net), madds, config.budget_madds, metrics,
                           run.step, run.elapsed_s, run.history, [])
@@ -81,7 +81,7 @@ def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device
             log(f"warning: the found network is over a budget ({cost(net.genotype):,.1f} against {limit:,.1f}); "
                 "search longer or lower the budget")
     result.files = write_report(result)
-    write_config(Path(out), read_config(Path(out)))  # the card now shows the pictures the report drew
+    write_config(Path(out), written)  # the card now shows the curves the report drew
     (Path(out) / "search-history.json").write_text(json.dumps(run.history, indent=1) + "\n")
     result.files.append("search-history.json")
     return result
