@@ -29,8 +29,8 @@ import torch
 
 from .video_output import FramesSink, assemble, check_container, frames_done, plan_encoding
 from .video_read import ReadStats, open_input, plan_reading, read_frames
-from .video_segments import (Manifest, SegmentWriter, clear, partial_folder, remove_unfinished, segment_length,
-                             segment_paths)
+from .video_segments import (Manifest, SegmentWriter, check_same_settings, clear, partial_folder,
+                             remove_unfinished, segment_length, segment_paths, write_atomically)
 from .policies import AUDIO_CHOICES, SUBTITLE_CHOICES
 from .video_types import Cancelled, Frame, VideoError, VideoOptions, VideoReport
 
@@ -116,9 +116,7 @@ def upscale_frames(src: str | os.PathLike, folder: str | os.PathLike, upscaler, 
     done = _frames_to_resume(folder, manifest, settings) if options.resume else 0
     if not done and not options.overwrite and any(folder.glob("frame_*.png")):
         raise VideoError(_frames_exist(folder))
-    tmp = manifest.with_name(manifest.name + ".tmp")
-    tmp.write_text(json.dumps(settings))
-    tmp.replace(manifest)
+    write_atomically(manifest, json.dumps(settings).encode())
     report = VideoReport(output=folder)
 
     def sink_for(source, plan, first, batch):
@@ -139,10 +137,7 @@ def _frames_to_resume(folder: Path, manifest: Path, settings: dict) -> int:
         kept = json.loads(manifest.read_bytes()[:MAX_FRAMES_MANIFEST])
     except ValueError:
         raise VideoError(f"{manifest} is damaged; rerun with --overwrite to start over") from None
-    differ = sorted(k for k in set(kept) | set(settings) if kept.get(k) != settings.get(k))
-    if differ:
-        raise VideoError(f"cannot resume: the stopped run in {folder} was made with other settings "
-                         f"({', '.join(differ)}); rerun with the same ones, or use --overwrite to start over")
+    check_same_settings(folder, kept, settings)
     return frames_done(folder)
 
 
@@ -252,10 +247,7 @@ def _nothing_kept(folder: Path) -> bool:
 def _manifest_for(folder: Path, kept: Manifest | None, settings: dict) -> Manifest:
     """The manifest this run writes to: the stopped run's when resuming with the same settings."""
     if kept is not None:
-        differ = kept.mismatch(settings)
-        if differ:
-            raise VideoError(f"cannot resume: the stopped run in {folder} was made with other settings "
-                             f"({', '.join(differ)}); rerun with the same ones, or use --overwrite to start over")
+        check_same_settings(folder, kept.settings, settings)
         remove_unfinished(folder, kept)
         return kept
     clear(folder)

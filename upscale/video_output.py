@@ -17,7 +17,7 @@ import av
 
 from .images import write_image
 from .video_read import ReadStats, copy_packets
-from .video_segments import Encoding, read_times
+from .video_segments import Encoding, read_times, write_atomically
 from .video_streams import add_route, tags_to_copy
 from .video_types import Frame, Plan, VideoError, VideoOptions, VideoReport, reason
 
@@ -240,9 +240,7 @@ class FramesSink:
     def finish(self) -> None:
         self.times.close()
         partial = self.folder / PARTIAL_TIMESTAMPS
-        temporary = self.folder / ".timestamps.txt.tmp"
-        temporary.write_text("# timestamp format v2\n" + partial.read_text())
-        temporary.replace(self.folder / TIMESTAMPS)
+        write_atomically(self.folder / TIMESTAMPS, ("# timestamp format v2\n" + partial.read_text()).encode())
         partial.unlink()
 
     def close(self) -> None:

@@ -58,7 +58,7 @@ class Manifest:
     def save(self, folder: Path) -> None:
         data = {"version": MANIFEST_VERSION, "settings": self.settings, "segment_frames": self.segment_frames,
                 "segments": self.segments}
-        _write_atomically(folder / MANIFEST, json.dumps(data, indent=1).encode())
+        write_atomically(folder / MANIFEST, json.dumps(data, indent=1).encode())
 
     @classmethod
     def load(cls, folder: Path) -> "Manifest | None":
@@ -80,10 +80,14 @@ class Manifest:
             raise damaged
         return manifest
 
-    def mismatch(self, settings: dict) -> list[str]:
-        """The settings that differ from the ones this partial output was made with."""
-        keys = sorted(set(self.settings) | set(settings))
-        return [k for k in keys if self.settings.get(k) != settings.get(k)]
+
+def check_same_settings(folder: Path, kept: dict, settings: dict) -> None:
+    """Refuse to resume the stopped run in `folder` (made with `kept`) with other settings, naming them: its
+    finished part and the rest would not belong to one output."""
+    differ = sorted(k for k in set(kept) | set(settings) if kept.get(k) != settings.get(k))
+    if differ:
+        raise VideoError(f"cannot resume: the stopped run in {folder} was made with other settings "
+                         f"({', '.join(differ)}); rerun with the same ones, or use --overwrite to start over")
 
 
 def clear(folder: Path) -> None:
@@ -108,7 +112,8 @@ def remove_unfinished(folder: Path, manifest: Manifest) -> None:
             path.unlink(missing_ok=True)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write under `.tmp-NAME` beside `path`, fsync, then rename: a kill leaves the old file or the new one."""
     temporary = path.with_name(f".tmp-{path.name}")
     with open(temporary, "wb") as f:
         f.write(data)
@@ -205,7 +210,7 @@ class SegmentWriter:
         self._mux(self.stream.encode(None))
         self.output.close()
         self.output = None
-        _write_atomically(self.folder / f"{self.name}.json", json.dumps(self.times).encode())
+        write_atomically(self.folder / f"{self.name}.json", json.dumps(self.times).encode())
         os.replace(self.tmp, self.folder / f"{self.name}.mkv")
         self.manifest.segments.append({"name": self.name, "frames": self.frames})
         self.manifest.save(self.folder)
