@@ -27,10 +27,11 @@ SKIP_TAGS = {"encoder", "major_brand", "minor_version", "compatible_brands", "du
 
 
 class Route:
-    """One input stream's way into the output: its packets in, the output's packets out."""
+    """One input stream's way into the output: its packets in, the output's packets out. A copy needs only the
+    output stream; a conversion also decodes with the input stream's `decoder`."""
 
-    def __init__(self, stream) -> None:
-        self.stream = stream
+    def __init__(self, stream, decoder=None) -> None:
+        self.stream, self.decoder = stream, decoder
 
     def convert(self, packet: av.Packet) -> list[av.Packet]:
         packet.stream = self.stream
@@ -42,10 +43,6 @@ class Route:
 
 class AudioConversion(Route):
     """Decode, then encode with the output's codec (PyAV resamples to what the encoder takes)."""
-
-    def __init__(self, stream, source_stream) -> None:
-        super().__init__(stream)
-        self.decoder = source_stream.codec_context
 
     def convert(self, packet: av.Packet) -> list[av.Packet]:
         try:
@@ -61,10 +58,6 @@ class AudioConversion(Route):
 
 class SubtitleConversion(Route):
     """Decode each text subtitle and encode it in the output's text format, at the same time."""
-
-    def __init__(self, stream, source_stream) -> None:
-        super().__init__(stream)
-        self.decoder = source_stream.codec_context
 
     def convert(self, packet: av.Packet) -> list[av.Packet]:
         try:
@@ -119,7 +112,7 @@ def _audio_conversion(out, fmt, kind, s, label, why, report) -> Route | None:
         return None
     _describe(stream, s)
     report.converted.append(f"{label} converted to {encoder.name}{why}")
-    return AudioConversion(stream, s)
+    return AudioConversion(stream, s.codec_context)
 
 
 def _subtitle_conversion(out, fmt, kind, s, label, why, report, opening) -> Route | None:
@@ -143,7 +136,7 @@ def _subtitle_conversion(out, fmt, kind, s, label, why, report, opening) -> Rout
         raise VideoError(f"cannot convert {label} to {codec}: {reason(exc)}; try --subtitles none") from None
     _describe(stream, s)
     report.converted.append(f"{label} converted to {codec}{why}")
-    return SubtitleConversion(stream, s)
+    return SubtitleConversion(stream, s.codec_context)
 
 
 def tags_to_copy(metadata: dict) -> dict:
