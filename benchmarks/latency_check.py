@@ -25,7 +25,7 @@ import torch
 
 from trinas.export import load_model
 from trinas.latency import Device, LatencyTable, busy_warning, measure_frames
-from trinas.net import TriNet
+from trinas.net import receptive_radius
 from trinas.space import Genotype, SearchSpace, random_genotype
 from trinas.tiling import CPU_TILE, tile_shapes
 from upscale.models import packaged_models
@@ -69,15 +69,19 @@ def main(argv: list[str] | None = None) -> None:
         table.calibrate([random_genotype(SearchSpace(args.scale), other) for _ in range(args.calibrate)], tiles)
     calibration = table.calibration
     measured, rows = {}, []
-    by_tiles: dict[tuple, dict] = {}  # each network over its own tiles (its receptive field as context)
+    # Each network over its own tiles (its receptive field as context); networks with the same tiles are
+    # measured together, interleaved.
+    tiles_of = {name: tuple(tile_shapes(height, width, args.tile, receptive_radius(g)))
+                for name, g in genotypes.items()}
+    by_tiles: dict[tuple, dict] = {}
     for name, g in genotypes.items():
-        by_tiles.setdefault(tuple(tile_shapes(height, width, args.tile, TriNet(g).receptive_field)), {})[name] = g
+        by_tiles.setdefault(tiles_of[name], {})[name] = g
     again: dict[str, float] = {}
     for own, group in by_tiles.items():
         measured.update(measure_frames(group, list(own), device))
         again.update(measure_frames(group, list(own), device))  # how well does this machine repeat itself?
     for name, g in genotypes.items():
-        own = tile_shapes(height, width, args.tile, TriNet(g).receptive_field)
+        own = list(tiles_of[name])
         table.calibration = None
         raw = table.frame_ms(g, own)
         table.calibration = calibration
