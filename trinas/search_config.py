@@ -124,7 +124,8 @@ class SearchConfig:
     def from_dict(cls, data: dict) -> "SearchConfig":
         """A stored config; settings this version no longer has are ignored, so old checkpoints still load."""
         known = {f.name for f in fields(cls)}
-        data = {"budget_gradient": "exact", **data}  # what configs from before the choice existed used
+        # What configs from before these choices existed ran with: the relaxation's own gradient, no penalty.
+        data = {"budget_gradient": "exact", "budget_penalty": 0.0, **data}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @property

@@ -64,7 +64,7 @@ def state_of(run: Run) -> dict:
 def restore(run: Run, state: dict, device: torch.device) -> None:
     saved = SearchConfig.from_dict(state["config"])
     mismatch = [k for k in ("space", "batch", "patch", "seed", "budget_madds", "steps", "time_budget_s",
-                            "relaxation", "budget_gradient", "budget_mode", "latency_ms", "latency_at", "latency_device",
+                            "relaxation", "budget_gradient", "budget_penalty", "budget_mode", "latency_ms", "latency_at", "latency_device",
                             "latency_threads", "latency_tile", "prune", "prune_headroom") if getattr(saved, k) != getattr(run.config, k)]
     if mismatch:
         raise SearchInputError(f"the checkpoint was made with other settings ({', '.join(mismatch)}); "
