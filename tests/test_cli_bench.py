@@ -53,3 +53,30 @@ def test_models_of_other_scales_or_two_comparisons_are_one_line_errors(tmp_path,
         result = CliRunner().invoke(main, ["bench", "--model", str(tiny_model_dir), *extra, *QUICK])
         assert result.exit_code == 1
         assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1
+
+
+def test_record_keeps_the_default_engine_time_with_its_command_and_a_rerun_replaces_it(tmp_path):
+    from trinas.export import read_config
+
+    model = make_tiny_model(tmp_path / "m")
+    result = bench_json("--model", str(model), "--record")
+    default = next(row for row in result["rows"] if row["name"] == "channels-last")  # the CPU engine's layout
+    (entry,) = read_config(model)["speed"]
+    assert entry["how"] == "engine" and entry["device"] == "cpu" and entry["precision"] == "float32"
+    assert entry["input"] == "32x24" and entry["output"] == "64x48"
+    assert entry["ms_per_frame"] == round(default["seconds"] * 1000, 2)
+    assert entry["command"] == f"upscale bench --model {model} --size 32x24 --device cpu"
+    card = (model / "README.md").read_text()
+    assert "## Measured speed" in card and entry["command"] in card and f"{entry['ms_per_frame']:.1f}" in card
+    bench_json("--model", str(model), "--record")  # the same measurement again: replaced, not appended
+    assert len(read_config(model)["speed"]) == 1
+    other_size = [a if a != "32x24" else "16x16" for a in QUICK]
+    assert CliRunner().invoke(main, ["bench", "--model", str(model), "--record", *other_size]).exit_code == 0
+    assert [e["input"] for e in read_config(model)["speed"]] == ["32x24", "16x16"]
+
+
+def test_record_refuses_what_is_not_the_default_engine_or_not_a_local_folder(tiny_model_dir):
+    for extra in (["--model", str(tiny_model_dir), "--tiles", "0,16"], ["--model", "hf:someone/model"]):
+        result = CliRunner().invoke(main, ["bench", *extra, "--record", *QUICK])
+        assert result.exit_code == 1 and result.output.startswith("error: "), result.output
+        assert len(result.output.strip().splitlines()) == 1

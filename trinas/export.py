@@ -255,6 +255,7 @@ def model_card(config: dict[str, Any], pictures: tuple[str, ...] = ()) -> str:
                   "| data set | PSNR (dB) | SSIM |", "|---|---|---|"]
         lines += [f"| {dataset} | {v['psnr']:.2f} | {v['ssim']:.4f} |" for dataset, v in tta.items()]
         lines.append("")
+    lines += _speed_section(config.get("speed"))
     lines += _controls_section(config.get("controls"))
     if training:
         lines += ["## Training", ""]
@@ -270,6 +271,26 @@ def model_card(config: dict[str, Any], pictures: tuple[str, ...] = ()) -> str:
               "```python", "from upscale import Upscaler", f'up = Upscaler.from_pretrained("{spec}")',
               "big = up(image)  # PIL image or numpy array", "```", ""]
     return "\n".join(lines)
+
+
+SPEED_HOW = {"engine": "the engine alone (`upscale bench`)",
+             "end to end": "`upscale image` over a folder, PNG in, JPEG out, start-up excluded"}
+
+
+def _speed_section(speed: list[dict] | None) -> list[str]:
+    """Frame times measured on named machines (`upscale bench --record`, `benchmarks/frame_folder_fps.py
+    --record`), each with the command that measured it: speed depends on the machine, so it says which."""
+    if not speed:
+        return []
+    lines = ["## Measured speed", "",
+             "Times depend on the machine: rerun the command on yours.", "",
+             "| measured | device | precision | input -> output | ms per frame | frames/s | date |",
+             "|---|---|---|---|---|---|---|"]
+    for e in speed:
+        lines.append(f"| {SPEED_HOW.get(e['how'], e['how'])} | {e['device_name']} | {e['precision']} | "
+                     f"{e['input']} -> {e['output']} | {e['ms_per_frame']:.1f} | {e['fps']:.1f} | {e['date']} |")
+    lines += ["", "Measured with:", "", "```", *dict.fromkeys(e["command"] for e in speed), "```", ""]
+    return lines
 
 
 def _controls_section(controls: dict | None) -> list[str]:

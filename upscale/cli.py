@@ -22,11 +22,12 @@ from trinas.sparsestmax import BUDGET_GRADIENTS, RELAXATIONS
 from .batch import VIDEO_FORMAT_SUFFIX, OutputOptions, plan_jobs, run_jobs
 from .bench import bench, bench_models, peak_memory_mb
 from .errors import UpscaleError, one_line_errors
-from .evaluation import evaluate, record_metrics, summary
+from .evaluation import evaluate, summary
 from .images import DEFAULT_MAX_PIXELS
 from .options import TTA_OPTION, build_upscaler, engine_options, parse_tile
 from .policies import AUDIO_CHOICES, SUBTITLE_CHOICES
 from .progress import console, image_progress, print_bench, print_image_summary, print_scores
+from .records import check_recordable, record_metrics, record_speed, speed_entry
 
 
 
@@ -122,6 +123,8 @@ def eval_command(ctx, model_spec, scale, device, precision, tile, tile_pad, comp
                  as_json,
                  tta):
     """PSNR/SSIM (Y channel, MATLAB bicubic LR, border cut) with bicubic beside it."""
+    if record:
+        check_recordable(model_spec)
     upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad, compiled, tta=tta)
     scores = evaluate(upscaler, list(folders))
     means = summary(scores)
@@ -142,17 +145,24 @@ def eval_command(ctx, model_spec, scale, device, precision, tile, tile_pad, comp
 @click.option("--against", "against", multiple=True, metavar="SPEC",
               help="Compare with these models (same scale) instead of layouts; repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON on stdout.")
+@click.option("--record", is_flag=True,
+              help="Store the model's time (as the engine runs it by default) in its folder's config.json and card.")
 @click.pass_context
 def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, compiled, size, repeats, rounds, tiles,
-                  against, as_json):
+                  against, as_json, record):
     """Engine throughput: memory layouts, tile sides, eager against compiled (--compile) or models compared in
     the same run, as ratios."""
     width, height = parse_size(size)
     if sum(map(bool, (tiles, against, compiled))) > 1:
         raise UpscaleError("compare one thing at a time: tile sides (--tiles), models (--against) or "
                            "eager against compiled (--compile)")
+    if record and (tiles or compiled):
+        raise UpscaleError("--record stores the time of the engine's default settings; drop --tiles and --compile")
+    if record:
+        check_recordable(model_spec)
     upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
     configured_tile = upscaler.tile
+    default_variant = "channels-last" if upscaler.memory_format == torch.channels_last else "contiguous"
     if against:
         others = {spec: build_upscaler(spec, None, device, precision, tile, tile_pad)
                   for spec in against}
@@ -177,6 +187,18 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, com
         click.echo(json.dumps(result, indent=2))
     else:
         print_bench(result)
+    if record:
+        spec = model_spec or upscaler.config.get("name")
+        row = rows[0] if against else next(r for r in rows if r.name == default_variant)
+        command = " ".join(["upscale bench --model", spec, "--size", size, "--device", upscaler.device.type,
+                            *(f"--{name} {value}" for name, value in (("precision", precision), ("tile", tile))
+                              if value != "auto"), *(f"--against {other}" for other in against)])
+        entry = speed_entry("engine", upscaler.device, result["precision"], result["input"],
+                            f"{width * upscaler.scale}x{height * upscaler.scale}", row.seconds * 1000, command,
+                            bicubic_ms=round(reference.bicubic_seconds * 1000, 2))
+        folder = record_speed(spec, entry)
+        if not as_json:
+            console.print(f"recorded in {folder / 'config.json'} and its card")
 
 
 @main.command("video")

@@ -37,18 +37,3 @@ def summary(scores: list[DatasetScore]) -> dict:
     return {s.name: {"psnr": round(s.mean("psnr"), 4), "ssim": round(s.mean("ssim"), 5),
                      "bicubic_psnr": round(s.mean("bicubic_psnr"), 4), "bicubic_ssim": round(s.mean("bicubic_ssim"), 5),
                      "seconds_per_image": round(s.mean("seconds"), 4), "images": len(s.images)} for s in scores}
-
-
-def record_metrics(spec: str, means: dict, tta: bool = False) -> Path:
-    """Write the measured means into a model folder's config.json (and regenerate its card); self-ensemble
-    figures go to `metrics_tta`, beside the plain ones."""
-    from trinas.export import read_config, write_config
-
-    from .models import resolve
-
-    folder = resolve(spec)
-    config = read_config(folder)
-    config["metrics_tta" if tta else "metrics"] = {name: {k: v for k, v in m.items() if k != "seconds_per_image"}
-                                                  for name, m in means.items()}
-    write_config(folder, config)
-    return folder
