@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=200, help="frames in the long folder")
     parser.add_argument("--short", type=int, default=20, help="frames in the short folder")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quality", type=int, default=90)
+    parser.add_argument("--quality", type=int, default=95)
     parser.add_argument("--source", type=Path, default=SAMPLE, help="picture to pan across")
     parser.add_argument("--device", default="cpu", help="as for upscale image --device")
     parser.add_argument("--precision", default="auto", help="as for upscale image --precision")
