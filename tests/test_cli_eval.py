@@ -53,3 +53,15 @@ def test_eval_bad_data_folder_is_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(main, ["eval", "--model", str(model), "--data", str(tmp_path / "empty")])
     assert result.exit_code == 1 and "no images" in result.output
+
+
+def test_record_into_a_hub_snapshot_is_refused_before_anything_is_fetched(tmp_path, monkeypatch):
+    import upscale.hub
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the Hub was asked")
+
+    monkeypatch.setattr(upscale.hub, "fetch", no_network)
+    data = make_dataset(tmp_path / "Tiny")
+    result = CliRunner().invoke(main, ["eval", "--model", "hf:someone/model", "--data", str(data), "--record"])
+    assert result.exit_code == 1 and result.output.startswith("error: ") and "Hugging Face cache" in result.output
