@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from .engine import EngineError, Upscaler
 from .errors import UpscaleError
-from .images import ImageError, is_image_path, read_image, write_image
+from .images import ImageError, LoadedImage, is_image_path, read_image, write_image
 
 FORMAT_SUFFIX = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp", "tiff": ".tif", "tif": ".tif",
                  "bmp": ".bmp"}
@@ -204,34 +205,95 @@ class RunReport:
     seconds: float = 0.0
 
 
+OVERLAP_MAX_BYTES = 64 << 20  # outputs up to this size (an 8-bit 4K frame is 25 MB) overlap with the next image
+
+
 def run_jobs(jobs: list[Job], upscaler: Upscaler, outscale: float | None = None, quality: int = 95,
              max_pixels: int | None = None, on_start: Callable[[Job], None] | None = None,
              on_tile: Callable[[int, int], None] | None = None,
              on_done: Callable[[Job, str | None], None] | None = None) -> RunReport:
-    """Upscale every job; one job's error is recorded and the run goes on with the next."""
+    """Upscale every job; one job's error is recorded and the run goes on with the next.
+
+    While the model runs on one image, the next file is read and the previous output written (and synced) on
+    two helper threads, so a folder of frames goes at the model's pace rather than model + decode + encode;
+    large outputs (over OVERLAP_MAX_BYTES) are finished before the next image starts, so at most one of them is
+    held. Outputs are still written atomically, and Ctrl-C lets the write in flight finish.
+    """
     report = RunReport()
     start = time.perf_counter()
-    for job in jobs:
-        if on_start:
-            on_start(job)
-        error, caught = None, None
-        try:
-            image = read_image(job.source, **({"max_pixels": max_pixels} if max_pixels else {}))
-            pixels = upscaler.upscale_array(image.pixels, outscale, on_tile)
-            write_image(job.target, pixels, quality=quality, icc_profile=image.icc_profile, exif=image.exif,
-                        dpi=image.dpi)
-            report.done.append(job)
-            if image.note:
-                report.notes.append(image.note)
-        except ImageError as exc:
-            error, caught = str(exc), exc
-        except (EngineError, UpscaleError) as exc:
-            error, caught = f"{job.source}: {exc}", exc
-        except OSError as exc:
-            error, caught = f"{job.target}: cannot write: {exc.strerror or exc}", exc
-        if error:
-            report.failures.append(Failure(str(job.source), error.splitlines()[0], caught))
-        if on_done:
-            on_done(job, error)
+    limits = {"max_pixels": max_pixels} if max_pixels else {}
+    with ThreadPoolExecutor(1, thread_name_prefix="upscale-read") as reader, \
+            ThreadPoolExecutor(1, thread_name_prefix="upscale-write") as writer:
+        writing: tuple[Job, LoadedImage, Future] | None = None
+        reading = reader.submit(read_image, jobs[0].source, **limits) if jobs else None
+
+        def finish_writing() -> None:
+            nonlocal writing
+            if writing is not None:
+                job, image, future = writing
+                writing = None
+                _record(report, job, image, _failure_of(job, future.result), on_done)
+
+        for index, job in enumerate(jobs):
+            if on_start:
+                on_start(job)
+            current, reading = reading, None
+            image: LoadedImage | None = None
+            pixels = None
+
+            def load() -> None:
+                nonlocal image
+                image = current.result()
+
+            def upscale() -> None:
+                nonlocal pixels
+                pixels = upscaler.upscale_array(image.pixels, outscale, on_tile)
+
+            def read_next() -> Future | None:
+                return reader.submit(read_image, jobs[index + 1].source, **limits) if index + 1 < len(jobs) else None
+
+            error = _failure_of(job, load)
+            factor = max(upscaler.scale, outscale or 0)
+            small = image is not None and image.pixels.nbytes * factor**2 <= OVERLAP_MAX_BYTES
+            if small:
+                reading = read_next()
+            else:
+                finish_writing()  # a large image starts with nothing else held
+            error = error or _failure_of(job, upscale)
+            finish_writing()
+            if error:
+                _record(report, job, image, error, on_done)
+            else:
+                writing = (job, image, writer.submit(write_image, job.target, pixels, quality=quality,
+                                                     icc_profile=image.icc_profile, exif=image.exif, dpi=image.dpi))
+            if not small:
+                finish_writing()
+                reading = read_next()
+        finish_writing()
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _failure_of(job: Job, work: Callable[[], object]) -> tuple[str, BaseException] | None:
+    """Run `work`; an error a user can act on becomes (one line naming the file, the exception)."""
+    try:
+        work()
+    except ImageError as exc:
+        return str(exc), exc
+    except (EngineError, UpscaleError) as exc:
+        return f"{job.source}: {exc}", exc
+    except OSError as exc:
+        return f"{job.target}: cannot write: {exc.strerror or exc}", exc
+    return None
+
+
+def _record(report: RunReport, job: Job, image: LoadedImage | None, failure: tuple[str, BaseException] | None,
+            on_done: Callable[[Job, str | None], None] | None) -> None:
+    if failure:
+        report.failures.append(Failure(str(job.source), failure[0].splitlines()[0], failure[1]))
+    else:
+        report.done.append(job)
+        if image is not None and image.note:
+            report.notes.append(image.note)
+    if on_done:
+        on_done(job, failure[0] if failure else None)
