@@ -19,11 +19,11 @@ from PIL import Image, ImageDraw
 from trinas import search as search_module
 from trinas import search_data
 from trinas.cost import madds_per_output_pixel
-from trinas.derive import choose, derive, genotype_of
+from trinas.derive import Choice, choose, derive, fit_budget, genotype_of
 from trinas.export import load_model
 from trinas.search import (SearchConfig, SearchInputError, check_inputs, load_data, parse_count, parse_duration,
                            search)
-from trinas.space import SearchSpace
+from trinas.space import Cell, SearchSpace
 from trinas.sparsestmax import MAX_RADIUS, sparsestmax
 from trinas.costs import madds_cost
 from trinas.search_losses import Budget
@@ -226,6 +226,23 @@ def test_a_choice_over_the_budget_is_shrunk_until_it_fits():
     cells_only = lambda g: madds(g) - madds_cost(space).cheapest()[0]  # noqa: E731
     both, _ = derive(SuperNet(space), weights, [(madds, full), (cells_only, 5_000)])
     assert madds(both.genotype) <= full and cells_only(both.genotype) <= 5_000
+
+
+def test_the_fit_keeps_as_much_of_the_budget_as_any_sequence_of_steps_can():
+    """The x2 search v5 chose this at 31,032 multiply-adds on a 28,728 budget; taking the best single step that
+    fits dropped its last cell (21,816). Narrowing one convolution twice fits at the budget itself."""
+    space = SearchSpace(2)
+    cell = lambda *ops: Cell(ops, (32, 32))  # noqa: E731
+    argmax = Choice(32, (((0, cell("conv3x3", "resblock3x3")), (1, cell("conv3x3", "conv3x3")),
+                          (2, cell("resblock3x3", "resblock3x3"))), ()))
+    assert madds_per_output_pixel(genotype_of(space, argmax)) == 31_032
+    fitted = genotype_of(space, fit_budget(space, argmax, [(madds_per_output_pixel, 28_728)]))
+    assert fitted.describe() == "32w [conv3x3:32>resblock3x3:32] [conv3x3:16>conv3x3:32] " \
+                                "[resblock3x3:32>resblock3x3:32] up2"
+    assert madds_per_output_pixel(fitted) == 28_728
+    # With no room to search, the best single step that fits is still taken.
+    single = genotype_of(space, fit_budget(space, argmax, [(madds_per_output_pixel, 28_728)], max_visits=0))
+    assert madds_per_output_pixel(single) == 21_816
 
 
 def choose_genotype(space, weights):

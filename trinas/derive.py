@@ -9,6 +9,8 @@ structure (`module_pairs`), so any registered operation is inherited without a t
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -47,31 +49,52 @@ def choose(space: SearchSpace, weights: ArchWeights) -> Choice:
 Limit = tuple[Callable[[Genotype], float], float]  # (the cost of a network, the most it may be)
 
 
-def fit_budget(space: SearchSpace, choice: Choice, limits: list[Limit]) -> Choice:
-    """Shrink a choice that lands over a budget, one step at a time, until it fits every limit.
+def fit_budget(space: SearchSpace, choice: Choice, limits: list[Limit], max_visits: int = 5000) -> Choice:
+    """Shrink a choice that lands over a budget until it fits every limit, keeping as much of the first
+    limit's cost as it can.
 
     The cost term holds the *expected* cost at the budget, but the one-hot choice can land a little either
-    side of it. The steps are: drop the last cell of a segment, narrow one inner width, narrow the trunk. If
-    one step fits, take the one that keeps the most of the first cost (closest under its budget); otherwise
-    the step that leaves the smallest excess, so the expensive parts (high-resolution cells, wide layers) go
-    first.
+    side of it. The steps are: drop the last cell of a segment, narrow one inner width, narrow the trunk.
+    While no single step fits, take the one that leaves the smallest excess, so the expensive parts
+    (high-resolution cells, wide layers) go first. Once one does, search every sequence of steps from there,
+    best first by the first cost: each step lowers the costs, so the first choice found that fits is the one
+    closest under the budget. (Taking the best single fitting step instead cut the x2 search v5 from 31,000
+    to 21,816 multiply-adds on a 28,728 budget by dropping a whole cell, where narrowing one convolution
+    twice fits at 28,700.) After `max_visits` choices the best single fitting step is taken.
     """
 
-    def excess(c: Choice) -> float:
+    def priced(c: Choice) -> tuple[float, float, Choice]:
         genotype = genotype_of(space, c)
-        return max(cost(genotype) / limit for cost, limit in limits)
+        return max(cost(genotype) / limit for cost, limit in limits), limits[0][0](genotype), c
 
-    first = limits[0][0]
-    while excess(choice) > 1:
-        options = [(excess(c), first(genotype_of(space, c)), c) for c in _smaller(space, choice)]
+    current = priced(choice)
+    while current[0] > 1:
+        options = [priced(c) for c in _smaller(space, current[2])]
         if not options:
             break
-        fitting = [priced for priced in options if priced[0] <= 1]
+        fitting = [option for option in options if option[0] <= 1]
         if fitting:
-            choice = max(fitting, key=lambda priced: priced[1])[2]
-        else:
-            choice = min(options, key=lambda priced: priced[0])[2]
-    return choice
+            return _best_fitting(space, current, priced, max_visits) or max(fitting, key=lambda o: o[1])[2]
+        current = min(options, key=lambda o: o[0])
+    return current[2]
+
+
+def _best_fitting(space: SearchSpace, start: tuple[float, float, Choice],
+                  priced: Callable[[Choice], tuple[float, float, Choice]], max_visits: int) -> Choice | None:
+    """The fitting choice of highest first cost reachable from `start` by steps (best-first), or None."""
+    order = itertools.count()  # ties go to the choice reached first, with the fewest steps
+    frontier = [(-start[1], next(order), start)]
+    seen = {start[2]}
+    while frontier and len(seen) <= max_visits:
+        _, _, (excess, _, choice) = heapq.heappop(frontier)
+        if excess <= 1:
+            return choice
+        for smaller in _smaller(space, choice):
+            if smaller not in seen:
+                seen.add(smaller)
+                option = priced(smaller)
+                heapq.heappush(frontier, (-option[1], next(order), option))
+    return None
 
 
 def _smaller(space: SearchSpace, choice: Choice):
