@@ -60,7 +60,7 @@ class Device:
             raise ValueError(f"latency device must be cpu or cuda, got {kind!r}")
         if half:
             raise ValueError("fp16 latency is measured on a GPU only; the CPU runs fp32")
-        return cls("cpu", threads or torch.get_num_threads(), False, _cpu_name())
+        return cls("cpu", threads or torch.get_num_threads(), False, cpu_name())
 
     @property
     def key(self) -> str:
@@ -77,7 +77,8 @@ class Device:
         return torch.float16 if self.half else torch.float32
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU model, as the system names it (e.g. "AMD EPYC 7B13"): speed figures say what they ran on."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

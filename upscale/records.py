@@ -7,7 +7,6 @@ number that no command reproduces.
 from __future__ import annotations
 
 import datetime
-import platform
 from pathlib import Path
 from typing import Any, Callable
 
@@ -49,7 +48,9 @@ def device_name(device: torch.device) -> str:
     """What ran it, in words a reader can compare with their own machine."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+    from trinas.latency import cpu_name
+
+    return f"{cpu_name()}, {torch.get_num_threads()} threads"
 
 
 def speed_entry(how: str, device: torch.device, precision: str, input_size: str, output_size: str,
