@@ -86,3 +86,31 @@ def test_a_screen_schedule_carries_the_recipe_into_training(tmp_path, monkeypatc
                          tmp_path / "run")
     assert (seen[0].ema, seen[0].late_loss, seen[0].late_patch, seen[0].late_from) == (0.99, "l2", 12, 0.6)
     assert schedule.largest_patch == 12
+
+
+def test_the_model_folder_shows_its_training_curve(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from trinas.export import read_config
+    from trinas.train import main
+
+    rng = np.random.default_rng(0)
+    for folder, count in (("train", 3), ("val", 1)):
+        (tmp_path / folder).mkdir()
+        for i in range(count):
+            smooth = np.kron(rng.integers(0, 256, (6, 6, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+            Image.fromarray(smooth).save(tmp_path / folder / f"{i}.png")
+    genotype = tmp_path / "g.json"
+    genotype.write_text(json.dumps(baseline_genotype(2, width=8, cells=1).to_dict()))
+    common = ["--scale", "2", "--train", str(tmp_path / "train"), "--val", str(tmp_path / "val"), "--genotype",
+              str(genotype), "--work", str(tmp_path / "work"), "--steps", "4", "--val-every", "2", "--batch", "2",
+              "--patch", "8", "--threads", "1"]
+    main([*common, "--out", str(tmp_path / "model")])
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert (tmp_path / "model" / "curves.png").is_file()
+    assert "![validation PSNR and training loss over the run](curves.png)" in card
+    assert [r["step"] for r in read_config(tmp_path / "model")["training"]["history"]] == [2, 4]
+    main([*common, "--out", str(tmp_path / "again"), "--export-only"])  # from the checkpoint: the same curve
+    assert (tmp_path / "again" / "curves.png").read_bytes() == (tmp_path / "model" / "curves.png").read_bytes()

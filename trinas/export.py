@@ -264,7 +264,9 @@ def model_card(config: dict[str, Any], pictures: tuple[str, ...] = ()) -> str:
                 lines.append(f"- {key}: {training[key]}")
         lines.append("")
     if "curves.png" in pictures:
-        lines += ["![validation PSNR and the architecture's distributions during the run](curves.png)", ""]
+        caption = ("validation PSNR and the architecture's distributions during the search" if "search" in config
+                   else "validation PSNR and training loss over the run")
+        lines += [f"![{caption}](curves.png)", ""]
     hub = (config.get("hub") or {}).get("repo")
     spec = f"hf:{hub}" if hub else name
     lines += ["## Use", "", "```", "pip install trinas-upscale", f"upscale image photo.png --model {spec}", "```", "",

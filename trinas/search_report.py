@@ -150,6 +150,21 @@ def draw_curves(history: list[dict], path: Path, bicubic_psnr: float | None = No
     image.save(path)
 
 
+def draw_training_curve(history: list[dict], path: Path) -> None:
+    """Validation PSNR over the steps of a training run (`trinas.train`), with the training loss beneath it:
+    the curve a model card shows to say whether more steps would still pay."""
+    image = Image.new("RGB", (720, 560), PAPER)
+    draw = ImageDraw.Draw(image)
+    val = [(r["step"], r["val_psnr"]) for r in history if r.get("val_psnr") is not None]
+    _plot(draw, (70, 40, 680, 250), "validation PSNR (dB)",
+          {"validation PSNR": ([s for s, _ in val], [v for _, v in val], (214, 39, 40))})
+    loss = [(r["step"], r["loss"]) for r in history if r.get("loss") is not None]
+    _plot(draw, (70, 310, 680, 520), "training loss (mean since the previous point)",
+          {"loss": ([s for s, _ in loss], [v for _, v in loss], (31, 119, 180))})
+    draw.text((350, 540), "steps", fill=INK, font=_font())
+    image.save(path)
+
+
 def write_report(result) -> list[str]:
     """curves.png and report.md in the result's folder (beside the architecture.png that `save_model` drew);
     returns the names of the three."""

@@ -213,7 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from .export import load_model, save_model  # local: keeps the library import light
+    from .export import load_model, read_config, save_model, write_config  # local: keeps the import light
+    from .search_report import draw_training_curve
 
     if args.genotype:
         import json
@@ -244,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
         model.load_state_dict(state["average"] if state.get("average") is not None else state["model"])
         training.update(steps=int(state["step"]), history=state["history"])
         save_model(model, args.out, training=training)
+        draw_training_curve(state["history"], args.out / "curves.png")
+        write_config(args.out, read_config(args.out))
         print(f"wrote {args.out} from the checkpoint at step {state['step']}")
         return
     t0 = time.monotonic()
@@ -261,6 +264,8 @@ def main(argv: list[str] | None = None) -> None:
         if gained is not None:
             training["last_fifth_gain_db"] = round(gained, 4)
         save_model(model.cpu(), args.out, training=training)
+        draw_training_curve(result["history"], args.out / "curves.png")
+        write_config(args.out, read_config(args.out))  # the card, now with the curve beside it
         print(f"wrote {args.out}")
 
 
