@@ -97,8 +97,9 @@ def randomised(net: nn.Module) -> nn.Module:
 GENOTYPES = {
     2: Genotype(2, 8, (Cell(("rep3x3", "rep3x3"), (6, 8)), Cell(("rep3x3", "resblock3x3"), (8, 8)), Upsample(2),
                        Cell(("rep3x3",), (8,)))),
-    3: Genotype(3, 8, (Cell(("conv3x3", "rep3x3"), (12, 8)), Cell(("spanatt3x3", "rep3x3"), (8, 8)), Upsample(3))),
-    4: Genotype(4, 6, (Cell(("rep3x3", "sepconv3x3"), (4, 6)), Upsample(2), Cell(("skip", "rep3x3"), (6, 6)),
+    3: Genotype(3, 8, (Cell(("conv3x3", "rep3x3"), (12, 8)), Cell(("spanatt3x3", "ecb3x3"), (8, 8)), Upsample(3),
+                       Cell(("ecb3x3",), (8,)))),
+    4: Genotype(4, 6, (Cell(("ecb3x3", "sepconv3x3"), (4, 6)), Upsample(2), Cell(("skip", "rep3x3"), (6, 6)),
                        Upsample(2))),
 }
 
@@ -108,7 +109,7 @@ def test_a_folded_network_computes_what_its_branches_compute(scale, tmp_path):
     torch.manual_seed(scale)
     net = randomised(TriNet(GENOTYPES[scale])).eval()
     folded = fold(net)
-    assert not any(type(m).__name__ == "RepConv" for m in folded.modules())  # rep3x3 and spanatt3x3 inside
+    assert not any(type(m).__name__ in ("RepConv", "EdgeRepConv") for m in folded.modules())  # all folded
     single = [b for b in folded.body if getattr(b, "cell", None) is not None and len(b.cell.ops) == 1]
     assert all(not b.residual for b in single)  # a lone conv's residual is in its kernel
     x = torch.rand(2, 3, 13, 11)

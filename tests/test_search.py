@@ -78,13 +78,17 @@ def data(folders):
 
 # ------------------------------------------------------------------------------- supernet == derived TriNet
 
-@pytest.mark.parametrize("scale,ops_per_cell,tail", [(2, 2, "conv"), (3, 3, "conv"), (4, 1, "conv"), (4, 2, "conv"),
-                                                     (6, 2, "conv"), (4, 2, "shuffle"), (3, 1, "shuffle")])
-def test_one_hot_supernet_is_exactly_its_derived_trinet(scale, ops_per_cell, tail):
+RE_PARAMETERISABLE = ("conv3x3", "rep3x3", "ecb3x3", "spanatt3x3", "skip")
+
+
+@pytest.mark.parametrize("scale,ops_per_cell,tail,ops", [
+    (2, 2, "conv", None), (3, 3, "conv", None), (4, 1, "conv", None), (4, 2, "conv", None), (6, 2, "conv", None),
+    (4, 2, "shuffle", None), (3, 1, "shuffle", None), (2, 2, "conv", RE_PARAMETERISABLE)])
+def test_one_hot_supernet_is_exactly_its_derived_trinet(scale, ops_per_cell, tail, ops):
     torch.manual_seed(scale * 10 + ops_per_cell)
     space = SearchSpace(scale, max_width=8, width_fractions=(0.25, 0.5, 1.0), ops_per_cell=ops_per_cell,
                         max_cells=3, max_cells_upsampled=1, max_upsampled_scale=scale,  # cells at every resolution
-                        tail=tail)
+                        tail=tail, **({"ops": ops} if ops else {}))
     supernet, arch = SuperNet(space).double(), Architecture(space).double()
     for p in supernet.parameters():
         torch.nn.init.normal_(p, std=0.2)  # the zero tail of a fresh supernet would hide every difference

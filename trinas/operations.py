@@ -161,6 +161,55 @@ class RepConv(nn.Module):
         return conv
 
 
+EDGE_FILTERS = torch.tensor([[[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]],    # Sobel, horizontal change
+                             [[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]],    # Sobel, vertical change
+                             [[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]])     # Laplacian
+
+
+class EdgeRepConv(nn.Module):
+    """ECBSR's edge-oriented block as a re-parameterisable 3x3 conv (Zhang et al., ACM MM 2021): five linear
+    branches while training, one 3x3 conv at inference.
+
+    Branches: a 3x3 conv; a 1x1 expansion to twice the output width, then a 3x3 conv (a deep linear
+    over-parameterisation, which changes how the weights train, not what they can express); and a 1x1
+    conv followed by each fixed edge filter (two Sobel, one Laplacian), depthwise. The 1x1 convs have no bias,
+    so the zero padding of the 3x3 stages commutes with them and the fold is exact at the borders too. No
+    identity branch (inside a residual cell it doubled the trunk: see RepConv).
+    """
+
+    expansion = 2
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv3 = Conv(c_in, c_out, 3)
+        self.expand = nn.Conv2d(c_in, self.expansion * c_out, 1, bias=False)
+        self.squeeze = Conv(self.expansion * c_out, c_out, 3)
+        self.edges = nn.ModuleList(nn.Conv2d(c_in, c_out, 1, bias=False) for _ in EDGE_FILTERS)
+        self.register_buffer("edge_filters", EDGE_FILTERS.clone(), persistent=False)
+
+    def forward(self, x: torch.Tensor, in_mask: torch.Tensor | None = None,
+                out_mask: torch.Tensor | None = None) -> torch.Tensor:
+        middle = self.expand(x)
+        if out_mask is not None:  # the expansion's channels 2c and 2c+1 belong to output channel c
+            middle = middle * out_mask.repeat_interleave(self.expansion, dim=1)
+        y = self.conv3(x) + self.squeeze(middle)
+        for conv, kernel in zip(self.edges, self.edge_filters):
+            c = conv.out_channels
+            y = y + F.conv2d(conv(x), kernel.to(x).expand(c, 1, 3, 3), padding=1, groups=c)
+        return y
+
+    @torch.no_grad()
+    def folded(self) -> Conv:
+        c_out, c_in = self.conv3.weight.shape[:2]
+        weight = self.conv3.weight + torch.einsum("omhw,mi->oihw", self.squeeze.weight, self.expand.weight[..., 0, 0])
+        for conv, kernel in zip(self.edges, self.edge_filters):
+            weight = weight + torch.einsum("hw,oi->oihw", kernel.to(weight), conv.weight[..., 0, 0])
+        folded = Conv(c_in, c_out, 3).to(self.conv3.weight)
+        folded.weight.copy_(weight)
+        folded.bias.copy_(self.conv3.bias + self.squeeze.bias)
+        return folded
+
+
 class SpanAttention(nn.Module):
     """SPAN's parameter-free attention around a conv: y = conv(x), out = (y + x) * (sigmoid(y) - 0.5).
 
@@ -258,6 +307,24 @@ class Rep3x3(OpKind):
 
     def build(self, c_in: int, c_out: int) -> nn.Module:
         return RepConv(c_in, c_out)
+
+    def madds(self, c_in: int, c_out: int) -> int:
+        return 9 * c_in * c_out
+
+    def fold(self, module: nn.Module) -> nn.Module:
+        return module.folded()
+
+
+@register_op
+class Ecb3x3(OpKind):
+    """ECBSR's edge-oriented re-parameterisable 3x3: five branches while training, one 3x3 conv at inference."""
+
+    name, reach = "ecb3x3", 1
+    channel_roles = {"": ("out", "in")}  # folded: one conv
+    absorbs_residual = True
+
+    def build(self, c_in: int, c_out: int) -> nn.Module:
+        return EdgeRepConv(c_in, c_out)
 
     def madds(self, c_in: int, c_out: int) -> int:
         return 9 * c_in * c_out
