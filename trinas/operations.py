@@ -297,40 +297,38 @@ class ResBlock3x3(OpKind):
         return 2 * 9 * c_in * c_in
 
 
-@register_op
-class Rep3x3(OpKind):
-    """Re-parameterisable 3x3: two branches while training, one 3x3 conv at inference."""
+class ReparameterisedConv3x3(OpKind):
+    """A kind trained as several linear branches and folded into one 3x3 conv: a 3x3 conv's cost and reach."""
 
-    name, reach = "rep3x3", 1
+    reach = 1
     channel_roles = {"": ("out", "in")}  # folded: one conv
     absorbs_residual = True
+
+    def madds(self, c_in: int, c_out: int) -> int:
+        return 9 * c_in * c_out
+
+    def fold(self, module: nn.Module) -> nn.Module:
+        return module.folded()
+
+
+@register_op
+class Rep3x3(ReparameterisedConv3x3):
+    """3x3 + 1x1 branches while training."""
+
+    name = "rep3x3"
 
     def build(self, c_in: int, c_out: int) -> nn.Module:
         return RepConv(c_in, c_out)
 
-    def madds(self, c_in: int, c_out: int) -> int:
-        return 9 * c_in * c_out
-
-    def fold(self, module: nn.Module) -> nn.Module:
-        return module.folded()
-
 
 @register_op
-class Ecb3x3(OpKind):
-    """ECBSR's edge-oriented re-parameterisable 3x3: five branches while training, one 3x3 conv at inference."""
+class Ecb3x3(ReparameterisedConv3x3):
+    """ECBSR's edge-oriented block: five branches while training."""
 
-    name, reach = "ecb3x3", 1
-    channel_roles = {"": ("out", "in")}  # folded: one conv
-    absorbs_residual = True
+    name = "ecb3x3"
 
     def build(self, c_in: int, c_out: int) -> nn.Module:
         return EdgeRepConv(c_in, c_out)
-
-    def madds(self, c_in: int, c_out: int) -> int:
-        return 9 * c_in * c_out
-
-    def fold(self, module: nn.Module) -> nn.Module:
-        return module.folded()
 
 
 @register_op
