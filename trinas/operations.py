@@ -166,6 +166,9 @@ EDGE_FILTERS = torch.tensor([[[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.
                              [[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]])     # Laplacian
 
 
+EDGE_INIT_SCALE = 1e-3
+
+
 class EdgeRepConv(nn.Module):
     """ECBSR's edge-oriented block as a re-parameterisable 3x3 conv (Zhang et al., ACM MM 2021): five linear
     branches while training, one 3x3 conv at inference.
@@ -185,6 +188,9 @@ class EdgeRepConv(nn.Module):
         self.expand = nn.Conv2d(c_in, self.expansion * c_out, 1, bias=False)
         self.squeeze = Conv(self.expansion * c_out, c_out, 3)
         self.edges = nn.ModuleList(nn.Conv2d(c_in, c_out, 1, bias=False) for _ in EDGE_FILTERS)
+        with torch.no_grad():  # the edge branches start near zero, as ECBSR's (at full strength eight such
+            for conv in self.edges:  # layers in a row trained to barely above bicubic: CHANGELOG)
+                conv.weight.mul_(EDGE_INIT_SCALE)
         self.register_buffer("edge_filters", EDGE_FILTERS.clone(), persistent=False)
 
     def forward(self, x: torch.Tensor, in_mask: torch.Tensor | None = None,
