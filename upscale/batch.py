@@ -12,7 +12,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from .engine import EngineError, Upscaler
 from .errors import UpscaleError
@@ -232,34 +232,22 @@ def run_jobs(jobs: list[Job], upscaler: Upscaler, outscale: float | None = None,
             if writing is not None:
                 job, image, future = writing
                 writing = None
-                _record(report, job, image, _failure_of(job, future.result), on_done)
+                _record(report, job, image, _attempt(job, future.result)[1], on_done)
 
         for index, job in enumerate(jobs):
             if on_start:
                 on_start(job)
-            current, reading = reading, None
-            image: LoadedImage | None = None
-            pixels = None
-
-            def load() -> None:
-                nonlocal image
-                image = current.result()
-
-            def upscale() -> None:
-                nonlocal pixels
-                pixels = upscaler.upscale_array(image.pixels, outscale, on_tile)
-
-            def read_next() -> Future | None:
-                return reader.submit(read_image, jobs[index + 1].source, **limits) if index + 1 < len(jobs) else None
-
-            error = _failure_of(job, load)
+            image, error = _attempt(job, reading.result)
+            reading = None
+            next_source = jobs[index + 1].source if index + 1 < len(jobs) else None
             factor = max(upscaler.scale, outscale or 0)
             small = image is not None and image.pixels.nbytes * factor**2 <= OVERLAP_MAX_BYTES
-            if small:
-                reading = read_next()
-            else:
+            if small and next_source is not None:
+                reading = reader.submit(read_image, next_source, **limits)
+            if not small:
                 finish_writing()  # a large image starts with nothing else held
-            error = error or _failure_of(job, upscale)
+            if not error:
+                pixels, error = _attempt(job, upscaler.upscale_array, image.pixels, outscale, on_tile)
             finish_writing()
             if error:
                 _record(report, job, image, error, on_done)
@@ -268,23 +256,23 @@ def run_jobs(jobs: list[Job], upscaler: Upscaler, outscale: float | None = None,
                                                      icc_profile=image.icc_profile, exif=image.exif, dpi=image.dpi))
             if not small:
                 finish_writing()
-                reading = read_next()
+                if next_source is not None:
+                    reading = reader.submit(read_image, next_source, **limits)
         finish_writing()
     report.seconds = time.perf_counter() - start
     return report
 
 
-def _failure_of(job: Job, work: Callable[[], object]) -> tuple[str, BaseException] | None:
-    """Run `work`; an error a user can act on becomes (one line naming the file, the exception)."""
+def _attempt(job: Job, work: Callable[..., Any], *args: Any) -> tuple[Any, tuple[str, BaseException] | None]:
+    """(work(*args), None), or (None, (one line naming the file, the exception)) for an error a user can act on."""
     try:
-        work()
+        return work(*args), None
     except ImageError as exc:
-        return str(exc), exc
+        return None, (str(exc), exc)
     except (EngineError, UpscaleError) as exc:
-        return f"{job.source}: {exc}", exc
+        return None, (f"{job.source}: {exc}", exc)
     except OSError as exc:
-        return f"{job.target}: cannot write: {exc.strerror or exc}", exc
-    return None
+        return None, (f"{job.target}: cannot write: {exc.strerror or exc}", exc)
 
 
 def _record(report: RunReport, job: Job, image: LoadedImage | None, failure: tuple[str, BaseException] | None,
