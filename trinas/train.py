@@ -183,6 +183,16 @@ def train(model: TriNet, sampler: PatchSampler, val: list[BenchmarkImage], confi
     return {"step": step, "history": history, "done": step >= config.steps, "saturation": saturation(history)}
 
 
+def write_model(model: TriNet, out: Path, training: dict) -> None:
+    """The model folder, its training curve beside it first, so the card is written once and shows it."""
+    from .export import save_model
+    from .search_report import draw_training_curve
+
+    out.mkdir(parents=True, exist_ok=True)
+    draw_training_curve(training["history"], out / "curves.png")
+    save_model(model, out, training=training)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=int, required=True)
@@ -213,8 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from .export import load_model, read_config, save_model, write_config  # local: keeps the import light
-    from .search_report import draw_training_curve
+    from .export import load_model  # local: keeps the library import light
 
     if args.genotype:
         import json
@@ -244,9 +253,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--export-only needs --out and a checkpoint in --work")
         model.load_state_dict(state["average"] if state.get("average") is not None else state["model"])
         training.update(steps=int(state["step"]), history=state["history"])
-        save_model(model, args.out, training=training)
-        draw_training_curve(state["history"], args.out / "curves.png")
-        write_config(args.out, read_config(args.out))
+        write_model(model, args.out, training)
         print(f"wrote {args.out} from the checkpoint at step {state['step']}")
         return
     t0 = time.monotonic()
@@ -263,9 +270,7 @@ def main(argv: list[str] | None = None) -> None:
         training["history"] = result["history"]
         if gained is not None:
             training["last_fifth_gain_db"] = round(gained, 4)
-        save_model(model.cpu(), args.out, training=training)
-        draw_training_curve(result["history"], args.out / "curves.png")
-        write_config(args.out, read_config(args.out))  # the card, now with the curve beside it
+        write_model(model.cpu(), args.out, training)
         print(f"wrote {args.out}")
 
 
