@@ -26,8 +26,8 @@ from upscale.models import load
 
 def runtimes(spec: str, shape: tuple[int, int, int, int], threads: int, folder: Path) -> dict:
     """name -> a call running the model once on one fixed input."""
-    onnx_path = export_onnx(load(spec).module.eval(), folder / "model.onnx")
-    model = load(spec).module.eval()
+    onnx_path = export_onnx(load(spec).module.eval(), folder / "model.onnx")  # from a copy untouched by tracing
+    model = load(spec).module.eval()                                           # and channels-last: it failed so
     x = torch.rand(*shape)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
