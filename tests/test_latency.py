@@ -22,7 +22,8 @@ def test_the_layers_are_what_the_network_runs():
     kinds = [layer.kind for layer in layers]
     assert kinds == ["head", "bicubic", "op", "relu", "op", "add", "up", "op", "add", "up", "tail", "add"]
     ops = [layer for layer in layers if layer.kind == "op"]
-    assert [(o.args, o.height, o.width) for o in ops] == [(("rep3x3", 8, 6), 10, 12), (("conv3x3", 6, 8), 10, 12),
+    # rep3x3 folds to a plain 3x3 conv, so it is timed as one (one table entry serves both kinds).
+    assert [(o.args, o.height, o.width) for o in ops] == [(("conv3x3", 8, 6), 10, 12), (("conv3x3", 6, 8), 10, 12),
                                                           (("spanatt3x3", 8, 8), 20, 24)]
     assert layers[-2].height == 40 and layers[-2].width == 48  # the tail at the output resolution
     # Every layer builds and runs at its size, and the network's own output has the size the layers end at.
@@ -31,6 +32,16 @@ def test_the_layers_are_what_the_network_runs():
         with torch.inference_mode():
             module(torch.rand(1, channels, layer.height, layer.width))
     assert fold(TriNet(GENOTYPE))(torch.rand(1, 3, 10, 12)).shape[-2:] == (40, 48)
+
+
+def test_operations_folded_to_the_same_module_share_their_timing():
+    plain = Genotype(2, 16, (Cell(("conv3x3", "conv3x3"), (16, 16)), Upsample(2)))
+    edge = Genotype(2, 16, (Cell(("ecb3x3", "rep3x3"), (16, 16)), Upsample(2)))
+    assert [layer.key for layer in layers_of(edge, 32, 32)] == [layer.key for layer in layers_of(plain, 32, 32)]
+    # ... which is right because inference runs the same module for them.
+    timed = layer_module(layers_of(edge, 32, 32)[2])[0]
+    for op in fold(TriNet(edge)).body[0].ops:
+        assert type(op) is type(timed) and op.weight.shape == timed.weight.shape
 
 
 def test_each_layer_is_timed_once_per_device_and_kept_in_the_cache(tmp_path, monkeypatch):

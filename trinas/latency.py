@@ -32,6 +32,7 @@ from scipy.optimize import nnls
 from torch import nn
 
 from .net import TriNet, UpsampleBlock, absorbs_residual, fold, make_op
+from .operations import op_kind
 from .space import Cell, Genotype, Upsample
 
 TABLE_VERSION = 1
@@ -168,7 +169,7 @@ def cell_layers(cell: Cell, trunk: int, height: int, width: int) -> list[Layer]:
     for i, (op, cout) in enumerate(zip(cell.ops, cell.widths)):
         if i > 0:
             layers.append(Layer("relu", (cin,), height, width))
-        layers.append(Layer("op", (op, cin, cout), height, width))
+        layers.append(Layer("op", (op_kind(op).runs_as or op, cin, cout), height, width))
         cin = cout
     return layers if absorbs_residual(cell) else layers + [Layer("add", (trunk,), height, width)]
 

@@ -54,6 +54,10 @@ class OpKind:
     # this op, as wide out as in, then folds its residual into the kernel's centre: one add less per cell).
     absorbs_residual: bool = False
 
+    # The kind whose folded module is the same computation at inference (ecb3x3 runs as a conv3x3), so the
+    # latency table times it once under that name; None: the kind runs as itself.
+    runs_as: str | None = None
+
 
 OPERATIONS: dict[str, OpKind] = {}
 
@@ -309,6 +313,7 @@ class ReparameterisedConv3x3(OpKind):
     reach = 1
     channel_roles = {"": ("out", "in")}  # folded: one conv
     absorbs_residual = True
+    runs_as = "conv3x3"
 
     def madds(self, c_in: int, c_out: int) -> int:
         return 9 * c_in * c_out
