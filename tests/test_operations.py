@@ -11,13 +11,14 @@ from dataclasses import replace
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from trinas.cost import madds_per_input_pixel, madds_per_output_pixel
 from trinas.derive import derive
 from trinas.export import load_model, save_model
 from trinas.net import TriNet, fold
-from trinas.operations import OPERATIONS, OpKind, op_kind, register_op, unregister_op
+from trinas.operations import EDGE_FILTERS, OPERATIONS, EdgeRepConv, OpKind, RepConv, op_kind, register_op, unregister_op
 from trinas.search import SearchConfig, load_data, search
 from trinas.space import Cell, Genotype, SearchSpace, Upsample, baseline_genotype
 from trinas.sparsestmax import MAX_RADIUS
@@ -120,6 +121,47 @@ def test_a_folded_network_computes_what_its_branches_compute(scale, tmp_path):
         assert torch.allclose(load_model(tmp_path / "m")(x), expected, rtol=0, atol=1e-5)
     # The cost model counts the folded network: one 3x3 conv per rep3x3.
     assert conv_madds(folded, x[:1]) == pytest.approx(madds_per_input_pixel(GENOTYPES[scale]) * 13 * 11)
+
+
+def edge_branches(m: EdgeRepConv, x: torch.Tensor, out_mask: torch.Tensor | None) -> torch.Tensor:
+    """ECBSR's five branches, each run on its own (what the one summed kernel must equal)."""
+    middle = F.conv2d(x, m.expand.weight)
+    if out_mask is not None:
+        middle = middle * out_mask.repeat_interleave(2, dim=1)
+    y = F.conv2d(x, m.conv3.weight, m.conv3.bias, padding=1) + F.conv2d(middle, m.squeeze.weight, m.squeeze.bias,
+                                                                          padding=1)
+    for conv, edge in zip(m.edges, EDGE_FILTERS.to(x)):
+        c = conv.out_channels
+        y = y + F.conv2d(F.conv2d(x, conv.weight), edge.expand(c, 1, 3, 3), padding=1, groups=c)
+    return y
+
+
+def rep_branches(m: RepConv, x: torch.Tensor, out_mask: torch.Tensor | None) -> torch.Tensor:
+    return F.conv2d(x, m.conv3.weight, m.conv3.bias, padding=1) + F.conv2d(x, m.conv1.weight, m.conv1.bias)
+
+
+@pytest.mark.parametrize("module, branches", [(EdgeRepConv, edge_branches), (RepConv, rep_branches)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_training_through_the_summed_kernel_is_training_the_branches(module, branches, masked):
+    """Training runs one conv with the branches' summed kernel (online re-parameterisation): the same outputs
+    and the same gradients for every branch's weights as running the branches, borders and masks included."""
+    torch.manual_seed(0)
+    m = randomised(module(5, 6)).double()
+    x = torch.rand(2, 5, 9, 7, dtype=torch.float64)
+    out_mask = torch.tensor([1, 1, 1, 0, 0, 0], dtype=torch.float64).reshape(1, 6, 1, 1) if masked else None
+    target = torch.rand(2, 6, 9, 7, dtype=torch.float64)
+    grads = []
+    for run in (lambda: m(x, out_mask=out_mask), lambda: branches(m, x, out_mask)):
+        m.zero_grad()
+        y = run()
+        (y * target).sum().backward()
+        grads.append((y.detach(), {n: p.grad.clone() for n, p in m.named_parameters()}))
+    (summed, summed_grads), (branched, branched_grads) = grads
+    assert torch.allclose(summed, branched, rtol=0, atol=1e-10)
+    for name, grad in branched_grads.items():
+        assert torch.allclose(summed_grads[name], grad, rtol=0, atol=1e-10), name
+    if masked and module is EdgeRepConv:  # the masked expansion channels get no gradient
+        assert summed_grads["expand.weight"][6:].abs().sum() == 0 and summed_grads["expand.weight"][:6].abs().sum() > 0
 
 
 @pytest.mark.parametrize("name", sorted(OPERATIONS))
