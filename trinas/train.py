@@ -130,7 +130,8 @@ def train(model: TriNet, sampler: PatchSampler, val: list[BenchmarkImage], confi
     `model` ends holding the weights to export (the average, with `ema`)."""
     device = torch.device(device)
     torch.manual_seed(config.seed)
-    model.to(device).train()
+    # Channels-last: convolutions of these widths train 1.1-1.5x faster so on the CPU (CHANGELOG).
+    model.to(device, memory_format=torch.channels_last).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     average = WeightAverage(model, config.ema) if config.ema else None
     state = load_checkpoint(checkpoint)
@@ -155,7 +156,8 @@ def train(model: TriNet, sampler: PatchSampler, val: list[BenchmarkImage], confi
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         lr_batch, hr_batch = sampler.batch(step, config.batch, config.patch_at(step))
-        loss = LOSSES[config.loss_at(step)](model(lr_batch.to(device)), hr_batch.to(device))
+        lr_batch = lr_batch.to(device, memory_format=torch.channels_last)
+        loss = LOSSES[config.loss_at(step)](model(lr_batch), hr_batch.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

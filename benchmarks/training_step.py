@@ -1,0 +1,76 @@
+"""How long does one training step take? Adam steps of a few networks (a forward, L1 loss, backward and update on
+one fixed batch), in the default memory layout and in channels-last as `trinas.train` runs them, interleaved
+over rounds (each round's fastest of three steps), with the median per case and its ratio to the first.
+
+    python benchmarks/training_step.py --threads 1 --batch 16 --patch 32
+
+The networks: 32 wide, four cells of two operations of one kind (conv3x3, ecb3x3, rep3x3), x2. Training time
+decides how many steps a session buys, so it is measured here, not assumed from the multiply-adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from trinas.net import TriNet
+from trinas.space import Cell, Genotype, Upsample
+
+
+def network(op: str, width: int = 32, cells: int = 4) -> Genotype:
+    return Genotype(2, width, (Cell((op, op), (width, width)),) * cells + (Upsample(2),))
+
+
+def step_call(op: str, channels_last: bool, batch: int, patch: int):
+    torch.manual_seed(0)
+    model = TriNet(network(op))
+    x, y = torch.rand(batch, 3, patch, patch), torch.rand(batch, 3, 2 * patch, 2 * patch)
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        loss = F.l1_loss(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ops", nargs="+", default=["conv3x3", "ecb3x3", "rep3x3"])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--patch", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    calls = {f"{op} {'channels-last' if last else 'default layout'}": step_call(op, last, args.batch, args.patch)
+             for op in args.ops for last in (False, True)}
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for call in calls.values():
+        call(), call()  # warm-up
+    for _ in range(args.rounds):
+        for name, call in calls.items():
+            best = float("inf")
+            for _ in range(3):
+                start = time.perf_counter()
+                call()
+                best = min(best, time.perf_counter() - start)
+            times[name].append(best * 1000)
+    print(f"training step, x2, 32 wide, 4 cells of 2 ops; batch {args.batch} of {args.patch}px LR patches, "
+          f"{args.threads} thread(s), median of {args.rounds} rounds (fastest of 3 steps each)")
+    first = None
+    for name, t in times.items():
+        ms = statistics.median(t)
+        first = first or ms
+        print(f"{name:32s} {ms:8.1f} ms  {first / ms:5.2f}x the speed of the first")
+
+
+if __name__ == "__main__":
+    main()
