@@ -11,15 +11,14 @@ Each --model pairs with the --size at its position (input WxH, e.g. one CPU tile
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import onnxruntime
 import torch
 
+from interleaved import interleaved_medians
 from trinas.export import export_onnx
 from upscale.models import load
 
@@ -43,19 +42,8 @@ def runtimes(spec: str, shape: tuple[int, int, int, int], threads: int, folder: 
 
 
 def measure(calls: dict, rounds: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {name: [] for name in calls}
     with torch.inference_mode():
-        for call in calls.values():
-            call(), call()  # warm-up
-        for _ in range(rounds):
-            for name, call in calls.items():
-                best = float("inf")
-                for _ in range(3):
-                    start = time.perf_counter()
-                    call()
-                    best = min(best, time.perf_counter() - start)
-                times[name].append(best * 1000)
-    return {name: statistics.median(t) for name, t in times.items()}
+        return interleaved_medians(calls, rounds)
 
 
 def main() -> None:

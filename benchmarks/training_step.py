@@ -11,12 +11,11 @@ decides how many steps a session buys, so it is measured here, not assumed from 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
 
+from interleaved import interleaved_medians
 from trinas.net import TriNet
 from trinas.space import Cell, Genotype, Upsample
 
@@ -52,22 +51,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     calls = {f"{op} {'channels-last' if last else 'default layout'}": step_call(op, last, args.batch, args.patch)
              for op in args.ops for last in (False, True)}
-    times: dict[str, list[float]] = {name: [] for name in calls}
-    for call in calls.values():
-        call(), call()  # warm-up
-    for _ in range(args.rounds):
-        for name, call in calls.items():
-            best = float("inf")
-            for _ in range(3):
-                start = time.perf_counter()
-                call()
-                best = min(best, time.perf_counter() - start)
-            times[name].append(best * 1000)
+    medians = interleaved_medians(calls, args.rounds)
     print(f"training step, x2, 32 wide, 4 cells of 2 ops; batch {args.batch} of {args.patch}px LR patches, "
           f"{args.threads} thread(s), median of {args.rounds} rounds (fastest of 3 steps each)")
     first = None
-    for name, t in times.items():
-        ms = statistics.median(t)
+    for name, ms in medians.items():
         first = first or ms
         print(f"{name:32s} {ms:8.1f} ms  {first / ms:5.2f}x the speed of the first")
 
