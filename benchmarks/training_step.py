@@ -4,7 +4,8 @@ over rounds (each round's fastest of three steps), with the median per case and 
 
     python benchmarks/training_step.py --threads 1 --batch 16 --patch 32
 
-The networks: 32 wide, four cells of two operations of one kind (conv3x3, ecb3x3, rep3x3), x2. Training time
+The networks: 32 wide, four cells of two operations of one kind (conv3x3, ecb3x3, rep3x3), x2; `--ops supernet`
+times a step of the x2 search's supernet instead. Training time
 decides how many steps a session buys, so it is measured here, not assumed from the multiply-adds.
 """
 
@@ -17,7 +18,8 @@ import torch.nn.functional as F
 
 from interleaved import interleaved_medians
 from trinas.net import TriNet
-from trinas.space import Cell, Genotype, Upsample
+from trinas.space import Cell, Genotype, SearchSpace, Upsample
+from trinas.supernet import Architecture, SuperNet
 
 
 def network(op: str, width: int = 32, cells: int = 4) -> Genotype:
@@ -25,12 +27,20 @@ def network(op: str, width: int = 32, cells: int = 4) -> Genotype:
 
 
 def step_call(op: str, channels_last: bool, batch: int, patch: int):
+    """One Adam step of the network of `op`, or of the x2 search's supernet (default space, every candidate
+    weighted as at the start of a search) for op "supernet"."""
     torch.manual_seed(0)
-    model = TriNet(network(op))
+    if op == "supernet":
+        space = SearchSpace(2)
+        net, weights = SuperNet(space), Architecture(space).weights(0.0).detach()
+        model = lambda x: net(x, weights)  # noqa: E731
+    else:
+        net = TriNet(network(op))
+        model = net
     x, y = torch.rand(batch, 3, patch, patch), torch.rand(batch, 3, 2 * patch, 2 * patch)
     if channels_last:
-        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+        net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
 
     def step() -> None:
         loss = F.l1_loss(model(x), y)
@@ -42,7 +52,8 @@ def step_call(op: str, channels_last: bool, batch: int, patch: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ops", nargs="+", default=["conv3x3", "ecb3x3", "rep3x3"])
+    parser.add_argument("--ops", nargs="+", default=["conv3x3", "ecb3x3", "rep3x3"],
+                        help='operations to build the networks of; "supernet" times the x2 search\'s supernet')
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--patch", type=int, default=32)
@@ -52,7 +63,7 @@ def main() -> None:
     calls = {f"{op} {'channels-last' if last else 'default layout'}": step_call(op, last, args.batch, args.patch)
              for op in args.ops for last in (False, True)}
     medians = interleaved_medians(calls, args.rounds)
-    print(f"training step, x2, 32 wide, 4 cells of 2 ops; batch {args.batch} of {args.patch}px LR patches, "
+    print(f"training step at x2 (the networks: see --help); batch {args.batch} of {args.patch}px LR patches, "
           f"{args.threads} thread(s), median of {args.rounds} rounds (fastest of 3 steps each)")
     first = None
     for name, ms in medians.items():

@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .net import TriNet
+from .net import TRAIN_LAYOUT, TriNet
 from .ops import runs_at_fixed_norm
 from .space import Cell, Genotype, SearchSpace, Step, Upsample, cell_widths, has_inner_width
 from .supernet import ArchWeights, SuperNet
@@ -180,7 +180,7 @@ def derive(supernet: SuperNet, weights: ArchWeights, limits: list[Limit] | None 
     if limits:
         choice = fit_budget(space, choice, limits)
     like = next(supernet.parameters())
-    net = TriNet(genotype_of(space, choice)).to(device=like.device, dtype=like.dtype)
+    net = TriNet(genotype_of(space, choice)).to(device=like.device, dtype=like.dtype, memory_format=TRAIN_LAYOUT)
     with torch.no_grad():
         for part in inherited(supernet, net, choice):
             part.target.copy_(slice_to(part.value, part.target.shape))

@@ -13,6 +13,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from .net import TRAIN_LAYOUT
+
 
 @dataclass
 class Ranks:
@@ -48,7 +50,8 @@ def setup_ranks(device: str) -> tuple[Ranks, torch.device]:
 
 def shard(batch: tuple[torch.Tensor, torch.Tensor], ranks: Ranks, device: torch.device):
     lr, hr = batch
-    return lr[ranks.rank :: ranks.world].to(device), hr[ranks.rank :: ranks.world].to(device)
+    return (lr[ranks.rank :: ranks.world].to(device, memory_format=TRAIN_LAYOUT),
+            hr[ranks.rank :: ranks.world].to(device))
 
 
 def average_grads(params, ranks: Ranks) -> None:

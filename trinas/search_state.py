@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .derive import Limit, derive, inherited, slice_to
-from .net import TriNet
+from .net import TRAIN_LAYOUT, TriNet
 from .search_config import SearchConfig, SearchInputError
 from .space import Genotype
 from .supernet import Architecture, ArchWeights, SuperNet
@@ -41,7 +41,7 @@ class Run:
 
 def new_run(config: SearchConfig, device: torch.device) -> Run:
     torch.manual_seed(config.seed)
-    supernet = SuperNet(config.space).to(device)
+    supernet = SuperNet(config.space).to(device, memory_format=TRAIN_LAYOUT)
     arch = Architecture(config.space, config.relaxation).to(device)
     weight_opt = torch.optim.Adam(supernet.parameters(), lr=config.lr)
     arch_opt = torch.optim.Adam(arch.parameters(), lr=config.arch_lr, betas=(config.arch_momentum, 0.999),
@@ -77,7 +77,7 @@ def restore(run: Run, state: dict, device: torch.device) -> None:
     run.pending = {k: list(v) for k, v in state["pending"].items()}
     run.multipliers = {str(k): float(v) for k, v in state.get("multipliers", {}).items()}
     if "genotype" in state:
-        run.net = TriNet(Genotype.from_dict(state["genotype"])).to(device)
+        run.net = TriNet(Genotype.from_dict(state["genotype"])).to(device, memory_format=TRAIN_LAYOUT)
         run.net.load_state_dict(state["net"])
         run.net_opt = torch.optim.Adam(run.net.parameters(), lr=run.config.lr)
         run.net_opt.load_state_dict(state["net_opt"])

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import PatchSampler, list_images, make_pairs
 from .evaluate import BenchmarkImage, load_benchmark, score, upscale_with
-from .net import TriNet
+from .net import TRAIN_LAYOUT, TriNet
 from .space import Genotype, baseline_genotype
 
 
@@ -130,8 +130,7 @@ def train(model: TriNet, sampler: PatchSampler, val: list[BenchmarkImage], confi
     `model` ends holding the weights to export (the average, with `ema`)."""
     device = torch.device(device)
     torch.manual_seed(config.seed)
-    # Channels-last: convolutions of these widths train 1.1-1.5x faster so on the CPU (CHANGELOG).
-    model.to(device, memory_format=torch.channels_last).train()
+    model.to(device, memory_format=TRAIN_LAYOUT).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     average = WeightAverage(model, config.ema) if config.ema else None
     state = load_checkpoint(checkpoint)
@@ -156,7 +155,7 @@ def train(model: TriNet, sampler: PatchSampler, val: list[BenchmarkImage], confi
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         lr_batch, hr_batch = sampler.batch(step, config.batch, config.patch_at(step))
-        lr_batch = lr_batch.to(device, memory_format=torch.channels_last)
+        lr_batch = lr_batch.to(device, memory_format=TRAIN_LAYOUT)
         loss = LOSSES[config.loss_at(step)](model(lr_batch), hr_batch.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
