@@ -52,11 +52,12 @@ def load_found(spec: Path) -> tuple[Genotype, SearchSpace]:
     return genotype, SearchSpace(genotype.scale)
 
 
-def closest_baseline(scale: int, target: float) -> Genotype:
-    """The baseline (cells of two 3x3 convs, upsampling at the end) whose cost is closest to `target`.
+def closest_baseline(scale: int, target: float, op: str = "conv3x3") -> Genotype:
+    """The baseline (cells of two 3x3 convs, or of two `op`s, upsampling at the end) whose cost is closest to
+    `target`.
 
     Four cells as in the packaged baselines where a width fits; ties go to four cells, then to the wider."""
-    options = [baseline_genotype(scale, width, cells) for width in range(4, 129, 2) for cells in range(1, 9)]
+    options = [baseline_genotype(scale, width, cells, op) for width in range(4, 129, 2) for cells in range(1, 9)]
     return min(options, key=lambda g: (abs(madds_per_output_pixel(g) - target), abs(len(g.cells) - 4),
                                       -g.width))
 
@@ -83,10 +84,11 @@ def random_at_cost(space: SearchSpace, target: float, tolerance: float, count: i
 def networks_for(args: argparse.Namespace) -> list[Network]:
     found, space = load_found(args.found)
     target = madds_per_output_pixel(found)
-    baseline = closest_baseline(found.scale, target)
-    exclude = {found.describe(), baseline.describe()}
+    baselines = [Network("baseline" if i == 0 else f"baseline-{op}", "baseline", closest_baseline(found.scale, target, op))
+                 for i, op in enumerate(args.baseline_ops)]
+    exclude = {found.describe()} | {b.genotype.describe() for b in baselines}
     randoms = random_at_cost(space, target, args.tolerance, args.random, args.sample_seed, exclude)
-    return ([Network("found", "found", found), Network("baseline", "baseline", baseline)]
+    return ([Network("found", "found", found), *baselines]
             + [Network(f"random-{i:02d}", "random", g) for i, g in enumerate(randoms)])
 
 
@@ -148,6 +150,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--found", type=Path, required=True, help="model folder or genotype JSON")
     add_screen_arguments(parser)
     parser.add_argument("--random", type=int, default=8, help="random genotypes of equal cost")
+    parser.add_argument("--baseline-ops", nargs="+", default=["conv3x3"], metavar="OP",
+                        help="a hand-chosen baseline of cells of two of each of these operations (the first is "
+                             "the baseline the record compares with)")
     parser.add_argument("--tolerance", type=float, default=0.1, help="cost window of the random genotypes")
     parser.add_argument("--sample-seed", type=int, default=0, help="seed of the random genotype draw")
     parser.add_argument("--max-side", type=int, default=2048)
@@ -175,24 +180,25 @@ def main(argv: list[str] | None = None) -> None:
             write_summary(args, networks)
     print(write_summary(args, networks))
     if args.record:
-        record(args.found, json.loads((args.out / "controls.json").read_text()), args.tolerance)
+        record(args.found, json.loads((args.out / "controls.json").read_text()), args.tolerance, args.baseline_ops)
 
 
-def record(folder: Path, summary: dict, tolerance: float) -> None:
+def record(folder: Path, summary: dict, tolerance: float, baseline_ops: list[str]) -> None:
     """The controls' outcome in the found model's config.json and card: what its search claims rests on."""
     rows = summary["rows"]
     if summary["complete"] != len(rows):
         raise SystemExit(f"error: {len(rows) - summary['complete']} networks have not finished every seed; "
                          "run the controls to the end before --record")
     found = next(r for r in rows if r["role"] == "found")
-    baseline = next(r for r in rows if r["role"] == "baseline")
+    baselines = [r for r in rows if r["role"] == "baseline"]  # in --baseline-ops order
     config = read_config(folder)
     config["controls"] = {
         "command": summary["command"].replace(" --record", "").replace(" --summary-only", ""),
         "schedule": summary["schedule"], "sets": summary["sets"], "networks": len(rows),
         "random": sum(r["role"] == "random" for r in rows), "tolerance": tolerance, "rank": summary["found_rank"],
         "found": {k: found[f"{k}_mean"] for k in ("val", "report")},
-        "baseline": {k: baseline[f"{k}_mean"] for k in ("val", "report")},
+        "baseline": {k: baselines[0][f"{k}_mean"] for k in ("val", "report")},
+        "baselines": {op: {k: row[f"{k}_mean"] for k in ("val", "report")} for op, row in zip(baseline_ops, baselines)},
         "random_median_report": summary["random_median_report"]}
     write_config(folder, config)
     print(f"recorded in {folder / 'config.json'} and its card")

@@ -61,15 +61,18 @@ def test_controls_train_every_network_alike_rank_the_found_one_and_resume(tmp_pa
         {"type": "cell", "ops": ["resblock3x3", "conv3x3"], "widths": [8, 8]}, {"type": "upsample", "factor": 2}]}))
     args = ["--found", str(found), "--train", str(tmp_path / "train"), "--val", str(tmp_path / "set5"),
             "--report", str(tmp_path / "set14"), "--out", str(tmp_path / "out"), "--random", "2",
-            "--tolerance", "0.3", "--seeds", "0", "1", "--steps", "3", "--batch", "2", "--patch", "8"]
+            "--tolerance", "0.3", "--seeds", "0", "1", "--steps", "3", "--batch", "2", "--patch", "8",
+            "--baseline-ops", "conv3x3", "ecb3x3"]
     controls.main(args)
     summary = json.loads((tmp_path / "out" / "controls.json").read_text())
-    assert summary["complete"] == 4 and {r["role"] for r in summary["rows"]} == {"found", "baseline", "random"}
+    assert summary["complete"] == 5 and {r["role"] for r in summary["rows"]} == {"found", "baseline", "random"}
     results = sorted((tmp_path / "out").glob("*/seed*/result.json"))
-    assert len(results) == 8
+    assert len(results) == 10
     assert {json.loads(p.read_text())["steps"] for p in results} == {3}
-    assert 1 <= summary["found_rank"]["report"] <= 4
+    assert 1 <= summary["found_rank"]["report"] <= 5
     rows = {r["name"]: r for r in summary["rows"]}
+    # A baseline per --baseline-ops, the same layout and cost, only the operation differs.
+    assert rows["baseline-ecb3x3"]["genotype"] == rows["baseline"]["genotype"].replace("conv3x3", "ecb3x3")
     assert rows["found"]["report_mean"] == pytest.approx(np.mean(rows["found"]["report"]))
     stamps = [p.stat().st_mtime_ns for p in results]
     controls.main(args)  # a second run finds every result and trains nothing
@@ -88,14 +91,17 @@ def test_record_puts_the_outcome_in_the_model_card_and_refuses_unfinished_contro
     summary = {"command": "python benchmarks/search_controls.py --found x --summary-only --record",
                "schedule": {"steps": 10, "batch": 2, "patch": 8, "seeds": [0, 1]},
                "sets": {"val": "Set5", "report": "Set14"}, "found_rank": {"val": 1, "report": 2},
-               "random_median_report": 27.5, "complete": 3,
+               "random_median_report": 27.5, "complete": 4,
                "rows": [{"role": "found", **row}, {"role": "baseline", "val_mean": 29.9, "report_mean": 28.1},
+                        {"role": "baseline", "val_mean": 30.2, "report_mean": 28.3},
                         {"role": "random", "val_mean": 29.0, "report_mean": 27.5}]}
-    controls.record(folder, summary, 0.1)
+    controls.record(folder, summary, 0.1, ["conv3x3", "ecb3x3"])
     config = read_config(folder)
     assert config["controls"]["rank"] == {"val": 1, "report": 2}
     assert config["controls"]["command"] == "python benchmarks/search_controls.py --found x"
     card = (folder / "README.md").read_text()
-    assert "ranks **1 of 3** on Set5 and **2 of 3** on Set14" in card and "| median random genotype | | 27.50 |" in card
+    assert "ranks **1 of 4** on Set5 and **2 of 4** on Set14" in card and "| median random genotype | | 27.50 |" in card
+    assert "| baseline of equal cost (conv3x3 cells) | 29.90 | 28.10 |" in card
+    assert "| baseline of equal cost (ecb3x3 cells) | 30.20 | 28.30 |" in card
     with pytest.raises(SystemExit, match="not finished"):
-        controls.record(folder, {**summary, "complete": 2}, 0.1)
+        controls.record(folder, {**summary, "complete": 3}, 0.1, ["conv3x3", "ecb3x3"])

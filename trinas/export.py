@@ -302,7 +302,7 @@ def _controls_section(controls: dict | None) -> list[str]:
         return []
     s, sets, rank, n = controls["schedule"], controls["sets"], controls["rank"], controls["networks"]
     return ["## Does its search beat chance?", "",
-            f"Trained from scratch beside the hand-chosen baseline of the same cost and {controls['random']} random "
+            f"Trained from scratch beside {_baselines_named(controls)} of the same cost and {controls['random']} random "
             f"genotypes of the same search space within {controls.get('tolerance', 0.1):.0%} of its multiply-adds, all "
             f"under one schedule "
             f"({s['steps']} steps, batch {s['batch']}, {s['patch']}px patches, seeds {s['seeds']}; mean over "
@@ -310,10 +310,20 @@ def _controls_section(controls: dict | None) -> list[str]:
             f"{sets['report']}:", "",
             f"| | {sets['val']} PSNR | {sets['report']} PSNR |", "|---|---|---|",
             f"| this genotype | {controls['found']['val']:.2f} | {controls['found']['report']:.2f} |",
-            f"| baseline of equal cost | {controls['baseline']['val']:.2f} | {controls['baseline']['report']:.2f} |",
+            *_baseline_rows(controls),
             f"| median random genotype | | {controls['random_median_report']:.2f} |", "",
             "The figures above this section come from longer training; these compare like with like. "
             "Reproduce with:", "", "```", controls["command"], "```", ""]
+
+
+def _baselines_named(controls: dict) -> str:
+    return "hand-chosen baselines" if len(controls.get("baselines") or [0]) > 1 else "the hand-chosen baseline"
+
+
+def _baseline_rows(controls: dict) -> list[str]:
+    """One row per hand-chosen baseline (records before `baselines` hold one, of 3x3 convolutions)."""
+    baselines = controls.get("baselines") or {"conv3x3": controls["baseline"]}
+    return [f"| baseline of equal cost ({op} cells) | {b['val']:.2f} | {b['report']:.2f} |" for op, b in baselines.items()]
 
 
 class OnnxUnavailable(RuntimeError):

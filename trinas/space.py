@@ -162,9 +162,10 @@ def upsample_factors(scale: int) -> list[int]:
     return factors
 
 
-def baseline_genotype(scale: int, width: int = 32, cells: int = 4) -> Genotype:
-    """The hand-chosen baseline: `cells` residual cells of two 3x3 convs at LR, all upsampling at the end."""
-    cell = Cell(("conv3x3", "conv3x3"), (width, width))
+def baseline_genotype(scale: int, width: int = 32, cells: int = 4, op: str = "conv3x3") -> Genotype:
+    """The hand-chosen baseline: `cells` residual cells of two 3x3 convs (or two `op`s) at LR, all upsampling
+    at the end."""
+    cell = Cell((op, op), (width, width))
     path: list[Step] = [cell] * cells + [Upsample(f) for f in upsample_factors(scale)]
     return Genotype(scale=scale, width=width, path=tuple(path))
 
