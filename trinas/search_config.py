@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 
 from .space import SearchSpace
 from .sparsestmax import BUDGET_GRADIENTS, MAX_RADIUS, RELAXATIONS
+from .supernet import DEPTH_FINISHES
 
 CHECKPOINT = "search-checkpoint.pt"
 BUDGET_MODES = ("target", "at-most")
@@ -54,6 +55,8 @@ class SearchConfig:
     # budget can still undo a choice) or "exact" (the relaxation's own, zero at a vertex; the x2 search of
     # ee3f0fa stuck at twice its budget with it). See `trinas.sparsestmax.with_softmax_gradient`.
     budget_gradient: str = "softmax"
+    # How each segment's depth is finished as the radius grows (`trinas.supernet.DEPTH_FINISHES`).
+    depth_finish: str = "argmax"
     search_end: float = 0.6  # fraction of the run at which the radius reaches MAX_RADIUS: all one-hot
     budget_madds: float | None = None  # per output pixel
     # "target": the expected cost is held at the budget from both sides, so the search spends it; "at-most":
@@ -116,6 +119,8 @@ class SearchConfig:
             raise SearchInputError(f"unknown budget mode {self.budget_mode!r}; use one of {', '.join(BUDGET_MODES)}")
         if self.relaxation not in RELAXATIONS:
             raise SearchInputError(f"unknown relaxation {self.relaxation!r}; use one of {', '.join(RELAXATIONS)}")
+        if self.depth_finish not in DEPTH_FINISHES:
+            raise SearchInputError(f"unknown depth finish {self.depth_finish!r}; use one of {', '.join(DEPTH_FINISHES)}")
         if self.budget_gradient not in BUDGET_GRADIENTS:
             raise SearchInputError(f"unknown budget gradient {self.budget_gradient!r}; "
                                    f"use one of {', '.join(BUDGET_GRADIENTS)}")
@@ -196,7 +201,7 @@ def build_config(scale: int, *, budget_madds: str | float | None = None, time_bu
                  max_cells: int = 6, max_cells_upsampled: int = 1, ops_per_cell: int = 2, ops: str | None = None,
                  tail: str = "conv", batch: int = 16, patch: int = 32, val_every: int = 200,
                  relaxation: str = "sparsestmax", budget_gradient: str = "softmax", budget_penalty: float = 0.05,
-                 budget_mode: str = "target",
+                 budget_mode: str = "target", depth_finish: str = "argmax",
                  latency_ms: float | None = None, latency_at: str | None = None, latency_device: str = "cpu", latency_threads: int | None = None,
                  latency_tile: int | None = None, prune: bool = False, prune_steps: int = 2000) -> SearchConfig:
     """A search's options, as people write them, into a SearchConfig: the one place this happens.
@@ -214,7 +219,7 @@ def build_config(scale: int, *, budget_madds: str | float | None = None, time_bu
         raise SearchInputError(str(exc)) from None
     return SearchConfig(space, batch=batch, patch=patch, seed=seed, val_every=val_every, relaxation=relaxation,
                         budget_gradient=budget_gradient, budget_penalty=budget_penalty, budget_mode=budget_mode,
-                        latency_ms=latency_ms,
+                        depth_finish=depth_finish, latency_ms=latency_ms,
                         latency_at=latency_at, latency_device=latency_device, latency_threads=latency_threads, latency_tile=latency_tile,
                         prune=prune, prune_steps=prune_steps,
                         budget_madds=parse_count(budget_madds) if budget_madds is not None else None,

@@ -64,7 +64,7 @@ def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device
     if command:
         training["command"] = command
     search_info = {"space": config.space.to_dict(), "budget_madds": config.budget_madds,
-                   "budget_mode": config.budget_mode, "relaxation": config.relaxation,
+                   "budget_mode": config.budget_mode, "relaxation": config.relaxation, "depth_finish": config.depth_finish,
                    "budget_gradient": config.budget_gradient, "budget_penalty": config.budget_penalty,
                    **({"latency_ms": config.latency_ms, "latency_at": config.latency_at,
                        "latency_device": config.latency_device} if config.latency_ms else {}),

@@ -42,7 +42,7 @@ class Run:
 def new_run(config: SearchConfig, device: torch.device) -> Run:
     torch.manual_seed(config.seed)
     supernet = SuperNet(config.space).to(device, memory_format=TRAIN_LAYOUT)
-    arch = Architecture(config.space, config.relaxation).to(device)
+    arch = Architecture(config.space, config.relaxation, config.depth_finish).to(device)
     weight_opt = torch.optim.Adam(supernet.parameters(), lr=config.lr)
     arch_opt = torch.optim.Adam(arch.parameters(), lr=config.arch_lr, betas=(config.arch_momentum, 0.999),
                                 weight_decay=config.arch_weight_decay)
@@ -64,7 +64,7 @@ def state_of(run: Run) -> dict:
 def restore(run: Run, state: dict, device: torch.device) -> None:
     saved = SearchConfig.from_dict(state["config"])
     mismatch = [k for k in ("space", "batch", "patch", "seed", "budget_madds", "steps", "time_budget_s",
-                            "relaxation", "budget_gradient", "budget_penalty", "budget_mode", "latency_ms", "latency_at", "latency_device",
+                            "relaxation", "depth_finish", "budget_gradient", "budget_penalty", "budget_mode", "latency_ms", "latency_at", "latency_device",
                             "latency_threads", "latency_tile", "prune", "prune_headroom") if getattr(saved, k) != getattr(run.config, k)]
     if mismatch:
         raise SearchInputError(f"the checkpoint was made with other settings ({', '.join(mismatch)}); "

@@ -26,7 +26,13 @@ from torch import nn
 from .net import UpsampleBlock
 from .ops import as_channels, make_candidate, width_mask
 from .space import SearchSpace, changes_width
-from .sparsestmax import RELAXATIONS, entropy, tail_sums, with_softmax_gradient
+from .sparsestmax import MAX_RADIUS, RELAXATIONS, entropy, tail_sums, with_softmax_gradient
+
+# How a segment's depth (a count of kept cells) is finished as the radius grows: "argmax", like every other
+# choice, at its most likely count; or "mean", at its expected count rounded, the count the budget held the
+# expected cost at. Under an expected-cost budget a depth can split between its extremes (x2 search v6: half on
+# no cell, a quarter on six), and the argmax then finishes at the cheap end, far under the budget.
+DEPTH_FINISHES = ("argmax", "mean")
 
 
 class ArchWeights(NamedTuple):
@@ -64,11 +70,14 @@ class ArchWeights(NamedTuple):
 class Architecture(nn.Module):
     """The architecture parameters (logits) of all three levels; zeros make every distribution uniform."""
 
-    def __init__(self, space: SearchSpace, relaxation: str = "sparsestmax") -> None:
+    def __init__(self, space: SearchSpace, relaxation: str = "sparsestmax", depth_finish: str = "argmax") -> None:
         super().__init__()
         if relaxation not in RELAXATIONS:
             raise ValueError(f"unknown relaxation {relaxation!r}; known: {', '.join(RELAXATIONS)}")
+        if depth_finish not in DEPTH_FINISHES:
+            raise ValueError(f"unknown depth finish {depth_finish!r}; known: {', '.join(DEPTH_FINISHES)}")
         self.relaxation = RELAXATIONS[relaxation]
+        self.depth_finish = depth_finish
         kw, kops, length = len(space.widths), len(space.ops), space.ops_per_cell
         self.trunk = nn.Parameter(torch.zeros(kw))
         self.depth = nn.ParameterList([nn.Parameter(torch.zeros(n + 1)) for n in space.segments])
@@ -82,7 +91,18 @@ class Architecture(nn.Module):
             p = self.relaxation(logits, radius)
             return with_softmax_gradient(p, logits) if softmax_gradient else p
 
-        return ArchWeights(relax(self.trunk, radius), tuple(relax(d, radius) for d in self.depth),
+        def finish_depth(logits: torch.Tensor) -> torch.Tensor:
+            if self.depth_finish == "argmax" or radius <= 0:
+                return relax(logits, radius)
+            # "mean": from the radius-0 distribution toward the one-hot at its rounded mean, reaching it at
+            # MAX_RADIUS as the other choices reach their vertices.
+            p = relax(logits, 0.0)
+            mean = (p.detach() * torch.arange(len(p), dtype=p.dtype, device=p.device)).sum()
+            target = F.one_hot(mean.round().long(), len(p)).to(p)
+            t = min(1.0, radius / MAX_RADIUS)
+            return (1 - t) * p + t * target
+
+        return ArchWeights(relax(self.trunk, radius), tuple(finish_depth(d) for d in self.depth),
                            relax(self.ops, radius), relax(self.widths, radius))
 
 

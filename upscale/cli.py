@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from trinas.search_config import BUDGET_MODES, build_config
 from trinas.sparsestmax import BUDGET_GRADIENTS, RELAXATIONS
+from trinas.supernet import DEPTH_FINISHES
 
 from .batch import VIDEO_FORMAT_SUFFIX, OutputOptions, plan_jobs, run_jobs
 from .bench import bench, bench_models, peak_memory_mb
@@ -300,6 +301,9 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
               help="Weight of the quadratic term that damps the budget's multiplier (augmented Lagrangian).")
 @click.option("--budget-gradient", type=click.Choice(list(BUDGET_GRADIENTS)), default="softmax", show_default=True,
               help="Gradient of the budget: softmax's (straight-through, never zero) or the relaxation's own.")
+@click.option("--depth-finish", type=click.Choice(list(DEPTH_FINISHES)), default="argmax", show_default=True,
+              help="How the number of cells of a segment is finished as the radius grows: at its most likely "
+                   "count, or at its expected count (the one the budget held the cost at).")
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
 @click.option("--patch", type=click.IntRange(4), default=32, show_default=True, help="LR patch side.")
 @click.option("--val-every", type=click.IntRange(1), default=200, show_default=True,
@@ -311,7 +315,7 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
 def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_mode, latency_ms, latency_at,
                    latency_device, latency_tile, prune, prune_steps, time_budget, epochs, steps, seed, resume, device,
                    threads, max_width, max_cells, max_cells_upsampled, ops_per_cell, tail, ops, relaxation,
-                   budget_penalty, budget_gradient, batch, patch, val_every, max_side, quiet):
+                   budget_penalty, budget_gradient, depth_finish, batch, patch, val_every, max_side, quiet):
     """Search a network for your data and train it in one phase; --out becomes a model folder.
 
     Runs under torchrun too (`torchrun --nproc-per-node N -m upscale search ...`): rank 0 shows and writes."""
@@ -324,7 +328,7 @@ def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_m
                           max_cells_upsampled=max_cells_upsampled, ops_per_cell=ops_per_cell, ops=ops, tail=tail,
                           batch=batch, patch=patch, val_every=val_every, relaxation=relaxation,
                           budget_gradient=budget_gradient, budget_penalty=budget_penalty,
-                          budget_mode=budget_mode, latency_ms=latency_ms,
+                          budget_mode=budget_mode, depth_finish=depth_finish, latency_ms=latency_ms,
                           latency_at=latency_at, latency_device=latency_device, latency_threads=threads, latency_tile=latency_tile,
                           prune=prune, prune_steps=prune_steps)
     main_rank = os.environ.get("RANK", "0") == "0"
