@@ -42,12 +42,17 @@ def test_random_genotypes_come_from_the_space_within_the_cost_window_and_are_dis
     assert [g.describe() for g in again] == [g.describe() for g in genotypes]  # the draw is seeded
 
 
-def test_the_baseline_is_the_one_of_closest_cost():
+def test_the_baseline_has_four_cells_at_the_closest_width_unless_none_is_near():
     assert controls.closest_baseline(2, madds_per_output_pixel(baseline_genotype(2, 24))) == baseline_genotype(2, 24)
+    # v7 found 27,594: four cells at 32 wide cost 28,728 (+4%); one cell at 44 wide would be within 0.1%.
+    assert controls.closest_baseline(2, 27_594) == baseline_genotype(2, 32)
+    assert controls.closest_baseline(2, 27_594, "ecb3x3") == baseline_genotype(2, 32, 4, "ecb3x3")
+    # No four-cell width within the tolerance: the closest of any cell count.
     costs = [madds_per_output_pixel(baseline_genotype(2, w, c)) for w in range(4, 129, 2) for c in range(1, 9)]
     target = 21_000
-    chosen = controls.closest_baseline(2, target)
+    chosen = controls.closest_baseline(2, target, tolerance=0.02)
     assert abs(madds_per_output_pixel(chosen) - target) == pytest.approx(min(abs(c - target) for c in costs))
+    assert len(chosen.cells) != 4
 
 
 def test_controls_train_every_network_alike_rank_the_found_one_and_resume(tmp_path):
