@@ -25,7 +25,7 @@ import torch
 
 from trinas.net import TriNet, fold
 from trinas.operations import op_kind
-from trinas.screen import (DataSpec, Schedule, Task, add_screen_arguments, mean_and_spread, screen_all,
+from trinas.screen import (DataSpec, Schedule, Task, add_screen_arguments, mean_and_spread, screen_all_or_exit,
                            seed_summary)
 from trinas.space import Cell, Genotype, baseline_genotype
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
              for op, g in genotypes.items()]
     spec = DataSpec(tuple(args.train), args.val, args.report, args.scale, args.patch)
     results: dict[str, list[dict]] = {op: [] for op in args.ops}
-    for result in screen_all(tasks, spec, Schedule(args.steps, args.batch, args.patch, args.lr), args.jobs,
+    for result in screen_all_or_exit(tasks, spec, Schedule(args.steps, args.batch, args.patch, args.lr), args.jobs,
                              args.threads, args.device):
         results[result["op"]].append(result)
         print(f"{result['op']} seed {result['seed']}: {args.val.name} {result['val']:.2f} dB, "

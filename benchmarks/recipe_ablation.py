@@ -21,7 +21,7 @@ import shlex
 import sys
 from dataclasses import asdict, replace
 
-from trinas.screen import (DataSpec, Schedule, Task, add_screen_arguments, mean_and_spread, screen_all,
+from trinas.screen import (DataSpec, Schedule, Task, add_screen_arguments, mean_and_spread, screen_all_or_exit,
                            seed_summary)
 from trinas.space import baseline_genotype
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         schedule = schedules[name]
         tasks = [Task(genotype, seed, args.out / name / f"seed{seed}", {"variant": name}) for seed in args.seeds]
         spec = DataSpec(tuple(args.train), args.val, args.report, genotype.scale, schedule.largest_patch)
-        for result in screen_all(tasks, spec, schedule, args.jobs, args.threads, args.device):
+        for result in screen_all_or_exit(tasks, spec, schedule, args.jobs, args.threads, args.device):
             results[name].append(result)
             print(f"{name} seed {result['seed']}: {args.val.name} {result['val']:.2f} dB, "
                   f"{args.report.name} {result['report']:.2f} dB", flush=True)

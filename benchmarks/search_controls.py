@@ -29,8 +29,8 @@ import numpy as np
 
 from trinas.cost import madds_per_output_pixel
 from trinas.export import read_config, write_config
-from trinas.screen import (RESULT, DataSpec, Schedule, Task, add_screen_arguments, mean_and_spread, screen_all,
-                           seed_summary)
+from trinas.screen import (RESULT, DataSpec, Schedule, Task, add_screen_arguments, mean_and_spread,
+                           screen_all_or_exit, seed_summary)
 from trinas.space import Genotype, SearchSpace, baseline_genotype, random_genotype
 
 
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         spec = DataSpec(tuple(args.train), args.val, args.report, networks[0].genotype.scale, args.patch,
                         args.max_side)
         schedule = Schedule(args.steps, args.batch, args.patch, args.lr)
-        for result in screen_all(tasks, spec, schedule, args.jobs, args.threads, args.device):
+        for result in screen_all_or_exit(tasks, spec, schedule, args.jobs, args.threads, args.device):
             print(f"{result['name']} seed {result['seed']}: {args.val.name} {result['val']:.2f} dB, "
                   f"{args.report.name} {result['report']:.2f} dB", flush=True)
             write_summary(args, networks)

@@ -83,6 +83,10 @@ def test_controls_train_every_network_alike_rank_the_found_one_and_resume(tmp_pa
     controls.main(args)  # a second run finds every result and trains nothing
     assert [p.stat().st_mtime_ns for p in results] == stamps
     assert "rank" in (tmp_path / "out" / "controls.md").read_text()
+    # Another found genotype into the same folder: refused in one line, not resumed on the wrong weights.
+    found.write_text(found.read_text().replace('"ops": ["conv3x3", "skip"]', '"ops": ["conv3x3", "conv3x3"]'))
+    with pytest.raises(SystemExit, match="holds a run of another network"):
+        controls.main(args)
 
 
 def test_record_puts_the_outcome_in_the_model_card_and_refuses_unfinished_controls(tmp_path, tiny_model_dir):

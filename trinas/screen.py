@@ -61,6 +61,7 @@ def screen(genotype: Genotype, seed: int, schedule: Schedule, data: ScreenData, 
            extra: dict | None = None, device: str = "cpu") -> dict:
     """Train `genotype` from scratch with `seed`, score it on both sets; `folder` keeps its checkpoint and result."""
     done = folder / RESULT
+    check_folder_holds(folder, genotype)
     if done.exists():
         return json.loads(done.read_text())
     config = TrainConfig(scale=genotype.scale, steps=schedule.steps, batch=schedule.batch, patch=schedule.patch,
@@ -83,6 +84,24 @@ def screen(genotype: Genotype, seed: int, schedule: Schedule, data: ScreenData, 
     tmp.replace(done)
     (folder / "checkpoint.pt").unlink(missing_ok=True)
     return result
+
+
+class ScreenConflict(ValueError):
+    """A run's folder holds a run of another network: resuming it would load the wrong weights."""
+
+
+def check_folder_holds(folder: Path, genotype: Genotype) -> None:
+    """Stamp `folder` with the genotype it trains, or refuse if a result or stamp there names another one."""
+    wanted = json.loads(json.dumps(genotype.to_dict()))
+    stamp, done = folder / "genotype.json", folder / RESULT
+    held = (json.loads(done.read_text())["genotype"] if done.exists()
+            else json.loads(stamp.read_text()) if stamp.exists() else None)
+    if held is not None and held != wanted:
+        raise ScreenConflict(f"{folder} holds a run of another network ({Genotype.from_dict(held).describe()}); "
+                             "remove it or choose another --out")
+    if held is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps(wanted) + "\n")
 
 
 @dataclass(frozen=True)
@@ -124,6 +143,8 @@ def screen_all(tasks: list[Task], spec: DataSpec, schedule: Schedule, jobs: int 
                device: str = "cpu"):
     """Screen every task, `jobs` at a time in worker processes of `threads` threads; yields results as they
     finish (finished tasks at once, from their result files)."""
+    for task in tasks:  # before any work: no folder may hold another network's run
+        check_folder_holds(task.folder, task.genotype)
     pending = [t for t in tasks if not (t.folder / RESULT).exists()]
     for task in tasks:
         if task not in pending:
@@ -134,6 +155,15 @@ def screen_all(tasks: list[Task], spec: DataSpec, schedule: Schedule, jobs: int 
     with context.Pool(min(jobs, len(pending)), initializer=_start_worker,
                       initargs=(spec, schedule, threads, device)) as pool:
         yield from pool.imap_unordered(_run_task, pending)
+
+
+def screen_all_or_exit(tasks: list[Task], spec: DataSpec, schedule: Schedule, jobs: int = 1, threads: int = 1,
+                       device: str = "cpu"):
+    """`screen_all` for the benchmark commands: a folder of another network is one line and exit 1."""
+    try:
+        yield from screen_all(tasks, spec, schedule, jobs, threads, device)
+    except ScreenConflict as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def seed_summary(results: list[dict]) -> dict:
