@@ -88,9 +88,10 @@ def random_at_cost(space: SearchSpace, target: float, tolerance: float, count: i
 def networks_for(args: argparse.Namespace) -> list[Network]:
     found, space = load_found(args.found)
     target = madds_per_output_pixel(found)
-    baselines = [Network("baseline" if i == 0 else f"baseline-{op}", "baseline", closest_baseline(found.scale, target, op,
-                                                                                    args.tolerance))
-                 for i, op in enumerate(args.baseline_ops)]
+    baselines = []
+    for i, op in enumerate(args.baseline_ops):  # the first keeps the plain name the record compares with
+        genotype = closest_baseline(found.scale, target, op, args.tolerance)
+        baselines.append(Network("baseline" if i == 0 else f"baseline-{op}", "baseline", genotype))
     exclude = {found.describe()} | {b.genotype.describe() for b in baselines}
     randoms = random_at_cost(space, target, args.tolerance, args.random, args.sample_seed, exclude)
     return ([Network("found", "found", found), *baselines]

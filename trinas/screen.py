@@ -61,7 +61,6 @@ def screen(genotype: Genotype, seed: int, schedule: Schedule, data: ScreenData, 
            extra: dict | None = None, device: str = "cpu") -> dict:
     """Train `genotype` from scratch with `seed`, score it on both sets; `folder` keeps its checkpoint and result."""
     done = folder / RESULT
-    check_folder_holds(folder, genotype)
     if done.exists():
         return json.loads(done.read_text())
     config = TrainConfig(scale=genotype.scale, steps=schedule.steps, batch=schedule.batch, patch=schedule.patch,
@@ -142,7 +141,8 @@ def _run_task(task: Task) -> dict:
 def screen_all(tasks: list[Task], spec: DataSpec, schedule: Schedule, jobs: int = 1, threads: int = 1,
                device: str = "cpu"):
     """Screen every task, `jobs` at a time in worker processes of `threads` threads; yields results as they
-    finish (finished tasks at once, from their result files)."""
+    finish (finished tasks at once, from their result files). Every folder is checked to hold its own
+    network's run first (`check_folder_holds`), finished or not, before any work."""
     for task in tasks:  # before any work: no folder may hold another network's run
         check_folder_holds(task.folder, task.genotype)
     pending = [t for t in tasks if not (t.folder / RESULT).exists()]
