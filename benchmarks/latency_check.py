@@ -64,9 +64,13 @@ def main(argv: list[str] | None = None) -> None:
     device = Device.current("cpu", args.threads)
     table = LatencyTable(device, args.cache)
     tiles = tile_shapes(height, width, args.tile, 8)  # the context of a network of about four cells
+    fitted_on: list[dict] = []
     if args.calibrate:
         other = np.random.default_rng(args.seed + 1000)
-        table.calibrate([random_genotype(SearchSpace(args.scale), other) for _ in range(args.calibrate)], tiles)
+        fit = {f"fit-{i:02d}": random_genotype(SearchSpace(args.scale), other) for i in range(args.calibrate)}
+        frames = measure_frames(fit, tiles, device)
+        table.calibrate(list(fit.values()), tiles, [frames[name] for name in fit])
+        fitted_on = [{"name": name, "spec": g.to_dict(), "tiles": tiles, "measured_ms": frames[name]} for name, g in fit.items()]
     calibration = table.calibration
     measured, rows = {}, []
     # Each network over its own tiles (its receptive field as context); networks with the same tiles are
@@ -86,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         raw = table.frame_ms(g, own)
         table.calibration = calibration
         predicted = table.frame_ms(g, own)
-        rows.append({"name": name, "genotype": g.describe(), "raw_ms": raw, "predicted_ms": predicted,
+        rows.append({"name": name, "genotype": g.describe(), "spec": g.to_dict(), "tiles": own,
+                     "raw_ms": raw, "predicted_ms": predicted,
                      "measured_ms": measured[name], "raw_ratio": raw / measured[name],
                      "ratio": predicted / measured[name]})
     table.save()
@@ -105,7 +110,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{label}: within 10% for {within} of {len(rows)}; largest error "
               f"{max(abs(r[key] - 1) for r in rows):.1%}")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+        # The calibration's own networks and their times too, so another fit can be tried without timing.
+        args.json.write_text(json.dumps({"frame": args.frame, "scale": args.scale, "tile": args.tile,
+                                         "checked": rows, "fitted_on": fitted_on}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

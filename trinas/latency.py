@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from scipy.optimize import nnls
 from torch import nn
 
+from .allocator import keep_freed_memory
 from .net import TriNet, UpsampleBlock, absorbs_residual, fold, make_op
 from .operations import op_kind
 from .space import Cell, Genotype, Upsample
@@ -50,6 +51,7 @@ class Device:
     half: bool = False  # fp16 (GPU only)
     name: str = ""  # processor or GPU model
     torch_version: str = torch.__version__
+    allocator: str = ""  # CPU: "kept" or "default" (`trinas.allocator`): large layers differ up to 2x
 
     @classmethod
     def current(cls, kind: str = "cpu", threads: int | None = None, half: bool = False) -> "Device":
@@ -61,12 +63,14 @@ class Device:
             raise ValueError(f"latency device must be cpu or cuda, got {kind!r}")
         if half:
             raise ValueError("fp16 latency is measured on a GPU only; the CPU runs fp32")
-        return cls("cpu", threads or torch.get_num_threads(), False, cpu_name())
+        allocator = "kept" if keep_freed_memory() else "default"
+        return cls("cpu", threads or torch.get_num_threads(), False, cpu_name(), allocator=allocator)
 
     @property
     def key(self) -> str:
         """A file-safe name: the same device, threads, precision and torch share one table."""
         text = f"{self.kind}-{self.name}-t{self.threads}-{'fp16' if self.half else 'fp32'}-torch{self.torch_version}"
+        text += f"-malloc_{self.allocator}" if self.allocator else ""
         return "".join(c if c.isalnum() or c in "-._" else "_" for c in text)
 
     @property
@@ -216,6 +220,7 @@ def time_module(module: nn.Module, channels: int, height: int, width: int, devic
                 min_seconds: float = 0.05, rounds: int = 5) -> float:
     """Fastest round's milliseconds per forward pass on a channels-last input, after a warm-up (the fastest:
     on a shared machine other work only ever adds time)."""
+    keep_freed_memory()  # as the engine runs
     module = module.to(device.torch_device, device.dtype).eval().to(memory_format=torch.channels_last)
     x = torch.rand(1, channels, height, width, device=device.torch_device, dtype=device.dtype)
     x = x.contiguous(memory_format=torch.channels_last)
@@ -242,6 +247,7 @@ def measure_frames(genotypes: dict[str, Genotype], tiles: list[tuple[int, int]],
                    rounds: int = 7) -> dict[str, float]:
     """Milliseconds per frame (all its tiles, input sizes with context) of each folded network, measured whole:
     every network once per round, interleaved, and each one's fastest round."""
+    keep_freed_memory()  # as the engine runs
     sync = torch.cuda.synchronize if device.kind == "cuda" else (lambda: None)
     nets = {name: fold(TriNet(g)).to(device.torch_device, device.dtype).eval().to(memory_format=torch.channels_last)
             for name, g in genotypes.items()}

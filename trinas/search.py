@@ -35,6 +35,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from .allocator import keep_freed_memory
 from .checkpoint import load_checkpoint, save_checkpoint
 from .costs import CostModel, madds_cost
 from .derive import choose, genotype_of
@@ -151,6 +152,7 @@ def search(config: SearchConfig, data: SearchData, out: Path, device: str = "aut
            log: Callable[[str], None] = print) -> Run:
     """Run (or resume) the search-and-train loop until done, the time budget, or `until_step`."""
     ranks, dev = setup_ranks(device)
+    keep_freed_memory()
     if config.batch % ranks.world:
         raise SearchInputError(f"batch {config.batch} does not split over {ranks.world} processes")
     if config.steps is None and config.epochs is not None:

@@ -28,6 +28,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .allocator import keep_freed_memory
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import PatchSampler, list_images, make_pairs
 from .evaluate import BenchmarkImage, load_benchmark, score, upscale_with
@@ -129,6 +130,7 @@ def train(model: TriNet, sampler: PatchSampler, val: list[BenchmarkImage], confi
     """Train until `config.steps` (or the time budget runs out; rerun to continue). Returns the run state;
     `model` ends holding the weights to export (the average, with `ema`)."""
     device = torch.device(device)
+    keep_freed_memory()
     torch.manual_seed(config.seed)
     model.to(device, memory_format=TRAIN_LAYOUT).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)

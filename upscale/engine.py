@@ -19,6 +19,7 @@ from PIL import Image
 from .alpha import bleed_colors
 from .errors import UpscaleError
 from .models import LoadedModel, load
+from trinas.allocator import keep_freed_memory
 from trinas.net import TriNet
 from trinas.tiling import CPU_TILE, plan_tiles
 
@@ -95,6 +96,7 @@ class Upscaler:
                  channels_last: bool | None = None, tta: bool = False, compiled: bool = False) -> None:
         loaded = LoadedModel.of(model)
         self.device = pick_device(device)
+        keep_freed_memory()  # large activations reuse freed memory instead of faulting in new pages
         self.tta = tta
         self.dtype = pick_dtype(self.device, precision, loaded.supports_half)
         if self.device.type == "cpu":
