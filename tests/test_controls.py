@@ -114,3 +114,20 @@ def test_record_puts_the_outcome_in_the_model_card_and_refuses_unfinished_contro
     assert "| baseline of equal cost (ecb3x3 cells) | 30.20 | 28.30 |" in card
     with pytest.raises(SystemExit, match="not finished"):
         controls.record(folder, {**summary, "complete": 3}, 0.1, ["conv3x3", "ecb3x3"])
+
+
+def test_random_networks_come_from_the_found_models_own_search_space(tmp_path, tiny_model_dir):
+    """A search over a narrower space (`--ops skip,ecb3x3`) is compared with random networks of that space."""
+    import shutil
+
+    from trinas.export import read_config, write_config
+
+    folder = tmp_path / "found"
+    shutil.copytree(tiny_model_dir, folder)
+    config = read_config(folder)
+    config["search"] = {**config.get("search", {}), "space": SearchSpace(2, ops=("skip", "ecb3x3")).to_dict()}
+    write_config(folder, config)
+    genotype, space = controls.load_found(folder)
+    assert space.ops == ("skip", "ecb3x3")
+    drawn = controls.random_at_cost(space, 16_362, 0.1, 8, seed=0, exclude=set())
+    assert {op for g in drawn for c in g.cells for op in c.ops} <= {"skip", "ecb3x3"}
