@@ -233,7 +233,7 @@ def test_a_choice_over_the_budget_is_shrunk_until_it_fits():
     assert madds(both.genotype) <= full and cells_only(both.genotype) <= 5_000
 
 
-def test_the_fit_keeps_as_much_of_the_budget_as_any_sequence_of_steps_can():
+def test_the_fit_lands_near_the_budget_rather_than_take_one_big_step():
     """The x2 search v5 chose this at 31,032 multiply-adds on a 28,728 budget; taking the best single step that
     fits dropped its last cell (21,816). Narrowing one convolution twice fits at the budget itself."""
     space = SearchSpace(2)
@@ -248,6 +248,21 @@ def test_the_fit_keeps_as_much_of_the_budget_as_any_sequence_of_steps_can():
     # With no room to search, the best single step that fits is still taken.
     single = genotype_of(space, fit_budget(space, argmax, [(madds_per_output_pixel, 28_728)], max_visits=0))
     assert madds_per_output_pixel(single) == 21_816
+
+
+def test_the_fit_changes_the_choice_as_little_as_it_can():
+    """The x2 search v8 ended at 36,792 multiply-adds on a 28,728 budget. Keeping the most cost alone dropped
+    both cells before the upsampler (and three skip cells) to land on the budget exactly; narrowing inner
+    widths lands there too and keeps every cell the search chose."""
+    space = SearchSpace(2, ops=("skip", "ecb3x3"))
+    ecb = lambda inner: Cell(("ecb3x3", "ecb3x3"), (inner, 32))  # noqa: E731
+    skip = Cell(("skip", "skip"), (32, 32))
+    argmax = Choice(32, (((0, ecb(32)), (1, ecb(24)), (2, skip), (3, skip), (4, skip)), ((6, ecb(32)),)))
+    assert madds_per_output_pixel(genotype_of(space, argmax)) == 36_792
+    fitted = genotype_of(space, fit_budget(space, argmax, [(madds_per_output_pixel, 28_728)]))
+    assert fitted.describe() == ("32w [ecb3x3:8>ecb3x3:32] [ecb3x3:24>ecb3x3:32] [skip:32>skip:32] "
+                                 "[skip:32>skip:32] [skip:32>skip:32] up2 [ecb3x3:24>ecb3x3:32]")
+    assert madds_per_output_pixel(fitted) == 28_728
 
 
 def choose_genotype(space, weights):
