@@ -246,11 +246,7 @@ def time_module(module: nn.Module, channels: int, height: int, width: int, devic
 def measure_frames(genotypes: dict[str, Genotype], tiles: list[tuple[int, int]], device: Device,
                    rounds: int = 7) -> dict[str, float]:
     """Milliseconds per frame (all its tiles, input sizes with context) of each folded network, measured whole:
-    every network once per round, interleaved, and each one's fastest round. Each timed frame comes right
-    after an untimed one of the same network, as frames follow each other in the engine. Timed cold (right
-    after other networks), the 20 calibration networks of `benchmarks/latency_check.py` took 1.03x the sum of
-    their layers' times (median), while the checked networks, timed in groups of one to three, took 0.91x it
-    (CHANGELOG)."""
+    every network once per round, interleaved, and each one's fastest round."""
     keep_freed_memory()  # as the engine runs
     sync = torch.cuda.synchronize if device.kind == "cuda" else (lambda: None)
     nets = {name: fold(TriNet(g)).to(device.torch_device, device.dtype).eval().to(memory_format=torch.channels_last)
@@ -264,8 +260,6 @@ def measure_frames(genotypes: dict[str, Genotype], tiles: list[tuple[int, int]],
             net(inputs[name][0])  # warm-up
         for _ in range(rounds):
             for name, net in nets.items():
-                for x in inputs[name]:  # warm: the weights and buffers of this network, not the last one
-                    net(x)
                 sync()
                 start = time.perf_counter()
                 for x in inputs[name]:
