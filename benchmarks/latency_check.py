@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
         fit = {f"fit-{i:02d}": random_genotype(SearchSpace(args.scale), other) for i in range(args.calibrate)}
         frames = measure_frames(fit, tiles, device)
         table.calibrate(list(fit.values()), tiles, [frames[name] for name in fit])
-        fitted_on = [{"name": name, "spec": g.to_dict(), "tiles": tiles, "measured_ms": frames[name]} for name, g in fit.items()]
+        fitted_on = [{"name": name, "spec": g.to_dict(), "tiles": tiles, "measured_ms": frames[name]}
+                     for name, g in fit.items()]
     calibration = table.calibration
     measured, rows = {}, []
     # Each network over its own tiles (its receptive field as context); networks with the same tiles are
