@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from scipy.optimize import nnls
 from torch import nn
 
-from .allocator import keep_freed_memory
+from .allocator import allocator_name, keep_freed_memory
 from .net import TriNet, UpsampleBlock, absorbs_residual, fold, make_op
 from .operations import op_kind
 from .space import Cell, Genotype, Upsample
@@ -51,7 +51,7 @@ class Device:
     half: bool = False  # fp16 (GPU only)
     name: str = ""  # processor or GPU model
     torch_version: str = torch.__version__
-    allocator: str = ""  # CPU: "kept" or "default" (`trinas.allocator`): large layers differ up to 2x
+    allocator: str = ""  # CPU: `trinas.allocator.allocator_name()`: large layers differ up to 2x
 
     @classmethod
     def current(cls, kind: str = "cpu", threads: int | None = None, half: bool = False) -> "Device":
@@ -63,8 +63,8 @@ class Device:
             raise ValueError(f"latency device must be cpu or cuda, got {kind!r}")
         if half:
             raise ValueError("fp16 latency is measured on a GPU only; the CPU runs fp32")
-        allocator = "kept" if keep_freed_memory() else "default"  # applied here: timing runs under it
-        return cls("cpu", threads or torch.get_num_threads(), False, cpu_name(), allocator=allocator)
+        keep_freed_memory()  # applied here: timing runs under it
+        return cls("cpu", threads or torch.get_num_threads(), False, cpu_name(), allocator=allocator_name())
 
     @property
     def key(self) -> str:
