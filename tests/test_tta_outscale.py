@@ -79,3 +79,22 @@ def test_eval_records_tta_figures_beside_the_plain_ones(packaged, tmp_path):
     config = read_config(folder)
     assert set(config["metrics"]) == set(config["metrics_tta"]) == {"set"}
     assert "--tta" in (folder / "README.md").read_text()
+
+
+def test_a_scale_defaults_to_its_best_packaged_model_on_the_validation_set(packaged):
+    """A faster, newer or searched model is not the default for its scale unless it also scores higher on
+    Set5 (the set models are chosen on); without recorded figures a searched model comes first."""
+    from trinas.export import write_config
+
+    save_model(random_net(4), packaged / "tiny-x4-fast")
+    config = read_config(packaged / "tiny-x4-fast")
+    config["searched"] = True
+    write_config(packaged / "tiny-x4-fast", config)
+    assert models.packaged_for_scale(4) == "tiny-x4-fast"  # nothing recorded: searched first
+    for name, psnr in (("tiny-x4", 30.6), ("tiny-x4-fast", 30.1)):
+        config = read_config(packaged / name)
+        config["metrics"] = {name: {"psnr": value, "ssim": 0.8, "bicubic_psnr": 28.0, "bicubic_ssim": 0.7,
+                                    "images": 5} for name, value in (("Set5", psnr), ("Set14", 60.0 - psnr))}
+        write_config(packaged / name, config)
+    assert models.packaged_for_scale(4) == "tiny-x4"
+    assert models.packaged_for_scale(2) == "tiny-x2"
