@@ -17,7 +17,7 @@ from torch import nn
 from trinas.cost import madds_per_input_pixel, madds_per_output_pixel
 from trinas.derive import derive
 from trinas.export import load_model, save_model
-from trinas.net import TriNet, fold
+from trinas.net import TriNet, fold, unfold_into
 from trinas.operations import EDGE_FILTERS, OPERATIONS, EdgeRepConv, OpKind, RepConv, op_kind, register_op, unregister_op
 from trinas.search import SearchConfig, load_data, search
 from trinas.space import Cell, Genotype, SearchSpace, Upsample, baseline_genotype
@@ -121,6 +121,26 @@ def test_a_folded_network_computes_what_its_branches_compute(scale, tmp_path):
         assert torch.allclose(load_model(tmp_path / "m")(x), expected, rtol=0, atol=1e-5)
     # The cost model counts the folded network: one 3x3 conv per rep3x3.
     assert conv_madds(folded, x[:1]) == pytest.approx(madds_per_input_pixel(GENOTYPES[scale]) * 13 * 11)
+
+
+@pytest.mark.parametrize("scale", sorted(GENOTYPES))
+def test_a_folded_network_starts_a_training_network_that_computes_the_same(scale):
+    """`unfold_into` inverts `fold` (a model folder, stored folded, starts a training run): same output, and
+    the extra branches keep their own weights rather than being zeroed."""
+    torch.manual_seed(scale)
+    folded = fold(randomised(TriNet(GENOTYPES[scale])).eval())
+    torch.manual_seed(100 + scale)
+    net = randomised(TriNet(GENOTYPES[scale])).eval()
+    branches = {name: m for name, m in net.named_modules() if isinstance(m, (RepConv, EdgeRepConv))}
+    before = {f"{name}.{k}": v.clone() for name, m in branches.items() for k, v in m.state_dict().items()
+              if not k.startswith("conv3.")}  # every branch but the 3x3 one
+    unfold_into(net, folded)
+    x = torch.rand(2, 3, 13, 11)
+    with torch.no_grad():
+        assert torch.allclose(net(x), folded(x), rtol=0, atol=1e-5)
+    assert before and all(torch.equal(net.state_dict()[k], v) for k, v in before.items())
+    with pytest.raises(ValueError, match="same genotype"):
+        unfold_into(TriNet(GENOTYPES[2]), fold(TriNet(GENOTYPES[3])))
 
 
 def edge_branches(m: EdgeRepConv, x: torch.Tensor, out_mask: torch.Tensor | None) -> torch.Tensor:

@@ -114,3 +114,30 @@ def test_the_model_folder_shows_its_training_curve(tmp_path):
     assert [r["step"] for r in read_config(tmp_path / "model")["training"]["history"]] == [2, 4]
     main([*common, "--out", str(tmp_path / "again"), "--export-only"])  # from the checkpoint: the same curve
     assert (tmp_path / "again" / "curves.png").read_bytes() == (tmp_path / "model" / "curves.png").read_bytes()
+
+
+def test_a_model_folder_starts_a_run_of_its_own_network_exactly(tmp_path):
+    """`--genotype FOLDER --init FOLDER`: the run starts from the model as it is (folded re-parameterisable
+    operations unfolded into their branches), so a run that does not move the weights exports the same model."""
+    from PIL import Image
+
+    from trinas.export import load_model, save_model
+    from trinas.space import Cell, Genotype, Upsample
+    from trinas.train import main
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "train").mkdir()
+    for i in range(2):
+        smooth = np.kron(rng.integers(0, 256, (6, 6, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+        Image.fromarray(smooth).save(tmp_path / "train" / f"{i}.png")
+    torch.manual_seed(0)
+    start = TriNet(Genotype(2, 8, (Cell(("ecb3x3", "conv3x3"), (8, 8)), Cell(("ecb3x3",), (8,)), Upsample(2))))
+    for p in start.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    save_model(start, tmp_path / "start")
+    main(["--scale", "2", "--train", str(tmp_path / "train"), "--genotype", str(tmp_path / "start"), "--init",
+          str(tmp_path / "start"), "--work", str(tmp_path / "work"), "--steps", "1", "--lr", "0", "--batch", "1",
+          "--patch", "8", "--threads", "1", "--out", str(tmp_path / "again")])
+    x = torch.rand(1, 3, 9, 7)
+    with torch.no_grad():
+        assert torch.allclose(load_model(tmp_path / "again")(x), load_model(tmp_path / "start")(x), atol=1e-5)

@@ -140,6 +140,29 @@ def fold(net: TriNet) -> TriNet:
     return folded.train(net.training)
 
 
+@torch.no_grad()
+def unfold_into(net: TriNet, folded: TriNet) -> None:
+    """Set a training-time TriNet to compute exactly what a folded one of the same genotype does (the inverse
+    of `fold`): a model folder, which stores the folded form, then starts a training run with every branch of
+    its re-parameterisable operations alive."""
+    if net.folded or not folded.folded or net.genotype != folded.genotype:
+        raise ValueError("unfold_into needs a training-time TriNet and a folded one of the same genotype")
+    for target, source in zip(net.body, folded.body):
+        if not isinstance(source, CellBlock):
+            target.load_state_dict(source.state_dict())
+            continue
+        ops = list(source.ops)
+        if not source.residual:  # its conv holds the cell's identity at the centre tap: take it out again
+            ops[0] = copy.deepcopy(ops[0])
+            conv = ops[0]
+            channels = torch.arange(conv.out_channels)
+            conv.weight[channels, channels, conv.kernel_size[0] // 2, conv.kernel_size[1] // 2] -= 1
+        for name, module, folded_op in zip(source.cell.ops, target.ops, ops):
+            op_kind(name).unfold_into(module, folded_op)
+    net.head.load_state_dict(folded.head.state_dict())
+    net.tail.load_state_dict(folded.tail.state_dict())
+
+
 def receptive_radius(genotype: Genotype) -> int:
     """How many input pixels on each side an output pixel depends on: the context a tile needs.
 

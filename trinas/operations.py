@@ -44,6 +44,12 @@ class OpKind:
         """The module inference runs, computing the same function (by default the module itself)."""
         return module
 
+    @torch.no_grad()
+    def unfold_into(self, module: nn.Module, folded: nn.Module) -> None:
+        """Set the training-time `module` to compute what the `folded` one does (the inverse of `fold`, so a
+        folded model folder can start a training run; by default the two modules are the same kind)."""
+        module.load_state_dict(folded.state_dict())
+
     # For channel pruning: which channels each convolution of the *folded* module indexes, as
     # {submodule path: (its output channels, its input channels)}, each "in" (the op's input channels), "out"
     # (its output channels) or None (not channels: a depthwise conv's single input). A bias follows its
@@ -164,6 +170,9 @@ class RepConv(nn.Module):
     def folded(self) -> Conv:
         return conv_from_kernel(*self.kernel())
 
+    def unfold_from(self, folded: nn.Conv2d) -> None:
+        unfold_branches(self, folded)
+
 
 def conv_from_kernel(weight: torch.Tensor, bias: torch.Tensor) -> Conv:
     """A plain 'same'-padded conv holding a folded kernel."""
@@ -172,6 +181,16 @@ def conv_from_kernel(weight: torch.Tensor, bias: torch.Tensor) -> Conv:
     conv.weight.copy_(weight)
     conv.bias.copy_(bias)
     return conv
+
+@torch.no_grad()
+def unfold_branches(module: nn.Module, folded: nn.Conv2d) -> None:
+    """Make a re-parameterisable module (RepConv, EdgeRepConv) compute the `folded` conv: its 3x3 branch takes
+    the folded kernel less what the other branches add, so every branch keeps its weights (and keeps
+    training) and the sum is the folded conv exactly."""
+    weight, bias = module.kernel()
+    module.conv3.weight.add_(folded.weight - weight)
+    module.conv3.bias.add_(folded.bias - bias)
+
 
 
 EDGE_FILTERS = torch.tensor([[[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]],    # Sobel, horizontal change
@@ -226,6 +245,9 @@ class EdgeRepConv(nn.Module):
     @torch.no_grad()
     def folded(self) -> Conv:
         return conv_from_kernel(*self.kernel())
+
+    def unfold_from(self, folded: nn.Conv2d) -> None:
+        unfold_branches(self, folded)
 
 
 class SpanAttention(nn.Module):
@@ -329,6 +351,9 @@ class ReparameterisedConv3x3(OpKind):
     def fold(self, module: nn.Module) -> nn.Module:
         return module.folded()
 
+    def unfold_into(self, module: nn.Module, folded: nn.Module) -> None:
+        module.unfold_from(folded)
+
 
 @register_op
 class Rep3x3(ReparameterisedConv3x3):
@@ -365,4 +390,8 @@ class SpanAtt3x3(OpKind):
 
     def fold(self, module: nn.Module) -> nn.Module:
         return SpanAttention(module.conv.folded()) if isinstance(module.conv, RepConv) else module
+
+    @torch.no_grad()
+    def unfold_into(self, module: nn.Module, folded: nn.Module) -> None:
+        module.conv.unfold_from(folded.conv)
 

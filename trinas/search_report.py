@@ -81,8 +81,10 @@ def draw_architecture(genotype: Genotype, path: Path) -> None:
 def _plot(draw: ImageDraw.ImageDraw, area: tuple[int, int, int, int], title: str,
           series: dict[str, tuple[list[float], list[float], tuple[int, int, int]]],
           y_range: tuple[float, float] | None = None) -> None:
-    """Lines in a box with axes, a few ticks, a title and a legend."""
+    """Lines in a box with axes, a few ticks, a title and a legend (points that are not finite numbers left out)."""
     left, top, right, bottom = area
+    series = {name: ([x for x, y in zip(sx, sy) if math.isfinite(y)], [y for y in sy if math.isfinite(y)], colour)
+              for name, (sx, sy, colour) in series.items()}
     draw.text((left, top - 18), title, fill=INK, font=_font())
     draw.rectangle(area, outline=INK)
     xs = [x for data in series.values() for x in data[0]]

@@ -32,7 +32,7 @@ from .allocator import keep_freed_memory
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import PatchSampler, list_images, make_pairs
 from .evaluate import BenchmarkImage, load_benchmark, score, upscale_with
-from .net import TRAIN_LAYOUT, TriNet
+from .net import TRAIN_LAYOUT, TriNet, unfold_into
 from .space import Genotype, baseline_genotype
 
 
@@ -168,10 +168,12 @@ def train(model: TriNet, sampler: PatchSampler, val: list[BenchmarkImage], confi
         step += 1
         if step % config.val_every == 0 or step == config.steps:
             judged = average.model if average is not None else model
-            val_psnr = validate(judged, val, config.scale, device) if val else float("nan")
-            history.append({"step": step, "loss": running / config.val_every, "val_psnr": val_psnr,
+            val_psnr = validate(judged, val, config.scale, device) if val else None  # None: JSON has no NaN
+            since = step - (history[-1]["step"] if history else 0)  # the last stretch may be shorter
+            history.append({"step": step, "loss": running / since, "val_psnr": val_psnr,
                             "seconds": time.monotonic() - started})
-            log(f"step {step}/{config.steps} loss {running / config.val_every:.4f} val {val_psnr:.2f} dB")
+            log(f"step {step}/{config.steps} loss {running / since:.4f}"
+                + (f" val {val_psnr:.2f} dB" if val_psnr is not None else ""))
             running = 0.0
         now = time.monotonic()
         if now - last_save > config.checkpoint_every_s:
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--val", nargs="*", default=[], help="HR validation folders")
     parser.add_argument("--work", type=Path, required=True, help="folder for the checkpoint")
     parser.add_argument("--out", type=Path, help="model folder to write when training is done")
-    parser.add_argument("--genotype", type=Path, help="genotype JSON (default: the baseline)")
+    parser.add_argument("--genotype", type=Path, help="genotype JSON or model folder (default: the baseline)")
     parser.add_argument("--init", type=Path, help="model folder whose matching weights start the run")
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=16)
@@ -228,18 +230,24 @@ def main(argv: list[str] | None = None) -> None:
 
     from .export import load_model  # local: keeps the library import light
 
-    if args.genotype:
+    if args.genotype and args.genotype.is_dir():  # a model folder: its network
+        genotype = load_model(args.genotype).genotype
+    elif args.genotype:
         import json
         genotype = Genotype.from_dict(json.loads(args.genotype.read_text()))
     else:
         genotype = baseline_genotype(args.scale)
     model = TriNet(genotype)
     if args.init and not (args.work / "checkpoint.pt").exists():
-        source = load_model(args.init).state_dict()
-        own = model.state_dict()
-        matched = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
-        model.load_state_dict(matched, strict=False)
-        print(f"initialised {len(matched)}/{len(own)} tensors from {args.init}")
+        source = load_model(args.init)
+        if source.genotype == genotype:  # the same network: continue from it exactly, every branch alive
+            unfold_into(model, source)
+            print(f"initialised from {args.init} (the same network)")
+        else:
+            own, state = model.state_dict(), source.state_dict()
+            matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+            model.load_state_dict(matched, strict=False)
+            print(f"initialised {len(matched)}/{len(own)} tensors from {args.init}")
     config = TrainConfig(scale=args.scale, steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
                          seed=args.seed, val_every=args.val_every, ema=args.ema, late_from=args.late_from,
                          late_loss=args.late_loss, late_patch=args.late_patch)
