@@ -4,4 +4,8 @@ The research library: the Genotype format, the plain network inference runs (`Tr
 training. It never imports the `upscale` application.
 """
 
+from .allocator import request_huge_pages
+
+request_huge_pages()  # before PyTorch's first allocation, or never (trinas.allocator)
+
 __version__ = "0.1.0"
