@@ -104,20 +104,24 @@ def test_upscale_prune_writes_a_smaller_model_within_the_budget(tmp_path, fake_c
 def test_search_then_prune_from_the_command_line(tmp_path, fake_clock):
     from click.testing import CliRunner
 
-    from tests.test_search import shapes_image, tiny_config
+    from tests.test_search import shapes_image
     from trinas.export import load_model, read_config
+    from trinas.operations import DEFAULT_OPS
+    from trinas.search_config import build_config
     from trinas.search_losses import latency_model
     from upscale.cli import main
 
     for i in range(4):
         shapes_image(tmp_path / "train" / f"{i}.png", i, 48)
     shapes_image(tmp_path / "val" / "0.png", 9, 24)
-    fastest, _ = latency_model(tiny_config(latency_ms=1.0, latency_at="64x64", latency_tile=0,
-                                           latency_threads=1)).cheapest()
+    space = dict(max_width=6, max_cells=2, max_cells_upsampled=1, ops=",".join(DEFAULT_OPS))  # room to prune
+    fastest, _ = latency_model(build_config(2, steps=16, latency_ms=1.0, latency_at="64x64", latency_tile=0,
+                                            latency_threads=1, **space)).cheapest()
     budget = fastest * 1.6
     out = tmp_path / "found"
     args = ["search", "--scale", "2", "--train", str(tmp_path / "train"), "--val", str(tmp_path / "val"),
-            "--out", str(out), "--steps", "16", "--max-width", "6", "--max-cells", "2", "--batch", "4", "--patch", "8",
+            "--out", str(out), "--steps", "16", "--max-width", "6", "--max-cells", "2", "--max-cells-upsampled", "1",
+            "--ops", space["ops"], "--batch", "4", "--patch", "8",
             "--latency-ms", f"{budget:.6f}", "--at", "64x64", "--latency-tile", "0", "--threads", "1", "--prune",
             "--prune-steps", "2", "--device", "cpu", "--quiet"]
     result = CliRunner().invoke(main, args, catch_exceptions=False)

@@ -475,7 +475,7 @@ def test_a_depth_split_between_its_extremes_is_finished_at_its_mean_not_at_the_c
         assert finished.tolist() == one_hot_list(expected_depth, 7), finish
     # Before the radius grows the two are the same distribution, and while it grows the logits still learn.
     mean_arch = Architecture(space, depth_finish="mean")
-    assert torch.equal(mean_arch.weights(0.0).depth[0], Architecture(space).weights(0.0).depth[0])
+    assert torch.equal(mean_arch.weights(0.0).depth[0], Architecture(space, depth_finish="argmax").weights(0.0).depth[0])
     mean_arch.weights(MAX_RADIUS / 2, softmax_gradient=True).keep[0].sum().backward()
     assert mean_arch.depth[0].grad.abs().sum() > 0
 
@@ -485,10 +485,14 @@ def one_hot_list(index: int, size: int) -> list[float]:
 
 
 def test_the_depth_finish_is_a_search_setting():
-    config = build_config(2, steps=10, depth_finish="mean")
-    assert config.depth_finish == "mean"
-    assert search_module.new_run(config, torch.device("cpu")).arch.depth_finish == "mean"
-    assert SearchConfig.from_dict(config.to_dict()).depth_finish == "mean"
-    assert SearchConfig.from_dict({k: v for k, v in config.to_dict().items() if k != "depth_finish"}).depth_finish == "argmax"
+    assert build_config(2, steps=10).depth_finish == "mean"  # the default since search v10
+    config = build_config(2, steps=10, depth_finish="argmax")
+    assert config.depth_finish == "argmax"
+    assert search_module.new_run(config, torch.device("cpu")).arch.depth_finish == "argmax"
+    assert SearchConfig.from_dict(config.to_dict()).depth_finish == "argmax"
+    assert SearchConfig.from_dict(build_config(2, steps=10).to_dict()).depth_finish == "mean"
+    # A config stored before the setting existed ran with argmax, and loads so.
+    assert SearchConfig.from_dict({k: v for k, v in build_config(2, steps=10).to_dict().items()
+                                   if k != "depth_finish"}).depth_finish == "argmax"
     with pytest.raises(SearchInputError, match="depth finish"):
         build_config(2, steps=10, depth_finish="median")

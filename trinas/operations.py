@@ -67,7 +67,8 @@ class OpKind:
 
 OPERATIONS: dict[str, OpKind] = {}
 
-# The candidates of a search space unless it names its own. Registering a kind adds it to OPERATIONS (so
+# The candidates of a `SearchSpace` unless it names its own (`upscale search` names its own by default:
+# `trinas.search_config.SEARCH_OPS`). Registering a kind adds it to OPERATIONS (so
 # genotypes and `--ops` may use it) but not here, so a plug-in never changes the default search. ecb3x3 is
 # here because it paid: in `benchmarks/operation_value.py` (4,000 steps, 2 seeds) it raised Set5 by 0.37 dB
 # over plain 3x3 convolutions at 0.99x their time on the CPU; rep3x3 and spanatt3x3 did not (CHANGELOG).

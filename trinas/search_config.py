@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 
 from .space import SearchSpace
 from .sparsestmax import BUDGET_GRADIENTS, MAX_RADIUS, RELAXATIONS
-from .supernet import DEPTH_FINISHES
+from .supernet import DEFAULT_DEPTH_FINISH, DEPTH_FINISHES
 
 CHECKPOINT = "search-checkpoint.pt"
 BUDGET_MODES = ("target", "at-most")
@@ -56,7 +56,7 @@ class SearchConfig:
     # ee3f0fa stuck at twice its budget with it). See `trinas.sparsestmax.with_softmax_gradient`.
     budget_gradient: str = "softmax"
     # How each segment's depth is finished as the radius grows (`trinas.supernet.DEPTH_FINISHES`).
-    depth_finish: str = "argmax"
+    depth_finish: str = DEFAULT_DEPTH_FINISH
     search_end: float = 0.6  # fraction of the run at which the radius reaches MAX_RADIUS: all one-hot
     budget_madds: float | None = None  # per output pixel
     # "target": the expected cost is held at the budget from both sides, so the search spends it; "at-most":
@@ -129,8 +129,9 @@ class SearchConfig:
     def from_dict(cls, data: dict) -> "SearchConfig":
         """A stored config; settings this version no longer has are ignored, so old checkpoints still load."""
         known = {f.name for f in fields(cls)}
-        # What configs from before these choices existed ran with: the relaxation's own gradient, no penalty.
-        data = {"budget_gradient": "exact", "budget_penalty": 0.0, **data}
+        # What configs from before these choices existed ran with: the relaxation's own gradient, no penalty,
+        # the depth finished at its most likely count.
+        data = {"budget_gradient": "exact", "budget_penalty": 0.0, "depth_finish": "argmax", **data}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @property
@@ -196,12 +197,22 @@ def parse_count(text: str) -> float:
 
 
 
+# What `upscale search` searches unless told otherwise: the space of the x2 reference search v10, the first
+# search to win its controls (first of 11 on both sets over two seeds; README "Does the search beat chance?"):
+# `skip` and the operation that paid in every comparison (`ecb3x3`), every cell at the input resolution (each
+# controls table put the networks with a cell after an upsampler at the bottom). The whole registry is one
+# `--ops` away, cells after the upsamplers one `--max-cells-upsampled`.
+SEARCH_OPS = "skip,ecb3x3"
+SEARCH_MAX_CELLS_UPSAMPLED = 0
+
+
 def build_config(scale: int, *, budget_madds: str | float | None = None, time_budget: str | None = None,
                  epochs: float | None = None, steps: int | None = None, seed: int = 0, max_width: int = 32,
-                 max_cells: int = 6, max_cells_upsampled: int = 1, ops_per_cell: int = 2, ops: str | None = None,
+                 max_cells: int = 6, max_cells_upsampled: int = SEARCH_MAX_CELLS_UPSAMPLED, ops_per_cell: int = 2,
+                 ops: str | None = SEARCH_OPS,
                  tail: str = "conv", batch: int = 16, patch: int = 32, val_every: int = 200,
                  relaxation: str = "sparsestmax", budget_gradient: str = "softmax", budget_penalty: float = 0.05,
-                 budget_mode: str = "target", depth_finish: str = "argmax",
+                 budget_mode: str = "target", depth_finish: str = DEFAULT_DEPTH_FINISH,
                  latency_ms: float | None = None, latency_at: str | None = None, latency_device: str = "cpu", latency_threads: int | None = None,
                  latency_tile: int | None = None, prune: bool = False, prune_steps: int = 2000) -> SearchConfig:
     """A search's options, as people write them, into a SearchConfig: the one place this happens.

@@ -16,9 +16,9 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
-from trinas.search_config import BUDGET_MODES, build_config
+from trinas.search_config import BUDGET_MODES, SEARCH_MAX_CELLS_UPSAMPLED, SEARCH_OPS, build_config
 from trinas.sparsestmax import BUDGET_GRADIENTS, RELAXATIONS
-from trinas.supernet import DEPTH_FINISHES
+from trinas.supernet import DEFAULT_DEPTH_FINISH, DEPTH_FINISHES
 
 from .batch import VIDEO_FORMAT_SUFFIX, OutputOptions, plan_jobs, run_jobs
 from .bench import bench, bench_models, peak_memory_mb
@@ -287,21 +287,22 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
 @click.option("--max-width", type=click.IntRange(4), default=32, show_default=True, help="Widest convolution.")
 @click.option("--max-cells", type=click.IntRange(0, 16), default=6, show_default=True,
               help="Cell slots before the first upsampler.")
-@click.option("--max-cells-upsampled", type=click.IntRange(0, 16), default=1, show_default=True,
+@click.option("--max-cells-upsampled", type=click.IntRange(0, 16), default=SEARCH_MAX_CELLS_UPSAMPLED, show_default=True,
               help="Cell slots after each upsampler (up to 3x the input resolution).")
 @click.option("--ops-per-cell", type=click.IntRange(1, 3), default=2, show_default=True)
 @click.option("--tail", type=click.Choice(["conv", "shuffle"]), default="conv", show_default=True,
               help="conv: upsamplers in the path, a bicubic skip; shuffle: every cell at the input resolution and "
                    "one pixel shuffle at the end (the fast layout for real-time models).")
-@click.option("--ops", metavar="A,B,..",
-              help="Candidate operations [default: trinas.operations.DEFAULT_OPS; rep3x3, spanatt3x3 on request].")
+@click.option("--ops", metavar="A,B,..", default=SEARCH_OPS, show_default=True,
+              help="Candidate operations (any of trinas.operations.OPERATIONS, e.g. skip,conv3x3,conv5x5,dilconv3x3,"
+                   "sepconv3x3,resblock3x3,ecb3x3,rep3x3,spanatt3x3).")
 @click.option("--relaxation", type=click.Choice(list(RELAXATIONS)), default="sparsestmax",
               show_default=True, help="How logits become sparse distributions (SSN's projection, or the old variant).")
 @click.option("--budget-penalty", type=click.FloatRange(0), default=0.05, show_default=True,
               help="Weight of the quadratic term that damps the budget's multiplier (augmented Lagrangian).")
 @click.option("--budget-gradient", type=click.Choice(list(BUDGET_GRADIENTS)), default="softmax", show_default=True,
               help="Gradient of the budget: softmax's (straight-through, never zero) or the relaxation's own.")
-@click.option("--depth-finish", type=click.Choice(list(DEPTH_FINISHES)), default="argmax", show_default=True,
+@click.option("--depth-finish", type=click.Choice(list(DEPTH_FINISHES)), default=DEFAULT_DEPTH_FINISH, show_default=True,
               help="How the number of cells of a segment is finished as the radius grows: at its most likely "
                    "count, or at its expected count (the one the budget held the cost at).")
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
