@@ -121,7 +121,7 @@ def test_a_model_folder_starts_a_run_of_its_own_network_exactly(tmp_path):
     operations unfolded into their branches), so a run that does not move the weights exports the same model."""
     from PIL import Image
 
-    from trinas.export import load_model, save_model
+    from trinas.export import load_model, read_config, save_model
     from trinas.space import Cell, Genotype, Upsample
     from trinas.train import main
 
@@ -134,10 +134,23 @@ def test_a_model_folder_starts_a_run_of_its_own_network_exactly(tmp_path):
     start = TriNet(Genotype(2, 8, (Cell(("ecb3x3", "conv3x3"), (8, 8)), Cell(("ecb3x3",), (8,)), Upsample(2))))
     for p in start.parameters():
         torch.nn.init.normal_(p, std=0.05)
-    save_model(start, tmp_path / "start")
+    search_command = "upscale search --scale 2 --prune ..."
+    save_model(start, tmp_path / "start", searched=True, search={"budget_madds": 1000},
+               training={"command": search_command, "steps": 7, "pruned": {"unpruned": "8w ...", "at": "64x64",
+                                                                         "device": "cpu", "predicted_ms_before": 2.0,
+                                                                         "predicted_ms_after": 1.0,
+                                                                         "fine_tune_steps": 2}})
     main(["--scale", "2", "--train", str(tmp_path / "train"), "--genotype", str(tmp_path / "start"), "--init",
           str(tmp_path / "start"), "--work", str(tmp_path / "work"), "--steps", "1", "--lr", "0", "--batch", "1",
           "--patch", "8", "--threads", "1", "--out", str(tmp_path / "again")])
     x = torch.rand(1, 3, 9, 7)
     with torch.no_grad():
         assert torch.allclose(load_model(tmp_path / "again")(x), load_model(tmp_path / "start")(x), atol=1e-5)
+    # Its card still says how the network was made: searched, with the commands before this run.
+    config = read_config(tmp_path / "again")
+    assert config["searched"] and config["search"] == {"budget_madds": 1000}
+    assert config["training"]["before"] == [{"command": search_command, "steps": 7,
+                                             "pruned": config["training"]["before"][0]["pruned"]}]
+    card = (tmp_path / "again" / "README.md").read_text()
+    assert "found by the TriNAS trilevel architecture search" in card and search_command in card
+    assert "python -m trinas.train" in card

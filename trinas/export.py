@@ -262,6 +262,16 @@ def model_card(config: dict[str, Any], pictures: tuple[str, ...] = ()) -> str:
         for key in ("data", "steps", "batch", "patch", "loss", "optimizer", "lr", "seed", "command", "note"):
             if key in training:
                 lines.append(f"- {key}: {training[key]}")
+        if training.get("pruned"):
+            p = training["pruned"]
+            lines.append(f"- pruned from `{p.get('unpruned', '?')}` to a predicted {p.get('predicted_ms_after', 0):.1f} ms "
+                         f"per {p.get('at', '?')} frame on the {p.get('device', '?')} (was "
+                         f"{p.get('predicted_ms_before', 0):.1f}), then fine-tuned {p.get('fine_tune_steps', 0)} steps")
+        if training.get("before"):
+            lines += ["", "It started from the weights of an earlier run, made by:", ""]
+            for earlier in training["before"]:
+                pruned = " (then pruned)" if earlier.get("pruned") else ""
+                lines.append(f"- `{earlier.get('command', '?')}`, {earlier.get('steps', '?')} steps{pruned}")
         lines.append("")
     if "curves.png" in pictures:
         caption = ("validation PSNR and the architecture's distributions during the search" if "search" in config

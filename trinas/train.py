@@ -188,14 +188,28 @@ def train(model: TriNet, sampler: PatchSampler, val: list[BenchmarkImage], confi
     return {"step": step, "history": history, "done": step >= config.steps, "saturation": saturation(history)}
 
 
-def write_model(model: TriNet, out: Path, training: dict) -> None:
+def write_model(model: TriNet, out: Path, training: dict, **extra) -> None:
     """The model folder, its training curve beside it first, so the card is written once and shows it."""
     from .export import save_model
     from .search_report import draw_training_curve
 
     out.mkdir(parents=True, exist_ok=True)
     draw_training_curve(training["history"], out / "curves.png")
-    save_model(model, out, training=training)
+    save_model(model, out, training=training, **extra)
+
+
+def started_from(folder: Path) -> dict:
+    """What a run started from a model folder (`--init`) carries over, so its card still says how the network
+    was made: that it was searched (and with what settings), and the commands before this one (search,
+    pruning, earlier training), under `training.before`."""
+    from .export import read_config
+
+    source = read_config(folder)
+    earlier = source.get("training", {})
+    before = [*earlier.get("before", []),
+              {k: v for k, v in earlier.items() if k in ("command", "steps", "pruned")}]
+    kept = {k: source[k] for k in ("searched", "search") if k in source}
+    return {**kept, "training": {"before": [b for b in before if b]}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -238,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         genotype = baseline_genotype(args.scale)
     model = TriNet(genotype)
+    provenance = started_from(args.init) if args.init else {}
     if args.init and not (args.work / "checkpoint.pt").exists():
         source = load_model(args.init)
         if source.genotype == genotype:  # the same network: continue from it exactly, every branch alive
@@ -257,14 +272,15 @@ def main(argv: list[str] | None = None) -> None:
                 "loss": "L1" if not config.late_loss else f"L1, {config.late_loss}{late}",
                 "optimizer": "Adam, cosine lr" + (f", weight average {config.ema:g}" if config.ema else ""),
                 "lr": config.lr, "seed": config.seed,
-                "command": "python -m trinas.train " + shlex.join(a for a in argv if a != "--export-only")}
+                "command": "python -m trinas.train " + shlex.join(a for a in argv if a != "--export-only"),
+                **provenance.pop("training", {})}
     if args.export_only:
         state = load_checkpoint(args.work / "checkpoint.pt")
         if state is None or args.out is None:
             parser.error("--export-only needs --out and a checkpoint in --work")
         model.load_state_dict(state["average"] if state.get("average") is not None else state["model"])
         training.update(steps=int(state["step"]), history=state["history"])
-        write_model(model, args.out, training)
+        write_model(model, args.out, training, **provenance)
         print(f"wrote {args.out} from the checkpoint at step {state['step']}")
         return
     t0 = time.monotonic()
@@ -281,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
         training["history"] = result["history"]
         if gained is not None:
             training["last_fifth_gain_db"] = round(gained, 4)
-        write_model(model.cpu(), args.out, training)
+        write_model(model.cpu(), args.out, training, **provenance)
         print(f"wrote {args.out}")
 
 
