@@ -16,6 +16,7 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
+from trinas.operations import OPERATIONS
 from trinas.search_config import BUDGET_MODES, SEARCH_MAX_CELLS_UPSAMPLED, SEARCH_OPS, build_config
 from trinas.sparsestmax import BUDGET_GRADIENTS, RELAXATIONS
 from trinas.supernet import DEFAULT_DEPTH_FINISH, DEPTH_FINISHES
@@ -294,8 +295,7 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
               help="conv: upsamplers in the path, a bicubic skip; shuffle: every cell at the input resolution and "
                    "one pixel shuffle at the end (the fast layout for real-time models).")
 @click.option("--ops", metavar="A,B,..", default=SEARCH_OPS, show_default=True,
-              help="Candidate operations (any of trinas.operations.OPERATIONS, e.g. skip,conv3x3,conv5x5,dilconv3x3,"
-                   "sepconv3x3,resblock3x3,ecb3x3,rep3x3,spanatt3x3).")
+              help=f"Candidate operations, any of {', '.join(OPERATIONS)}.")
 @click.option("--relaxation", type=click.Choice(list(RELAXATIONS)), default="sparsestmax",
               show_default=True, help="How logits become sparse distributions (SSN's projection, or the old variant).")
 @click.option("--budget-penalty", type=click.FloatRange(0), default=0.05, show_default=True,
