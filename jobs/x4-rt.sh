@@ -18,5 +18,5 @@ if [ ! -f "$SEARCH/config.json" ]; then
     --out "$SEARCH" --latency-ms 24 --at 1280x720 --prune --steps 12000 --threads 2 --quiet "${resume[@]}"
 fi
 python -m trinas.train --scale 4 --train "$TRAIN" --val "$VAL" --genotype "$SEARCH" --init "$SEARCH" \
-  --work jobs/x4-rt/train --steps 60000 --val-every 2000 --threads 2 --time-budget "${TIME_BUDGET:-36000}" \
+  --work jobs/x4-rt/train --steps 40000 --val-every 2000 --threads 2 --time-budget "${TIME_BUDGET:-36000}" \
   --out jobs/x4-rt/model
