@@ -78,5 +78,6 @@ def main(argv: list[str] | None = None) -> None:
         ratios = ", ".join(f"{s} {medians['default'] / medians[s]:.2f}x" for s in SETTINGS if s != "default")
         print(f"{model:24s} " + " ".join(f"{medians[s]:13.1f}" for s in SETTINGS) + f"  {ratios}")
 
+
 if __name__ == "__main__":
     main()

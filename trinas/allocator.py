@@ -43,9 +43,13 @@ _huge: bool | None = None
 def request_huge_pages() -> None:
     """Ask PyTorch for huge pages on large CPU tensors, unless the user chose (either way) or turned the
     allocator settings off. Only effective before PyTorch's first allocation: called on `import trinas`."""
-    if os.environ.get("TRINAS_MALLOC", "").lower() == "default" or platform.system() != "Linux":
+    if _turned_off() or platform.system() != "Linux":
         return
     os.environ.setdefault(HUGE_PAGES_ENV, "1")
+
+
+def _turned_off() -> bool:
+    return os.environ.get("TRINAS_MALLOC", "").lower() == "default"
 
 
 def huge_pages_in_force() -> bool:
@@ -85,7 +89,7 @@ def keep_freed_memory() -> bool:
 
 
 def _apply() -> bool:
-    if os.environ.get("TRINAS_MALLOC", "").lower() == "default" or platform.system() != "Linux":
+    if _turned_off() or platform.system() != "Linux":
         return False
     if platform.libc_ver()[0] != "glibc":
         return False

@@ -127,10 +127,7 @@ def fold(net: TriNet) -> TriNet:
             for i, (name, module) in enumerate(zip(source.cell.ops, source.ops)):
                 target.ops[i] = op_kind(name).fold(copy.deepcopy(module))
             if not target.residual:  # x + conv(x) is one conv with the identity added at its centre tap
-                conv = target.ops[0]
-                with torch.no_grad():
-                    channels = torch.arange(conv.out_channels)
-                    conv.weight[channels, channels, conv.kernel_size[0] // 2, conv.kernel_size[1] // 2] += 1
+                _add_identity(target.ops[0], 1.0)
         else:
             target.load_state_dict(source.state_dict())
     folded.head.load_state_dict(net.head.state_dict())
@@ -154,13 +151,18 @@ def unfold_into(net: TriNet, folded: TriNet) -> None:
         ops = list(source.ops)
         if not source.residual:  # its conv holds the cell's identity at the centre tap: take it out again
             ops[0] = copy.deepcopy(ops[0])
-            conv = ops[0]
-            channels = torch.arange(conv.out_channels)
-            conv.weight[channels, channels, conv.kernel_size[0] // 2, conv.kernel_size[1] // 2] -= 1
+            _add_identity(ops[0], -1.0)
         for name, module, folded_op in zip(source.cell.ops, target.ops, ops):
             op_kind(name).unfold_into(module, folded_op)
     net.head.load_state_dict(folded.head.state_dict())
     net.tail.load_state_dict(folded.tail.state_dict())
+
+
+@torch.no_grad()
+def _add_identity(conv: nn.Conv2d, amount: float) -> None:
+    """Add `amount` times the identity at a square conv's centre tap: a cell's residual, folded in or out."""
+    channels = torch.arange(conv.out_channels)
+    conv.weight[channels, channels, conv.kernel_size[0] // 2, conv.kernel_size[1] // 2] += amount
 
 
 def receptive_radius(genotype: Genotype) -> int:

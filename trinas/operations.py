@@ -171,9 +171,6 @@ class RepConv(nn.Module):
     def folded(self) -> Conv:
         return conv_from_kernel(*self.kernel())
 
-    def unfold_from(self, folded: nn.Conv2d) -> None:
-        unfold_branches(self, folded)
-
 
 def conv_from_kernel(weight: torch.Tensor, bias: torch.Tensor) -> Conv:
     """A plain 'same'-padded conv holding a folded kernel."""
@@ -183,6 +180,7 @@ def conv_from_kernel(weight: torch.Tensor, bias: torch.Tensor) -> Conv:
     conv.bias.copy_(bias)
     return conv
 
+
 @torch.no_grad()
 def unfold_branches(module: nn.Module, folded: nn.Conv2d) -> None:
     """Make a re-parameterisable module (RepConv, EdgeRepConv) compute the `folded` conv: its 3x3 branch takes
@@ -191,7 +189,6 @@ def unfold_branches(module: nn.Module, folded: nn.Conv2d) -> None:
     weight, bias = module.kernel()
     module.conv3.weight.add_(folded.weight - weight)
     module.conv3.bias.add_(folded.bias - bias)
-
 
 
 EDGE_FILTERS = torch.tensor([[[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]],    # Sobel, horizontal change
@@ -246,9 +243,6 @@ class EdgeRepConv(nn.Module):
     @torch.no_grad()
     def folded(self) -> Conv:
         return conv_from_kernel(*self.kernel())
-
-    def unfold_from(self, folded: nn.Conv2d) -> None:
-        unfold_branches(self, folded)
 
 
 class SpanAttention(nn.Module):
@@ -353,7 +347,7 @@ class ReparameterisedConv3x3(OpKind):
         return module.folded()
 
     def unfold_into(self, module: nn.Module, folded: nn.Module) -> None:
-        module.unfold_from(folded)
+        unfold_branches(module, folded)
 
 
 @register_op
@@ -392,7 +386,6 @@ class SpanAtt3x3(OpKind):
     def fold(self, module: nn.Module) -> nn.Module:
         return SpanAttention(module.conv.folded()) if isinstance(module.conv, RepConv) else module
 
-    @torch.no_grad()
     def unfold_into(self, module: nn.Module, folded: nn.Module) -> None:
-        module.conv.unfold_from(folded.conv)
+        unfold_branches(module.conv, folded.conv)
 

@@ -198,18 +198,17 @@ def write_model(model: TriNet, out: Path, training: dict, **extra) -> None:
     save_model(model, out, training=training, **extra)
 
 
-def started_from(folder: Path) -> dict:
+def started_from(folder: Path) -> tuple[dict, list[dict]]:
     """What a run started from a model folder (`--init`) carries over, so its card still says how the network
-    was made: that it was searched (and with what settings), and the commands before this one (search,
-    pruning, earlier training), under `training.before`."""
+    was made: the config keys saying it was searched (and with what settings), and the commands before this
+    one (search, pruning, earlier training), which go under `training.before`."""
     from .export import read_config
 
     source = read_config(folder)
     earlier = source.get("training", {})
     before = [*earlier.get("before", []),
               {k: v for k, v in earlier.items() if k in ("command", "steps", "pruned")}]
-    kept = {k: source[k] for k in ("searched", "search") if k in source}
-    return {**kept, "training": {"before": [b for b in before if b]}}
+    return {k: source[k] for k in ("searched", "search") if k in source}, [b for b in before if b]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -242,17 +241,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from .export import load_model  # local: keeps the library import light
+    from .export import ModelConfig, load_model, read_config  # local: keeps the library import light
 
     if args.genotype and args.genotype.is_dir():  # a model folder: its network
-        genotype = load_model(args.genotype).genotype
+        genotype = ModelConfig.of(read_config(args.genotype), str(args.genotype)).genotype
     elif args.genotype:
         import json
         genotype = Genotype.from_dict(json.loads(args.genotype.read_text()))
     else:
         genotype = baseline_genotype(args.scale)
     model = TriNet(genotype)
-    provenance = started_from(args.init) if args.init else {}
+    carried, before = started_from(args.init) if args.init else ({}, [])
     if args.init and not (args.work / "checkpoint.pt").exists():
         source = load_model(args.init)
         if source.genotype == genotype:  # the same network: continue from it exactly, every branch alive
@@ -273,14 +272,14 @@ def main(argv: list[str] | None = None) -> None:
                 "optimizer": "Adam, cosine lr" + (f", weight average {config.ema:g}" if config.ema else ""),
                 "lr": config.lr, "seed": config.seed,
                 "command": "python -m trinas.train " + shlex.join(a for a in argv if a != "--export-only"),
-                **provenance.pop("training", {})}
+                **({"before": before} if args.init else {})}
     if args.export_only:
         state = load_checkpoint(args.work / "checkpoint.pt")
         if state is None or args.out is None:
             parser.error("--export-only needs --out and a checkpoint in --work")
         model.load_state_dict(state["average"] if state.get("average") is not None else state["model"])
         training.update(steps=int(state["step"]), history=state["history"])
-        write_model(model, args.out, training, **provenance)
+        write_model(model, args.out, training, **carried)
         print(f"wrote {args.out} from the checkpoint at step {state['step']}")
         return
     t0 = time.monotonic()
@@ -297,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         training["history"] = result["history"]
         if gained is not None:
             training["last_fifth_gain_db"] = round(gained, 4)
-        write_model(model.cpu(), args.out, training, **provenance)
+        write_model(model.cpu(), args.out, training, **carried)
         print(f"wrote {args.out}")
 
 

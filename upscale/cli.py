@@ -288,7 +288,8 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
 @click.option("--max-width", type=click.IntRange(4), default=32, show_default=True, help="Widest convolution.")
 @click.option("--max-cells", type=click.IntRange(0, 16), default=6, show_default=True,
               help="Cell slots before the first upsampler.")
-@click.option("--max-cells-upsampled", type=click.IntRange(0, 16), default=SEARCH_MAX_CELLS_UPSAMPLED, show_default=True,
+@click.option("--max-cells-upsampled", type=click.IntRange(0, 16), default=SEARCH_MAX_CELLS_UPSAMPLED,
+              show_default=True,
               help="Cell slots after each upsampler (up to 3x the input resolution).")
 @click.option("--ops-per-cell", type=click.IntRange(1, 3), default=2, show_default=True)
 @click.option("--tail", type=click.Choice(["conv", "shuffle"]), default="conv", show_default=True,
@@ -302,7 +303,8 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
               help="Weight of the quadratic term that damps the budget's multiplier (augmented Lagrangian).")
 @click.option("--budget-gradient", type=click.Choice(list(BUDGET_GRADIENTS)), default="softmax", show_default=True,
               help="Gradient of the budget: softmax's (straight-through, never zero) or the relaxation's own.")
-@click.option("--depth-finish", type=click.Choice(list(DEPTH_FINISHES)), default=DEFAULT_DEPTH_FINISH, show_default=True,
+@click.option("--depth-finish", type=click.Choice(list(DEPTH_FINISHES)), default=DEFAULT_DEPTH_FINISH,
+              show_default=True,
               help="How the number of cells of a segment is finished as the radius grows: at its most likely "
                    "count, or at its expected count (the one the budget held the cost at).")
 @click.option("--batch", type=click.IntRange(1), default=16, show_default=True)
