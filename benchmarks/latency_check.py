@@ -11,7 +11,9 @@ saves it; without it the table's stored calibration, if any, is used.
     python benchmarks/latency_check.py --frame 1280x720 --scale 2 --random 20 --calibrate 20 --threads 2
 
 Prints one row per network (raw and calibrated prediction, measured ms, ratios) and the share within 10%;
-`--json FILE` writes the rows.
+`--json FILE` writes the rows. `--refit FILE` reads such a file back and fits the calibration again to its
+stored frame times, timing nothing but layers the table lacks: a new kind of fit is tried without the
+minutes of whole-network timing, on exactly the networks it was checked on before.
 """
 
 from __future__ import annotations
@@ -45,8 +47,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="fit the calibration on N random genotypes of another seed first")
     parser.add_argument("--cache", type=Path, help="latency table folder [default: the user cache]")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--refit", type=Path, metavar="JSON", help="a --json file of an earlier check to fit again")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.refit:
+        return refit(args.refit, Device.current("cpu", args.threads), args.cache)
     out_w, out_h = (int(v) for v in args.frame.lower().split("x"))
     height, width = out_h // args.scale, out_w // args.scale
 
@@ -86,34 +91,64 @@ def main(argv: list[str] | None = None) -> None:
         measured.update(measure_frames(group, list(own), device))
         again.update(measure_frames(group, list(own), device))  # how well does this machine repeat itself?
     for name, g in genotypes.items():
-        own = list(tiles_of[name])
-        table.calibration = None
-        raw = table.frame_ms(g, own)
-        table.calibration = calibration
-        predicted = table.frame_ms(g, own)
-        rows.append({"name": name, "genotype": g.describe(), "spec": g.to_dict(), "tiles": own,
-                     "raw_ms": raw, "predicted_ms": predicted,
-                     "measured_ms": measured[name], "raw_ratio": raw / measured[name],
-                     "ratio": predicted / measured[name]})
+        rows.append(check_row(table, name, g, list(tiles_of[name]), measured[name]))
     table.save()
     print(f"{args.frame} output frame, x{args.scale}, {args.threads} threads, tiles of {args.tile} "
           f"({table.measured} layers timed now, table {table.path}; "
           f"{'calibrated' if calibration else 'not calibrated'})")
-    print(f"{'network':20s} {'raw':>7s} {'calib.':>7s} {'measured':>8s} {'raw/m':>6s} {'cal/m':>6s}  genotype")
-    for row in rows:
-        print(f"{row['name']:20s} {row['raw_ms']:7.1f} {row['predicted_ms']:7.1f} {row['measured_ms']:8.1f} "
-              f"{row['raw_ratio']:6.3f} {row['ratio']:6.3f}  {row['genotype']}")
+    print_rows(rows)
     repeat = sorted(abs(again[n] / measured[n] - 1) for n in measured)
     print(f"measured twice: the two measurements differ by {repeat[len(repeat) // 2]:.1%} (median), "
           f"{repeat[-1]:.1%} (largest); a prediction cannot be checked more closely than that")
-    for key, label in (("raw_ratio", "raw"), ("ratio", "calibrated")):
-        within = sum(abs(r[key] - 1) <= 0.10 for r in rows)
-        print(f"{label}: within 10% for {within} of {len(rows)}; largest error "
-              f"{max(abs(r[key] - 1) for r in rows):.1%}")
+    print_shares(rows)
     if args.json:
         # The calibration's own networks and their times too, so another fit can be tried without timing.
         args.json.write_text(json.dumps({"frame": args.frame, "scale": args.scale, "tile": args.tile,
                                          "checked": rows, "fitted_on": fitted_on}, indent=1) + "\n")
+
+
+def check_row(table: LatencyTable, name: str, genotype: Genotype, tiles: list, measured_ms: float) -> dict:
+    """One network's raw and calibrated prediction against its measured frame time."""
+    calibration = table.calibration
+    table.calibration = None
+    raw = table.frame_ms(genotype, tiles)
+    table.calibration = calibration
+    predicted = table.frame_ms(genotype, tiles)
+    return {"name": name, "genotype": genotype.describe(), "spec": genotype.to_dict(), "tiles": tiles,
+            "raw_ms": raw, "predicted_ms": predicted, "measured_ms": measured_ms,
+            "raw_ratio": raw / measured_ms, "ratio": predicted / measured_ms}
+
+
+def print_rows(rows: list[dict]) -> None:
+    print(f"{'network':20s} {'raw':>7s} {'calib.':>7s} {'measured':>8s} {'raw/m':>6s} {'cal/m':>6s}  genotype")
+    for row in rows:
+        print(f"{row['name']:20s} {row['raw_ms']:7.1f} {row['predicted_ms']:7.1f} {row['measured_ms']:8.1f} "
+              f"{row['raw_ratio']:6.3f} {row['ratio']:6.3f}  {row['genotype']}")
+
+
+def print_shares(rows: list[dict]) -> None:
+    for key, label in (("raw_ratio", "raw"), ("ratio", "calibrated")):
+        within = sum(abs(r[key] - 1) <= 0.10 for r in rows)
+        print(f"{label}: within 10% for {within} of {len(rows)}; largest error "
+              f"{max(abs(r[key] - 1) for r in rows):.1%}")
+
+
+def refit(path: Path, device: Device, cache: Path | None) -> None:
+    """Fit the calibration again to an earlier check's stored frame times and print that check anew (the
+    table is not saved: a refit is a trial, a check that measures is what keeps a calibration)."""
+    data = json.loads(path.read_text())
+    if not data.get("fitted_on"):
+        raise SystemExit(f"error: {path} holds no calibration networks (it was written without --calibrate)")
+    table = LatencyTable(device, cache)
+    fit = data["fitted_on"]
+    table.calibrate([Genotype.from_dict(e["spec"]) for e in fit], [tuple(t) for t in fit[0]["tiles"]],
+                    [e["measured_ms"] for e in fit])
+    print(f"{data['frame']} output frame, x{data['scale']}, refitted on the {len(fit)} stored networks of {path} "
+          f"({table.measured} layers timed now, table {table.path})")
+    rows = [check_row(table, r["name"], Genotype.from_dict(r["spec"]), [tuple(t) for t in r["tiles"]],
+                      r["measured_ms"]) for r in data["checked"]]
+    print_rows(rows)
+    print_shares(rows)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import each_module
 from PIL import Image
 
 from trinas import latency
@@ -51,7 +52,7 @@ def test_each_layer_is_timed_once_per_device_and_kept_in_the_cache(tmp_path, mon
         timed.append((type(module).__name__, channels, height, width))
         return 0.5 * channels + height * width / 100
 
-    monkeypatch.setattr(latency, "time_module", fake_time)
+    monkeypatch.setattr(latency, "time_modules", each_module(fake_time))
     device = Device("cpu", 2, False, "test cpu")
     table = LatencyTable(device, tmp_path)
     one = table.network_ms(GENOTYPE, 16, 16)
@@ -122,18 +123,47 @@ def test_a_latency_budgeted_search_ends_within_its_budget(tmp_path, fake_clock):
     assert direct == pytest.approx(1.5 * table.network_ms(run.net.genotype, 32, 32))
 
 
+def test_a_prediction_times_its_missing_layers_together_in_bounded_groups(tmp_path, monkeypatch):
+    """Interleaved timing only helps if the layers come together: one call for a network's layers, none for
+    layers already in the table, and groups no larger than FILL_GROUP."""
+    calls = []
+
+    def fake_times(items, device, **kwargs):
+        calls.append(len(items))
+        return [1.0] * len(items)
+
+    monkeypatch.setattr(latency, "time_modules", fake_times)
+    table = LatencyTable(Device("cpu", 2, False, "test cpu"), tmp_path)
+    distinct = len({layer.key for layer in layers_of(GENOTYPE, 16, 16)})
+    table.frame_ms(GENOTYPE, [(16, 16)])
+    assert calls == [distinct]
+    table.frame_ms(GENOTYPE, [(16, 16)])
+    assert calls == [distinct]  # nothing timed twice
+    monkeypatch.setattr(latency, "FILL_GROUP", 3)
+    table.frame_ms(GENOTYPE, [(20, 20)])
+    assert calls[1:] == [3] * (distinct // 3) + ([distinct % 3] if distinct % 3 else [])
+
+
+def test_modules_are_timed_with_real_clocks_in_the_order_given():
+    device = Device("cpu", 1, False, "test cpu")
+    small, large = torch.nn.Conv2d(2, 2, 3, padding=1), torch.nn.Conv2d(16, 16, 3, padding=1)
+    times = latency.time_modules([(small, 2, 8, 8), (large, 16, 96, 96)], device, min_seconds=0.01, rounds=2)
+    assert len(times) == 2 and all(t > 0 for t in times)
+    assert times[1] > times[0]  # about 1,000x the work: the order is kept
+
+
 def test_a_calibration_is_fitted_to_whole_networks_and_kept(tmp_path, monkeypatch):
     """Whole networks that run twice as fast as their layers' sum plus 3 ms a call: the fit finds that, the
     predictions follow it, and the table keeps it."""
     device = Device("cpu", 1, False, "test cpu")
     table = LatencyTable(device, tmp_path)
-    monkeypatch.setattr(latency, "time_module", lambda module, c, h, w, d: float(h * w * c) / 1e4)
+    monkeypatch.setattr(latency, "time_modules", each_module(lambda module, c, h, w, d: float(h * w * c) / 1e4))
     rng = np.random.default_rng(0)
     genotypes = [random_genotype(SearchSpace(2, max_width=16), rng) for _ in range(12)]
     tiles = [(20, 24), (20, 18)]
-    truth = [sum(table.features(g, tiles)[:len(latency.LAYER_KINDS)]) * 0.5 + 3.0 * len(tiles) for g in genotypes]
+    truth = [sum(table.features(g, tiles)[:len(latency.CALIBRATED_KINDS)]) * 0.5 + 3.0 * len(tiles) for g in genotypes]
     table.calibrate(genotypes, tiles, truth, pull=1.0)
-    assert all(scale > 0.1 for kind, scale in table.calibration.items() if kind in latency.LAYER_KINDS)  # none zeroed
+    assert all(scale > 0.1 for kind, scale in table.calibration.items() if kind in latency.CALIBRATED_KINDS)  # none zeroed
     table.calibrate(genotypes, tiles, truth, pull=0.0)  # unpulled, the fit is exact here
     for g, t in zip(genotypes, truth):
         assert table.frame_ms(g, tiles) == pytest.approx(t, rel=1e-6)

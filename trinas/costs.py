@@ -126,14 +126,24 @@ def latency_cost(space: SearchSpace, table: LatencyTable, tiles: list[tuple[int,
     seconds, before the whole table is measured."""
     h0, w0 = max(tiles, key=lambda shape: shape[0] * shape[1])
     share = sum(h * w for h, w in tiles) / (h0 * w0)
+    empties = [_empty(space, w) for w in space.widths]
+    needed = [layer for g in empties for layer in layers_of(g, h0, w0)]
+
+    def ask(cell: Cell, trunk: int, r: int) -> float:
+        needed.extend(cell_layers(cell, trunk, h0 * r, w0 * r))
+        return 0.0
+
+    if with_cells:  # every layer asked for first, so the table times them together (`LatencyTable.fill`)
+        for r in resolutions(space):
+            _cell_table(space, lambda cell, trunk, r=r: ask(cell, trunk, r))
+    table.fill(needed)
 
     def cell_ms(cell: Cell, trunk: int, r: int) -> float:
         return share * sum(table.layer_ms(layer) for layer in cell_layers(cell, trunk, h0 * r, w0 * r))
 
     tables = [_cell_table(space, lambda cell, trunk, r=r: cell_ms(cell, trunk, r) if with_cells else 0.0)
               for r in resolutions(space)]
-    fixed = torch.tensor([share * sum(table.layer_ms(layer) for layer in layers_of(g, h0, w0)) for g in
-                          (_empty(space, w) for w in space.widths)],
+    fixed = torch.tensor([share * sum(table.layer_ms(layer) for layer in layers_of(g, h0, w0)) for g in empties],
                          dtype=torch.float64)
     return CostModel(f"per frame on {table.device.kind} ({len(tiles)} tiles of up to {h0}x{w0} input pixels)",
                      "latency_ms", space, tables, fixed, unit="ms")

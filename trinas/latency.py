@@ -11,9 +11,9 @@ well the sums match measured frame times.
 
 Timed alone, layers do not add up exactly (on our 2-core CPU narrow networks ran up to 1.7x faster than
 their layers' sum, wide ones up to 1.8x slower), so a table can be calibrated, as the follow-up paper fits
-a regressor: whole random networks are timed and a non-negative scale per layer kind plus a cost per
-network call (carried by the head layer) is fitted to them. Predictions stay sums of per-layer costs, so a
-search's expected latency stays exact.
+a regressor: whole random networks are timed and a non-negative scale per layer kind (each operation its
+own) plus a cost per network call (carried by the head layer) is fitted to them. Predictions stay sums of
+per-layer costs, so a search's expected latency stays exact.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -33,11 +34,18 @@ from torch import nn
 
 from .allocator import allocator_name, keep_freed_memory
 from .net import TriNet, UpsampleBlock, absorbs_residual, fold, make_op
-from .operations import op_kind
+from .operations import OPERATIONS, op_kind
 from .space import Cell, Genotype, Upsample
 
 TABLE_VERSION = 1
 LAYER_KINDS = ("op", "relu", "add", "up", "head", "tail", "bicubic", "repeat", "shuffle")
+# What the calibration scales separately: each operation as it runs (a depthwise or a 5x5 convolution meets
+# memory differently from a 3x3 one; one scale for all operations left 5x5 and separable networks 18% off),
+# and every other layer kind.
+CALIBRATED_KINDS = (*sorted({f"op:{op_kind(name).runs_as or name}" for name in OPERATIONS}),
+                    *(kind for kind in LAYER_KINDS if kind != "op"))
+FILL_GROUP = 64  # layers timed interleaved at once
+FILL_MEGABYTES = 1024.0  # and at most this much activation memory among them
 CALL = "call"  # the calibration's cost of one network call, in ms
 TRAFFIC = "traffic"  # the calibration's cost of moving activations, in ms per MB
 
@@ -131,6 +139,11 @@ class Layer:
         return f"{self.kind}:{','.join(map(str, self.args))}@{self.height}x{self.width}"
 
     @property
+    def calibrated_kind(self) -> str:
+        """The calibration scale this layer's time takes (one of CALIBRATED_KINDS)."""
+        return f"op:{self.args[0]}" if self.kind == "op" else self.kind
+
+    @property
     def megabytes(self) -> float:
         """Activations the layer reads and writes (fp32): in a whole network they come from and go to memory,
         where a layer timed alone on one reused input finds them in cache (wide networks ran up to 1.8x
@@ -216,31 +229,37 @@ def layer_module(layer: Layer) -> tuple[nn.Module, int]:
     raise ValueError(f"unknown layer kind {kind!r}")
 
 
-def time_module(module: nn.Module, channels: int, height: int, width: int, device: Device,
-                min_seconds: float = 0.05, rounds: int = 5) -> float:
-    """Fastest round's milliseconds per forward pass on a channels-last input, after a warm-up (the fastest:
-    on a shared machine other work only ever adds time)."""
+def time_modules(items: list[tuple[nn.Module, int, int, int]], device: Device, min_seconds: float = 0.05,
+                 rounds: int = 5) -> list[float]:
+    """Each (module, input channels, height, width)'s milliseconds per forward pass on a channels-last input:
+    its fastest round after a warm-up (the fastest: on a shared machine other work only ever adds time). The
+    rounds are interleaved, every module once per round, so a burst of other work spoils one round of many
+    layers rather than every round of one: timed one after another, a bicubic layer once came out 2.4x its
+    neighbours of nearly the same size, and the networks using it were predicted 20% slow."""
     keep_freed_memory()  # as the engine runs
-    module = module.to(device.torch_device, device.dtype).eval().to(memory_format=torch.channels_last)
-    x = torch.rand(1, channels, height, width, device=device.torch_device, dtype=device.dtype)
-    x = x.contiguous(memory_format=torch.channels_last)
     sync = torch.cuda.synchronize if device.kind == "cuda" else (lambda: None)
+    prepared = []
     with torch.inference_mode():
-        module(x)
-        sync()
-        start = time.perf_counter()
-        module(x)
-        sync()
-        once = max(time.perf_counter() - start, 1e-6)
-        repeats = max(1, min(100, int(min_seconds / rounds / once)))
-        samples = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            for _ in range(repeats):
-                module(x)
+        for module, channels, height, width in items:
+            module = module.to(device.torch_device, device.dtype).eval().to(memory_format=torch.channels_last)
+            x = torch.rand(1, channels, height, width, device=device.torch_device, dtype=device.dtype)
+            x = x.contiguous(memory_format=torch.channels_last)
+            module(x)
             sync()
-            samples.append((time.perf_counter() - start) / repeats)
-    return min(samples) * 1e3
+            start = time.perf_counter()
+            module(x)
+            sync()
+            once = max(time.perf_counter() - start, 1e-6)
+            prepared.append((module, x, max(1, min(100, int(min_seconds / rounds / once)))))
+        samples: list[list[float]] = [[] for _ in prepared]
+        for _ in range(rounds):
+            for (module, x, repeats), times in zip(prepared, samples):
+                start = time.perf_counter()
+                for _ in range(repeats):
+                    module(x)
+                sync()
+                times.append((time.perf_counter() - start) / repeats)
+    return [min(times) * 1e3 for times in samples]
 
 
 def measure_frames(genotypes: dict[str, Genotype], tiles: list[tuple[int, int]], device: Device,
@@ -286,7 +305,7 @@ class LatencyTable:
             if isinstance(data, dict) and data.get("version") == TABLE_VERSION:
                 self.entries = {str(k): float(v) for k, v in data.get("entries", {}).items()}
                 calibration = data.get("calibration")
-                if isinstance(calibration, dict) and set(calibration) == {*LAYER_KINDS, CALL, TRAFFIC}:
+                if isinstance(calibration, dict) and set(calibration) == {*CALIBRATED_KINDS, CALL, TRAFFIC}:
                     self.calibration = {str(k): float(v) for k, v in calibration.items()}
 
     def layer_ms(self, layer: Layer) -> float:
@@ -296,36 +315,58 @@ class LatencyTable:
         if self.calibration is None:
             return raw
         c = self.calibration
-        return raw * c[layer.kind] + c[TRAFFIC] * layer.megabytes + (c[CALL] if layer.kind == "head" else 0.0)
+        return raw * c[layer.calibrated_kind] + c[TRAFFIC] * layer.megabytes + (c[CALL] if layer.kind == "head" else 0.0)
 
     def raw_layer_ms(self, layer: Layer) -> float:
         """The layer's time when run alone (measured the first time it is asked for)."""
-        if layer.key not in self.entries:
-            if self.device.threads and self.device.kind == "cpu":
-                torch.set_num_threads(self.device.threads)
-            module, channels = layer_module(layer)
-            self.entries[layer.key] = time_module(module, channels, layer.height, layer.width, self.device)
-            self.measured += 1
+        self.fill([layer])
         return self.entries[layer.key]
+
+    def fill(self, layers: Iterable[Layer]) -> None:
+        """Time the layers the table lacks, interleaved (`time_modules`) in groups of up to FILL_GROUP layers
+        and FILL_MEGABYTES of activations: ask for everything a prediction needs at once."""
+        missing = list({layer.key: layer for layer in layers if layer.key not in self.entries}.values())
+        if not missing:
+            return
+        if self.device.threads and self.device.kind == "cpu":
+            torch.set_num_threads(self.device.threads)
+        group: list[Layer] = []
+        for layer in missing:
+            group.append(layer)
+            if len(group) == FILL_GROUP or sum(g.megabytes for g in group) >= FILL_MEGABYTES:
+                self._time(group)
+                group = []
+        if group:
+            self._time(group)
+
+    def _time(self, layers: list[Layer]) -> None:
+        items = [(*layer_module(layer), layer.height, layer.width) for layer in layers]
+        for layer, ms in zip(layers, time_modules(items, self.device)):
+            self.entries[layer.key] = ms
+        self.measured += len(layers)
 
     def network_ms(self, genotype: Genotype, height: int, width: int) -> float:
         """Predicted milliseconds of one forward pass of the folded network on a height x width input."""
-        return sum(self.layer_ms(layer) for layer in layers_of(genotype, height, width))
+        layers = layers_of(genotype, height, width)
+        self.fill(layers)
+        return sum(self.layer_ms(layer) for layer in layers)
 
     def frame_ms(self, genotype: Genotype, tiles: list[tuple[int, int]]) -> float:
         """Predicted milliseconds for a frame the engine cuts into tiles of these input sizes (with context)."""
+        self.fill(layer for h, w in tiles for layer in layers_of(genotype, h, w))
         return sum(self.network_ms(genotype, h, w) for h, w in tiles)
 
     def features(self, genotype: Genotype, tiles: list[tuple[int, int]]) -> np.ndarray:
-        """The uncalibrated layer times of a frame summed per layer kind, the number of network calls, and
-        the megabytes of activations its layers move."""
-        sums = dict.fromkeys(LAYER_KINDS, 0.0)
+        """The uncalibrated layer times of a frame summed per calibrated kind, the number of network calls,
+        and the megabytes of activations its layers move."""
+        sums = dict.fromkeys(CALIBRATED_KINDS, 0.0)
         traffic = 0.0
+        self.fill(layer for h, w in tiles for layer in layers_of(genotype, h, w))
         for h, w in tiles:
             for layer in layers_of(genotype, h, w):
-                sums[layer.kind] += self.raw_layer_ms(layer)
+                sums[layer.calibrated_kind] += self.raw_layer_ms(layer)
                 traffic += layer.megabytes
-        return np.array([sums[k] for k in LAYER_KINDS] + [len(tiles), traffic])
+        return np.array([sums[k] for k in CALIBRATED_KINDS] + [len(tiles), traffic])
 
     def calibrate(self, genotypes: list[Genotype], tiles: list[tuple[int, int]],
                   measured: list[float] | None = None, pull: float = 1.0) -> None:
@@ -342,14 +383,14 @@ class LatencyTable:
         x = np.stack([self.features(g, tiles) for g in genotypes])
         y = np.asarray(measured, dtype=float)
         weights = 1.0 / y  # relative errors count alike for fast and slow networks
-        kinds = len(LAYER_KINDS)
+        kinds = len(CALIBRATED_KINDS)
         # Prior rows: each kind's scale toward 1, the traffic's cost toward 0; the call's cost is free.
         prior = np.sqrt(pull) * np.delete(np.eye(kinds + 2), kinds, axis=0)
         target = np.sqrt(pull) * np.array([1.0] * kinds + [0.0])
         coef, _ = nnls(np.vstack([x * weights[:, None], prior]), np.concatenate([y * weights, target]))
-        self.calibration = dict(zip([*LAYER_KINDS, CALL, TRAFFIC], (float(c) for c in coef)))
-        used = {layer.kind for g in genotypes for layer in layers_of(g, *tiles[0])}
-        for kind in LAYER_KINDS:  # a kind no network had keeps its own time
+        self.calibration = dict(zip([*CALIBRATED_KINDS, CALL, TRAFFIC], (float(c) for c in coef)))
+        used = {layer.calibrated_kind for g in genotypes for layer in layers_of(g, *tiles[0])}
+        for kind in CALIBRATED_KINDS:  # a kind no network had keeps its own time
             if kind not in used:
                 self.calibration[kind] = 1.0
 

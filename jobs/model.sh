@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# One model of issue 13, start to finish, resumable: run the same command again and it goes on where it stopped.
+#   1. search to a latency budget (LATENCY_MS per 1280x720 output frame of network time on this CPU, 2 threads),
+#      pruning channels down to it at the end (`--prune`), its latency table kept in jobs/cache (TRINAS_CACHE);
+#   2. train the found network on from the search's weights for STEPS steps (`--init`: the same network, every
+#      branch alive), validating on Set5 every 2,000 steps, the curve kept in its checkpoint.
+# Start it on an idle machine (the latency table is timed at the search's start):
+#   nohup bash jobs/model.sh NAME SCALE LATENCY_MS STEPS [more search options] >> jobs/NAME.log 2>&1 &
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -lt 4 ]; then
+  echo "usage: bash jobs/model.sh NAME SCALE LATENCY_MS STEPS [more search options]" >&2
+  exit 2
+fi
+name=$1 scale=$2 latency_ms=$3 steps=$4
+shift 4
+export TRINAS_CACHE=jobs/cache
+TRAIN=../shared/data/train
+VAL=../shared/data/val/Set5
+SEARCH=jobs/$name/search
+if [ ! -f "$SEARCH/config.json" ]; then
+  resume=()
+  [ -f "$SEARCH/search-checkpoint.pt" ] && resume=(--resume)
+  upscale search --scale "$scale" --train "$TRAIN" --val "$VAL" --out "$SEARCH" --latency-ms "$latency_ms" \
+    --at 1280x720 --prune --steps 12000 --threads 2 --quiet "$@" "${resume[@]}"
+fi
+python -m trinas.train --scale "$scale" --train "$TRAIN" --val "$VAL" --genotype "$SEARCH" --init "$SEARCH" \
+  --work "jobs/$name/train" --steps "$steps" --val-every 2000 --threads 2 --time-budget "${TIME_BUDGET:-36000}" \
+  --out "jobs/$name/model"
