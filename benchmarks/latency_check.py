@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--random", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tail", choices=["conv", "shuffle", "mixed"], default="conv",
+                        help="layout of the random networks (mixed: every other one with a shuffle tail)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tile", type=int, default=CPU_TILE, help="engine tile side (0: whole frames)")
     parser.add_argument("--genotype", action="append", default=[], metavar="JSON",
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
                  if load_model(folder).scale == args.scale}
     rng = np.random.default_rng(args.seed)
     for i in range(args.random):
-        genotypes[f"random-{i:02d}"] = random_genotype(SearchSpace(args.scale), rng)
+        genotypes[f"random-{i:02d}"] = random_genotype(space_of(args, i), rng)
     for i, text in enumerate(args.genotype):
         data = json.loads(Path(text).read_text() if Path(text).is_file() else text)
         genotypes[f"given-{i:02d}"] = Genotype.from_dict(data)
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     fitted_on: list[dict] = []
     if args.calibrate:
         other = np.random.default_rng(args.seed + 1000)
-        fit = {f"fit-{i:02d}": random_genotype(SearchSpace(args.scale), other) for i in range(args.calibrate)}
+        fit = {f"fit-{i:02d}": random_genotype(space_of(args, i), other) for i in range(args.calibrate)}
         frames = measure_frames(fit, tiles, device)
         table.calibrate(list(fit.values()), tiles, [frames[name] for name in fit])
         fitted_on = [{"name": name, "spec": g.to_dict(), "tiles": tiles, "measured_ms": frames[name]}
@@ -105,6 +107,12 @@ def main(argv: list[str] | None = None) -> None:
         # The calibration's own networks and their times too, so another fit can be tried without timing.
         args.json.write_text(json.dumps({"frame": args.frame, "scale": args.scale, "tile": args.tile,
                                          "checked": rows, "fitted_on": fitted_on}, indent=1) + "\n")
+
+
+def space_of(args: argparse.Namespace, i: int) -> SearchSpace:
+    """The search space the i-th random network is drawn from."""
+    shuffle = args.tail == "shuffle" or (args.tail == "mixed" and i % 2 == 1)
+    return SearchSpace(args.scale, tail="shuffle" if shuffle else "conv")
 
 
 def check_row(table: LatencyTable, name: str, genotype: Genotype, tiles: list, measured_ms: float) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,7 +10,7 @@ from trinas.cost import madds_per_output_pixel
 from trinas.export import load_model, save_model
 from trinas.latency import layers_of
 from trinas.net import TriNet, fold
-from trinas.space import Cell, Genotype, Upsample
+from trinas.space import Cell, Genotype, SearchSpace, Upsample, random_genotype
 
 GENOTYPE = Genotype(4, 8, (Cell(("rep3x3", "conv3x3"), (6, 8)),), tail="shuffle")
 
@@ -43,6 +44,15 @@ def test_the_genotype_is_checked_and_round_trips():
         Genotype(4, 8, (Upsample(2), Upsample(2)), tail="shuffle")
     with pytest.raises(ValueError, match="tail must be"):
         Genotype(2, 8, (Upsample(2),), tail="deconv")
+
+
+def test_random_networks_of_a_shuffle_space_have_its_tail():
+    """The latency check draws them (a draw without the space's tail failed: cells only, no upsamplers)."""
+    rng = np.random.default_rng(0)
+    for scale in (2, 3, 4):
+        for _ in range(5):
+            g = random_genotype(SearchSpace(scale, tail="shuffle"), rng)
+            assert g.tail == "shuffle" and g.scale == scale and not any(isinstance(s, Upsample) for s in g.path)
 
 
 def test_costs_and_latency_layers_run_at_the_input_resolution():

@@ -272,4 +272,4 @@ def random_genotype(space: SearchSpace, rng) -> Genotype:
             path.append(Cell(ops, cell_widths(ops, inner, width)))
         if k < len(space.factors):
             path.append(Upsample(space.factors[k]))
-    return Genotype(space.scale, width, tuple(path), channels=space.channels)
+    return Genotype(space.scale, width, tuple(path), channels=space.channels, tail=space.tail)
