@@ -5,14 +5,17 @@ engine's CPU tile side and the model's receptive field as context), and timed wh
 network interleaved over several rounds (`trinas.latency.measure_frames`); the prediction is
 `LatencyTable.frame_ms` over the same tiles, from the table the search uses (filled in as needed, kept in
 the cache), raw (the sum of the layers' times alone) and calibrated. `--calibrate N` first fits the table's
-calibration on N other random genotypes (another seed, so the check is on networks it has not seen) and
-saves it; without it the table's stored calibration, if any, is used.
+calibration on N other random genotypes per scale (another seed, so the check is on networks it has not
+seen) and saves it; without it the table's stored calibration, if any, is used. Repeat `--scale` to fit and
+check several scales at once (one table serves them all); `--tail mixed` draws half the networks with a
+shuffle tail.
 
-    python benchmarks/latency_check.py --frame 1280x720 --scale 2 --random 20 --calibrate 20 --threads 2
+    python benchmarks/latency_check.py --frame 1280x720 --scale 2 --scale 4 --tail mixed --random 20 \
+        --calibrate 20 --threads 2
 
 Prints one row per network (raw and calibrated prediction, measured ms, ratios) and the share within 10%;
-`--json FILE` writes the rows. `--refit FILE` reads such a file back and fits the calibration again to its
-stored frame times, timing nothing but layers the table lacks: a new kind of fit is tried without the
+`--json FILE` writes the rows. `--refit FILE...` reads such files back and fits the calibration again to
+their stored frame times, timing nothing but layers the table lacks: a new kind of fit is tried without the
 minutes of whole-network timing, on exactly the networks it was checked on before.
 """
 
@@ -36,8 +39,8 @@ from upscale.models import packaged_models
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frame", default="1280x720", help="output frame, WIDTHxHEIGHT")
-    parser.add_argument("--scale", type=int, default=2)
-    parser.add_argument("--random", type=int, default=20)
+    parser.add_argument("--scale", type=int, action="append", help="scale to check (repeatable) [default: 2]")
+    parser.add_argument("--random", type=int, default=20, help="random networks checked per scale")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tail", choices=["conv", "shuffle", "mixed"], default="conv",
                         help="layout of the random networks (mixed: every other one with a shuffle tail)")
@@ -46,58 +49,61 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--genotype", action="append", default=[], metavar="JSON",
                         help="a genotype to check too, as JSON text or a file (repeatable)")
     parser.add_argument("--calibrate", type=int, default=0, metavar="N",
-                        help="fit the calibration on N random genotypes of another seed first")
+                        help="fit the calibration on N random genotypes per scale, of another seed, first")
     parser.add_argument("--cache", type=Path, help="latency table folder [default: the user cache]")
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--refit", type=Path, metavar="JSON", help="a --json file of an earlier check to fit again")
+    parser.add_argument("--refit", type=Path, nargs="+", metavar="JSON",
+                        help="--json files of earlier checks: fit again on all their calibration networks")
     args = parser.parse_args(argv)
+    args.scale = args.scale or [2]
     torch.set_num_threads(args.threads)
     if args.refit:
         return refit(args.refit, Device.current("cpu", args.threads), args.cache)
     out_w, out_h = (int(v) for v in args.frame.lower().split("x"))
-    height, width = out_h // args.scale, out_w // args.scale
 
-    genotypes = {name: load_model(folder).genotype for name, folder in sorted(packaged_models().items())
-                 if load_model(folder).scale == args.scale}
-    rng = np.random.default_rng(args.seed)
-    for i in range(args.random):
-        genotypes[f"random-{i:02d}"] = random_genotype(space_of(args, i), rng)
-    for i, text in enumerate(args.genotype):
-        data = json.loads(Path(text).read_text() if Path(text).is_file() else text)
-        genotypes[f"given-{i:02d}"] = Genotype.from_dict(data)
     busy = busy_warning()
     if busy:
         print(f"warning: {busy}")
     device = Device.current("cpu", args.threads)
     table = LatencyTable(device, args.cache)
-    tiles = tile_shapes(height, width, args.tile, 8)  # the context of a network of about four cells
     fitted_on: list[dict] = []
     if args.calibrate:
         other = np.random.default_rng(args.seed + 1000)
-        fit = {f"fit-{i:02d}": random_genotype(space_of(args, i), other) for i in range(args.calibrate)}
-        frames = measure_frames(fit, tiles, device)
-        table.calibrate(list(fit.values()), tiles, [frames[name] for name in fit])
-        fitted_on = [{"name": name, "spec": g.to_dict(), "tiles": tiles, "measured_ms": frames[name]}
-                     for name, g in fit.items()]
+        networks = [(random_genotype(space_of(args, scale, i), other),
+                     tile_shapes(out_h // scale, out_w // scale, args.tile, 8))  # the context of about four cells
+                    for scale in args.scale for i in range(args.calibrate)]
+        fitted_ms = table.calibrate(networks)  # measured here
+        fitted_on = [{"name": f"fit-x{g.scale}-{i:02d}", "spec": g.to_dict(), "tiles": tiles, "measured_ms": ms}
+                     for i, ((g, tiles), ms) in enumerate(zip(networks, fitted_ms))]
     calibration = table.calibration
-    measured, rows = {}, []
     # Each network over its own tiles (its receptive field as context); networks with the same tiles are
     # measured together, interleaved.
-    tiles_of = {name: tuple(tile_shapes(height, width, args.tile, receptive_radius(g)))
-                for name, g in genotypes.items()}
+    rng = np.random.default_rng(args.seed)
+    checked: dict[str, tuple[Genotype, tuple]] = {}
+    for scale in args.scale:
+        genotypes = {name: load_model(folder).genotype for name, folder in sorted(packaged_models().items())
+                     if load_model(folder).scale == scale}
+        for i in range(args.random):
+            genotypes[f"random-x{scale}-{i:02d}"] = random_genotype(space_of(args, scale, i), rng)
+        for i, text in enumerate(args.genotype):
+            data = json.loads(Path(text).read_text() if Path(text).is_file() else text)
+            if Genotype.from_dict(data).scale == scale:
+                genotypes[f"given-{i:02d}"] = Genotype.from_dict(data)
+        for name, g in genotypes.items():
+            checked[name] = (g, tuple(tile_shapes(out_h // scale, out_w // scale, args.tile, receptive_radius(g))))
     by_tiles: dict[tuple, dict] = {}
-    for name, g in genotypes.items():
-        by_tiles.setdefault(tiles_of[name], {})[name] = g
+    for name, (g, tiles) in checked.items():
+        by_tiles.setdefault(tiles, {})[name] = g
+    measured: dict[str, float] = {}
     again: dict[str, float] = {}
-    for own, group in by_tiles.items():
-        measured.update(measure_frames(group, list(own), device))
-        again.update(measure_frames(group, list(own), device))  # how well does this machine repeat itself?
-    for name, g in genotypes.items():
-        rows.append(check_row(table, name, g, list(tiles_of[name]), measured[name]))
+    for tiles, group in by_tiles.items():
+        measured.update(measure_frames(group, list(tiles), device))
+        again.update(measure_frames(group, list(tiles), device))  # how well does this machine repeat itself?
+    rows = [check_row(table, name, g, list(tiles), measured[name]) for name, (g, tiles) in checked.items()]
     table.save()
-    print(f"{args.frame} output frame, x{args.scale}, {args.threads} threads, tiles of {args.tile} "
-          f"({table.measured} layers timed now, table {table.path}; "
-          f"{'calibrated' if calibration else 'not calibrated'})")
+    print(f"{args.frame} output frame, {', '.join(f'x{s}' for s in args.scale)}, {args.threads} threads, tiles of "
+          f"{args.tile} ({table.measured} layers timed now, table {table.path}; "
+          f"{f'calibrated on {len(fitted_on)} other random networks' if fitted_on else 'calibrated' if calibration else 'not calibrated'})")
     print_rows(rows)
     repeat = sorted(abs(again[n] / measured[n] - 1) for n in measured)
     print(f"measured twice: the two measurements differ by {repeat[len(repeat) // 2]:.1%} (median), "
@@ -105,14 +111,14 @@ def main(argv: list[str] | None = None) -> None:
     print_shares(rows)
     if args.json:
         # The calibration's own networks and their times too, so another fit can be tried without timing.
-        args.json.write_text(json.dumps({"frame": args.frame, "scale": args.scale, "tile": args.tile,
+        args.json.write_text(json.dumps({"frame": args.frame, "scales": args.scale, "tile": args.tile,
                                          "checked": rows, "fitted_on": fitted_on}, indent=1) + "\n")
 
 
-def space_of(args: argparse.Namespace, i: int) -> SearchSpace:
-    """The search space the i-th random network is drawn from."""
+def space_of(args: argparse.Namespace, scale: int, i: int) -> SearchSpace:
+    """The search space the i-th random network of a scale is drawn from."""
     shuffle = args.tail == "shuffle" or (args.tail == "mixed" and i % 2 == 1)
-    return SearchSpace(args.scale, tail="shuffle" if shuffle else "conv")
+    return SearchSpace(scale, tail="shuffle" if shuffle else "conv")
 
 
 def check_row(table: LatencyTable, name: str, genotype: Genotype, tiles: list, measured_ms: float) -> dict:
@@ -141,20 +147,21 @@ def print_shares(rows: list[dict]) -> None:
               f"{max(abs(r[key] - 1) for r in rows):.1%}")
 
 
-def refit(path: Path, device: Device, cache: Path | None) -> None:
-    """Fit the calibration again to an earlier check's stored frame times and print that check anew (the
-    table is not saved: a refit is a trial, a check that measures is what keeps a calibration)."""
-    data = json.loads(path.read_text())
-    if not data.get("fitted_on"):
-        raise SystemExit(f"error: {path} holds no calibration networks (it was written without --calibrate)")
+def refit(paths: list[Path], device: Device, cache: Path | None) -> None:
+    """Fit the calibration again to earlier checks' stored frame times (all their calibration networks
+    together) and print their checks anew. The table is not saved: a refit is a trial, and a check that
+    measures is what keeps a calibration."""
+    checks = [json.loads(path.read_text()) for path in paths]
+    fit = [entry for data in checks for entry in data.get("fitted_on", [])]
+    if not fit:
+        raise SystemExit("error: no calibration networks in these files (they were written without --calibrate)")
     table = LatencyTable(device, cache)
-    fit = data["fitted_on"]
-    table.calibrate([Genotype.from_dict(e["spec"]) for e in fit], [tuple(t) for t in fit[0]["tiles"]],
+    table.calibrate([(Genotype.from_dict(e["spec"]), [tuple(t) for t in e["tiles"]]) for e in fit],
                     [e["measured_ms"] for e in fit])
-    print(f"{data['frame']} output frame, x{data['scale']}, refitted on the {len(fit)} stored networks of {path} "
+    print(f"refitted on the {len(fit)} stored calibration networks of {', '.join(map(str, paths))} "
           f"({table.measured} layers timed now, table {table.path})")
     rows = [check_row(table, r["name"], Genotype.from_dict(r["spec"]), [tuple(t) for t in r["tiles"]],
-                      r["measured_ms"]) for r in data["checked"]]
+                      r["measured_ms"]) for data in checks for r in data["checked"]]
     print_rows(rows)
     print_shares(rows)
 

@@ -99,6 +99,24 @@ def test_a_latency_budget_below_the_fastest_network_is_refused_at_once(tmp_path,
         tiny_config(latency_ms=10.0)
 
 
+def test_a_budget_calibrates_the_table_first_once_per_device(fake_clock):
+    """The search's latency model fits the table to whole random networks before it prices the space (the
+    fake clock's networks run at 0.9x their layers plus 0.1 ms a call), keeps the fit, and never refits."""
+    from tests.test_search import tiny_config
+    from trinas.search_losses import latency_model
+
+    config = tiny_config(latency_at="64x64", latency_tile=0, latency_ms=1.0)
+    lines = []
+    latency_model(config, log=lines.append, with_cells=False)  # the first-second check: no timing of networks
+    assert not any("calibrated" in line for line in lines)
+    latency_model(config, log=lines.append)
+    assert sum("calibrated the latency table on 16 random networks" in line for line in lines) == 1
+    table = LatencyTable(Device.current("cpu", config.latency_threads))
+    assert table.calibration is not None and table.calibration["op"] < 1.0
+    latency_model(config, log=lines.append)
+    assert sum("calibrated" in line for line in lines) == 1
+
+
 def test_a_latency_budgeted_search_ends_within_its_budget(tmp_path, fake_clock):
     from tests.test_search import shapes_image, tiny_config
     from trinas.costs import latency_cost
@@ -153,24 +171,48 @@ def test_modules_are_timed_with_real_clocks_in_the_order_given():
 
 
 def test_a_calibration_is_fitted_to_whole_networks_and_kept(tmp_path, monkeypatch):
-    """Whole networks that run twice as fast as their layers' sum plus 3 ms a call: the fit finds that, the
-    predictions follow it, and the table keeps it."""
+    """Whole networks of two scales and both tails that run twice as fast as their layers' sum, plus 3 ms a
+    call and 0.2 ms a layer: the fit finds that, the predictions follow it, and the table keeps it."""
     device = Device("cpu", 1, False, "test cpu")
     table = LatencyTable(device, tmp_path)
     monkeypatch.setattr(latency, "time_modules", each_module(lambda module, c, h, w, d: float(h * w * c) / 1e4))
     rng = np.random.default_rng(0)
-    genotypes = [random_genotype(SearchSpace(2, max_width=16), rng) for _ in range(12)]
-    tiles = [(20, 24), (20, 18)]
-    truth = [sum(table.features(g, tiles)[:len(latency.CALIBRATED_KINDS)]) * 0.5 + 3.0 * len(tiles) for g in genotypes]
-    table.calibrate(genotypes, tiles, truth, pull=1.0)
-    assert all(scale > 0.1 for kind, scale in table.calibration.items() if kind in latency.CALIBRATED_KINDS)  # none zeroed
-    table.calibrate(genotypes, tiles, truth, pull=0.0)  # unpulled, the fit is exact here
-    for g, t in zip(genotypes, truth):
+    networks = [(random_genotype(SearchSpace(scale, max_width=16, tail=tail), rng), tiles)
+                for scale, tiles in ((2, [(20, 24), (20, 18)]), (4, [(12, 12)]))
+                for tail in ("conv", "shuffle") for _ in range(6)]
+    kinds = len(latency.LAYER_KINDS)
+    truth = []
+    for g, tiles in networks:
+        f = table.features(g, tiles)
+        truth.append(sum(f[:kinds]) * 0.5 + 3.0 * f[kinds] + 0.2 * f[kinds + 1])
+    table.calibrate(networks, truth, pull=1.0)
+    assert all(table.calibration[kind] > 0.1 for kind in latency.LAYER_KINDS)  # none zeroed
+    table.calibrate(networks, truth, pull=0.0)  # unpulled, the fit is exact here
+    assert table.calibration[latency.LAYER] == pytest.approx(0.2, rel=1e-3)
+    for (g, tiles), t in zip(networks, truth):
         assert table.frame_ms(g, tiles) == pytest.approx(t, rel=1e-6)
     table.save()
     again = LatencyTable(device, tmp_path)
     assert again.calibration == pytest.approx(table.calibration)
-    assert again.frame_ms(genotypes[0], tiles) == pytest.approx(truth[0], rel=1e-6)
+    assert again.frame_ms(*networks[0]) == pytest.approx(truth[0], rel=1e-6)
+
+
+def test_a_calibration_measures_networks_of_the_same_tiles_together(tmp_path, monkeypatch):
+    monkeypatch.setattr(latency, "time_modules", each_module(lambda module, c, h, w, d: 1.0))
+    groups = []
+
+    def fake_frames(genotypes, tiles, device, **kwargs):
+        groups.append((len(genotypes), tiles))
+        return {name: 30.0 for name in genotypes}
+
+    monkeypatch.setattr(latency, "measure_frames", fake_frames)
+    table = LatencyTable(Device("cpu", 1, False, "test cpu"), tmp_path)
+    rng = np.random.default_rng(1)
+    networks = [(random_genotype(SearchSpace(2, max_width=8), rng), [(16, 16)]) for _ in range(3)]
+    networks += [(random_genotype(SearchSpace(4, max_width=8), rng), [(8, 8), (8, 4)]) for _ in range(2)]
+    table.calibrate(networks)
+    assert groups == [(3, [(16, 16)]), (2, [(8, 8), (8, 4)])]
+    assert table.calibration is not None
 
 
 def test_timing_on_a_busy_machine_is_called_out(monkeypatch):

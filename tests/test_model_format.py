@@ -188,6 +188,18 @@ def test_the_card_front_matter_survives_any_name_and_names_the_hub_repo(tmp_path
     assert "pip install trinas-upscale" in card.text and "--model hf:alice/x2-beta" in card.text
 
 
+def test_the_curve_caption_says_whose_curve_it_is(tmp_path):
+    """A model trained on from a search keeps the search's settings, but its curves.png is the training run's."""
+    from trinas.export import model_card
+
+    config = read_config(make_tiny_model(tmp_path / "m"))
+    searched = {**config, "search": {"steps": 10}, "training": {"steps": 10}}
+    trained_on = {**searched, "training": {"steps": 20, "history": [{"step": 20, "psnr": 30.0}]}}
+    assert "during the search" in model_card(searched, ("curves.png",))
+    assert "training loss over the run" in model_card(trained_on, ("curves.png",))
+    assert "training loss over the run" in model_card(config, ("curves.png",))
+
+
 def test_the_scale_has_one_source_the_genotype(tmp_path):
     folder = make_tiny_model(tmp_path / "m")
     config = read_config(folder)

@@ -274,8 +274,10 @@ def model_card(config: dict[str, Any], pictures: tuple[str, ...] = ()) -> str:
                 lines.append(f"- `{earlier.get('command', '?')}`, {earlier.get('steps', '?')} steps{pruned}")
         lines.append("")
     if "curves.png" in pictures:
-        caption = ("validation PSNR and the architecture's distributions during the search" if "search" in config
-                   else "validation PSNR and training loss over the run")
+        # A training run writes its own curve (its history is in the config), also when it went on from a search.
+        trained = "history" in config.get("training", {}) or "search" not in config
+        caption = ("validation PSNR and training loss over the run" if trained
+                   else "validation PSNR and the architecture's distributions during the search")
         lines += [f"![{caption}](curves.png)", ""]
     hub = (config.get("hub") or {}).get("repo")
     spec = f"hf:{hub}" if hub else name

@@ -24,7 +24,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -34,20 +34,18 @@ from torch import nn
 
 from .allocator import allocator_name, keep_freed_memory
 from .net import TriNet, UpsampleBlock, absorbs_residual, fold, make_op
-from .operations import OPERATIONS, op_kind
-from .space import Cell, Genotype, Upsample
+from .operations import op_kind
+from .space import Cell, Genotype, SearchSpace, Upsample, random_genotype
 
 TABLE_VERSION = 1
 LAYER_KINDS = ("op", "relu", "add", "up", "head", "tail", "bicubic", "repeat", "shuffle")
-# What the calibration scales separately: each operation as it runs (a depthwise or a 5x5 convolution meets
-# memory differently from a 3x3 one; one scale for all operations left 5x5 and separable networks 18% off),
-# and every other layer kind.
-CALIBRATED_KINDS = (*sorted({f"op:{op_kind(name).runs_as or name}" for name in OPERATIONS}),
-                    *(kind for kind in LAYER_KINDS if kind != "op"))
 FILL_GROUP = 64  # layers timed interleaved at once
 FILL_MEGABYTES = 1024.0  # and at most this much activation memory among them
 CALL = "call"  # the calibration's cost of one network call, in ms
+LAYER = "layer"  # the calibration's cost of running one more layer inside a network, in ms
 TRAFFIC = "traffic"  # the calibration's cost of moving activations, in ms per MB
+FITTED = (*LAYER_KINDS, CALL, LAYER, TRAFFIC)  # what a calibration holds
+CALIBRATION_NETWORKS = 16  # random networks timed whole to calibrate a table before it sets a budget
 
 
 @dataclass(frozen=True)
@@ -137,12 +135,6 @@ class Layer:
     @property
     def key(self) -> str:
         return f"{self.kind}:{','.join(map(str, self.args))}@{self.height}x{self.width}"
-
-    @property
-    def calibrated_kind(self) -> str:
-        """The calibration scale this layer's time takes (one of CALIBRATED_KINDS)."""
-        return f"op:{self.args[0]}" if self.kind == "op" else self.kind
-
     @property
     def megabytes(self) -> float:
         """Activations the layer reads and writes (fp32): in a whole network they come from and go to memory,
@@ -295,7 +287,7 @@ class LatencyTable:
         self.device = device
         self.path = (cache or default_cache()) / f"{device.key}.json"
         self.entries: dict[str, float] = {}
-        self.calibration: dict[str, float] | None = None  # per layer kind: a scale; CALL: ms per network call
+        self.calibration: dict[str, float] | None = None  # FITTED: a scale per layer kind, then costs
         self.measured = 0  # layers timed by this object (the rest came from the file)
         if self.path.is_file():
             try:
@@ -305,7 +297,7 @@ class LatencyTable:
             if isinstance(data, dict) and data.get("version") == TABLE_VERSION:
                 self.entries = {str(k): float(v) for k, v in data.get("entries", {}).items()}
                 calibration = data.get("calibration")
-                if isinstance(calibration, dict) and set(calibration) == {*CALIBRATED_KINDS, CALL, TRAFFIC}:
+                if isinstance(calibration, dict) and set(calibration) == set(FITTED):
                     self.calibration = {str(k): float(v) for k, v in calibration.items()}
 
     def layer_ms(self, layer: Layer) -> float:
@@ -315,7 +307,8 @@ class LatencyTable:
         if self.calibration is None:
             return raw
         c = self.calibration
-        return raw * c[layer.calibrated_kind] + c[TRAFFIC] * layer.megabytes + (c[CALL] if layer.kind == "head" else 0.0)
+        return (raw * c[layer.kind] + c[LAYER] + c[TRAFFIC] * layer.megabytes
+                + (c[CALL] if layer.kind == "head" else 0.0))
 
     def raw_layer_ms(self, layer: Layer) -> float:
         """The layer's time when run alone (measured the first time it is asked for)."""
@@ -357,42 +350,53 @@ class LatencyTable:
         return sum(self.network_ms(genotype, h, w) for h, w in tiles)
 
     def features(self, genotype: Genotype, tiles: list[tuple[int, int]]) -> np.ndarray:
-        """The uncalibrated layer times of a frame summed per calibrated kind, the number of network calls,
-        and the megabytes of activations its layers move."""
-        sums = dict.fromkeys(CALIBRATED_KINDS, 0.0)
-        traffic = 0.0
+        """What a calibration weighs (FITTED, in order): the uncalibrated layer times of a frame summed per layer
+        kind, the number of network calls, the number of layers run and the megabytes of activations moved."""
+        sums = dict.fromkeys(LAYER_KINDS, 0.0)
+        count, traffic = 0, 0.0
         self.fill(layer for h, w in tiles for layer in layers_of(genotype, h, w))
         for h, w in tiles:
             for layer in layers_of(genotype, h, w):
-                sums[layer.calibrated_kind] += self.raw_layer_ms(layer)
+                sums[layer.kind] += self.raw_layer_ms(layer)
+                count += 1
                 traffic += layer.megabytes
-        return np.array([sums[k] for k in CALIBRATED_KINDS] + [len(tiles), traffic])
+        return np.array([sums[k] for k in LAYER_KINDS] + [len(tiles), count, traffic])
 
-    def calibrate(self, genotypes: list[Genotype], tiles: list[tuple[int, int]],
-                  measured: list[float] | None = None, pull: float = 1.0) -> None:
-        """Fit the calibration to these networks' frame times (measured here unless given): a non-negative
-        least-squares fit of measured time on the per-kind sums of layer times, the call count and the
-        activation traffic, each kind's scale pulled toward 1 (and the traffic's cost toward 0) with the
-        weight of `pull` networks. Kinds whose times grow alike (head,
-        tail, bicubic and adds all scale with the frame) cannot be told apart by the fit alone: unpulled, it
-        set the head and the ReLUs to 0 and the adds to 2.9x, which a network of other proportions (x4)
-        then pays for."""
-        if measured is None:
-            frames = measure_frames({str(i): g for i, g in enumerate(genotypes)}, tiles, self.device)
-            measured = [frames[str(i)] for i in range(len(genotypes))]
-        x = np.stack([self.features(g, tiles) for g in genotypes])
+    def calibrate(self, networks: list[tuple[Genotype, list[tuple[int, int]]]],
+                  measured: list[float] | None = None, pull: float = 1.0) -> list[float]:
+        """Fit the calibration to these (network, frame tiles) pairs' frame times (measured here unless given;
+        returned):
+        a non-negative least-squares fit of measured time on `features`, each kind's scale pulled toward 1 and
+        the layer and traffic costs toward 0 with the weight of `pull` networks; the call's cost is free.
+
+        Networks of several scales and both tails fit best (a table serves every scale): fitted on x2 and x4
+        networks together, the cost of a layer inside a network (0.07 ms on our 2-core CPU: allocating its
+        output, which the same layer timed alone reuses) brought x4 from 19 to 21 of 22 networks within 10%.
+        Kinds whose times grow alike (head, tail, bicubic and adds all scale with the frame) cannot be told
+        apart by the fit alone: unpulled, it set the head and the ReLUs to 0 and the adds to 2.9x, which a
+        network of other proportions (x4) then pays for."""
+        if measured is None:  # networks cut into the same tiles are measured together, interleaved
+            groups: dict[tuple, dict[str, Genotype]] = {}
+            for i, (genotype, tiles) in enumerate(networks):
+                groups.setdefault(tuple(tiles), {})[str(i)] = genotype
+            frames: dict[str, float] = {}
+            for tiles, group in groups.items():
+                frames.update(measure_frames(group, list(tiles), self.device))
+            measured = [frames[str(i)] for i in range(len(networks))]
+        x = np.stack([self.features(g, tiles) for g, tiles in networks])
         y = np.asarray(measured, dtype=float)
         weights = 1.0 / y  # relative errors count alike for fast and slow networks
-        kinds = len(CALIBRATED_KINDS)
-        # Prior rows: each kind's scale toward 1, the traffic's cost toward 0; the call's cost is free.
-        prior = np.sqrt(pull) * np.delete(np.eye(kinds + 2), kinds, axis=0)
-        target = np.sqrt(pull) * np.array([1.0] * kinds + [0.0])
+        kinds = len(LAYER_KINDS)
+        # Prior rows: each kind's scale toward 1, the layer's and the traffic's costs toward 0.
+        prior = np.sqrt(pull) * np.delete(np.eye(len(FITTED)), FITTED.index(CALL), axis=0)
+        target = np.sqrt(pull) * np.array([1.0] * kinds + [0.0, 0.0])
         coef, _ = nnls(np.vstack([x * weights[:, None], prior]), np.concatenate([y * weights, target]))
-        self.calibration = dict(zip([*CALIBRATED_KINDS, CALL, TRAFFIC], (float(c) for c in coef)))
-        used = {layer.calibrated_kind for g in genotypes for layer in layers_of(g, *tiles[0])}
-        for kind in CALIBRATED_KINDS:  # a kind no network had keeps its own time
+        self.calibration = dict(zip(FITTED, (float(c) for c in coef)))
+        used = {layer.kind for g, tiles in networks for layer in layers_of(g, *tiles[0])}
+        for kind in LAYER_KINDS:  # a kind no network had keeps its own time
             if kind not in used:
                 self.calibration[kind] = 1.0
+        return [float(v) for v in y]
 
     def save(self) -> None:
         """Write the table atomically (a temporary file, then a rename)."""
@@ -403,3 +407,18 @@ class LatencyTable:
         tmp.write_text(json.dumps(data, indent=0, sort_keys=True) + "\n")
         os.replace(tmp, self.path)
 
+
+def calibrate_if_needed(table: LatencyTable, space: SearchSpace, tiles: list[tuple[int, int]],
+                        log: Callable[[str], None] = print) -> None:
+    """Calibrate a table before it holds a search or a pruning to a budget, once per device: raw layer sums
+    were within 10% of measured frame times for 21 of 22 x2 networks but only 14 of 22 x4 ones (shuffle-tail
+    networks ran up to 1.4x their sum), so a budget in milliseconds means measured milliseconds only once
+    the table is fitted to whole networks. Times CALIBRATION_NETWORKS random networks of the space (seeded)
+    over the frame's tiles, a minute or two, and keeps the fit in the table."""
+    if table.calibration is not None:
+        return
+    rng = np.random.default_rng(0)
+    started = time.monotonic()
+    table.calibrate([(random_genotype(space, rng), tiles) for _ in range(CALIBRATION_NETWORKS)])
+    log(f"calibrated the latency table on {CALIBRATION_NETWORKS} random networks timed whole "
+        f"({time.monotonic() - started:.0f} s, once per device)")

@@ -22,11 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import PatchSampler, list_images, make_pairs
-from .latency import Device, LatencyTable
+from .latency import Device, LatencyTable, calibrate_if_needed
 from .net import TriNet, UpsampleBlock, fold
 from .operations import op_kind
 from .search_config import SearchInputError
-from .space import Cell, Genotype, cell_widths, has_inner_width
+from .space import Cell, Genotype, SearchSpace, cell_widths, has_inner_width
 from .tiling import engine_tile, tile_shapes
 from .train import TrainConfig, train
 
@@ -256,6 +256,7 @@ def prune_for_frame(net: TriNet, train_dirs: list[Path], budget_ms: float, frame
     tiles = tile_shapes(height // net.scale, width // net.scale, tile, net.receptive_field)
     pairs = make_pairs(list_images(train_dirs), net.scale, patch)
     sampler = PatchSampler(pairs, net.scale, patch, seed)
+    calibrate_if_needed(table, SearchSpace(net.scale, tail=net.genotype.tail), tiles, log)
     before = table.frame_ms(net.genotype, tiles)
     log(f"{net.genotype.describe()}: {before:,.1f} ms predicted per {width}x{height} frame; budget {budget_ms:,.1f} ms")
     pruned, steps = prune_to_latency(net, table, tiles, budget_ms, sampler, log=log)

@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 
 from .costs import CostModel, latency_cost, madds_cost
-from .latency import Device, LatencyTable, busy_warning
+from .latency import Device, LatencyTable, busy_warning, calibrate_if_needed
 from .search_config import SearchConfig, SearchInputError, frame_size
 from .search_state import Run
 from .supernet import ArchWeights
@@ -44,6 +44,8 @@ def latency_model(config: SearchConfig, log: Callable[[str], None] = print, with
     table = LatencyTable(device)
     tiles = tile_shapes(height // scale, width // scale, tile, LATENCY_TILE_PAD)
     busy = busy_warning() if device.kind == "cpu" else None
+    if with_cells:
+        calibrate_if_needed(table, config.space, tiles, log)
     model = latency_cost(config.space, table, tiles, with_cells)
     if table.measured:
         log(f"timed {table.measured} layers on {device.kind} (kept in {table.path})")
