@@ -65,3 +65,25 @@ def test_record_into_a_hub_snapshot_is_refused_before_anything_is_fetched(tmp_pa
     data = make_dataset(tmp_path / "Tiny")
     result = CliRunner().invoke(main, ["eval", "--model", "hf:someone/model", "--data", str(data), "--record"])
     assert result.exit_code == 1 and result.output.startswith("error: ") and "Hugging Face cache" in result.output
+
+
+def test_eval_outscale_scores_the_route_to_another_factor(tmp_path):
+    """`--scale 2 --outscale 4` as a user runs it: LR made at x4, the x2 model, a resize. A bicubic x2 model
+    then a resize lands near bicubic x4 (below it: two resizes), and the bicubic column is the x4 one."""
+    x2 = make_tiny_model(tmp_path / "x2", bicubic=True)
+    x4 = make_tiny_model(tmp_path / "x4", scale=4, bicubic=True)
+    data = make_dataset(tmp_path / "Tiny", size=(64, 48))
+
+    def means(*args):
+        result = CliRunner().invoke(main, ["eval", "--data", str(data), "--json", *args])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["Tiny"]
+
+    route, own, at_four = means("--model", str(x2), "--outscale", "4"), means("--model", str(x2)), means("--model", str(x4))
+    assert route["bicubic_psnr"] == at_four["bicubic_psnr"] != own["bicubic_psnr"]
+    assert abs(route["psnr"] - at_four["bicubic_psnr"]) < 1.5 and route["psnr"] != own["psnr"]
+    table = CliRunner().invoke(main, ["eval", "--model", str(x2), "--outscale", "4", "--data", str(data)])
+    assert "x4 by x2 and a resize" in table.output
+    refused = CliRunner().invoke(main, ["eval", "--model", str(x2), "--outscale", "4", "--data", str(data), "--record"])
+    assert refused.exit_code == 1 and "--record stores a model's own x2 figures" in refused.output
+    assert not read_config(x2).get("metrics")  # nothing recorded

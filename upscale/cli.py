@@ -119,23 +119,28 @@ def image(ctx, inputs, output, model_spec, scale, device, precision, tile, tile_
 @click.option("--per-image", is_flag=True, help="A row for every image, not only the means.")
 @click.option("--record", is_flag=True, help="Store the means in the model folder's config.json and card.")
 @click.option("--json", "as_json", is_flag=True, help="Print the means as JSON on stdout.")
+@click.option("--outscale", type=click.IntRange(2, 8), metavar="F",
+              help="Score the route to factor F: LR made at F, the model, then a resize (--scale 2 --outscale 4 "
+                   "is the x2 model and a x2 resize); without --model or --scale, the packaged model for F.")
 @TTA_OPTION
 @click.pass_context
 def eval_command(ctx, model_spec, scale, device, precision, tile, tile_pad, compiled, folders, per_image, record,
-                 as_json,
-                 tta):
+                 as_json, outscale, tta):
     """PSNR/SSIM (Y channel, MATLAB bicubic LR, border cut) with bicubic beside it."""
     if record:
         check_recordable(model_spec)
-    upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad, compiled, tta=tta)
-    scores = evaluate(upscaler, list(folders))
+    upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad, compiled, outscale=outscale,
+                              tta=tta)
+    if record and outscale and outscale != upscaler.scale:
+        raise UpscaleError(f"--record stores a model's own x{upscaler.scale} figures; drop --outscale {outscale}")
+    scores = evaluate(upscaler, list(folders), factor=outscale)
     means = summary(scores)
     if record:
         record_metrics(model_spec or upscaler.config.get("name"), means, tta=tta)
     if as_json:
         click.echo(json.dumps(means, indent=2))
     else:
-        print_scores(scores, upscaler, per_image)
+        print_scores(scores, upscaler, per_image, outscale)
 
 
 @main.command("bench")

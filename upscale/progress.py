@@ -55,13 +55,14 @@ def print_image_summary(summary: dict) -> None:
     console.print(line)
 
 
-def print_scores(scores, upscaler, per_image: bool) -> None:
+def print_scores(scores, upscaler, per_image: bool, factor: int | None = None) -> None:
     """One table per data set: PSNR/SSIM of the model and of bicubic, and seconds per image."""
     from rich.table import Table
 
     name = upscaler.config.get("name", "model")
+    route = f"x{upscaler.scale}" if not factor or factor == upscaler.scale else f"x{factor} by x{upscaler.scale} and a resize"
     for dataset in scores:
-        table = Table(title=f"{dataset.name} x{upscaler.scale}: {name} on {upscaler.device}", title_justify="left")
+        table = Table(title=f"{dataset.name} {route}: {name} on {upscaler.device}", title_justify="left")
         for column in ("image", "PSNR", "SSIM", "bicubic PSNR", "bicubic SSIM", "s/image"):
             table.add_column(column, justify="left" if column == "image" else "right")
         rows = dataset.images if per_image else []
