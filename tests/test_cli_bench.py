@@ -55,6 +55,25 @@ def test_models_of_other_scales_or_two_comparisons_are_one_line_errors(tmp_path,
         assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1
 
 
+def test_models_of_other_scales_are_compared_on_one_output_frame(tmp_path):
+    """`--output 48x24`: the x2 model gets 24x12, the x3 16x8, the x4 12x6; each row says its input, and
+    output megapixels per second and GFLOP/s count the frame each one made."""
+    x2, x3, x4 = (make_tiny_model(tmp_path / f"x{s}", scale=s) for s in (2, 3, 4))
+    args = ["bench", "--model", str(x2), "--against", str(x3), "--against", str(x4), "--output", "48x24",
+            "--repeats", "1", "--rounds", "1", "--device", "cpu"]
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert [row["input"] for row in data["rows"]] == ["24x12", "16x8", "12x6"]
+    assert data["input"] == "24x12" and data["output"] == "48x24"
+    for row in data["rows"]:
+        assert abs(row["megapixels_per_s"] - 48 * 24 / 1e6 / row["seconds"]) < 1e-9
+    table = CliRunner().invoke(main, args)
+    assert table.exit_code == 0 and "16x8" in table.output
+    both = CliRunner().invoke(main, [*args, "--size", "8x8"])
+    assert both.exit_code == 1 and "not both" in both.output
+
+
 def test_record_keeps_the_default_engine_time_with_its_command_and_a_rerun_replaces_it(tmp_path):
     from trinas.export import read_config
 

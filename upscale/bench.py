@@ -28,6 +28,7 @@ class BenchRow:
     megapixels_per_s: float  # output megapixels per second
     ratio: float = 1.0  # baseline seconds / these seconds (> 1: faster than the baseline)
     gflops: float | None = None  # achieved: 2 x the model's multiply-adds per output pixel x pixels / seconds
+    input: str | None = None  # WxH, where models of different scales ran on inputs of one output frame
 
     @property
     def fps(self) -> float:
@@ -69,16 +70,29 @@ def bench(upscaler: Upscaler, height: int, width: int, repeats: int = 5, rounds:
 
 
 def bench_models(upscalers: dict[str, Upscaler], height: int, width: int, repeats: int = 5,
-                 rounds: int = 3) -> tuple[list[BenchRow], Reference]:
-    """Median time per image of each model on the same image, interleaved (the first is the baseline), and
-    the reference timings of the same run (at the first model's width)."""
-    scales = {up.scale for up in upscalers.values()}
-    if len(scales) != 1:
-        raise UpscaleError(f"models to compare must share one scale, got x{', x'.join(map(str, sorted(scales)))}")
-    image = _test_image(height, width)
-    runs = {name: (lambda: None, lambda up=up: up.upscale_array(image)) for name, up in upscalers.items()}
+                 rounds: int = 3, output: tuple[int, int] | None = None) -> tuple[list[BenchRow], Reference]:
+    """Median time per image of each model, interleaved (the first is the baseline), and the reference timings
+    of the same run (at the first model's width and input). Every model gets the same height x width input,
+    or, with `output` (width, height), the input that makes that output frame at its own scale (the side over
+    the scale, rounded), so models of different scales are compared on the frame a user wants."""
+    if output is None:
+        scales = {up.scale for up in upscalers.values()}
+        if len(scales) != 1:
+            raise UpscaleError(f"models to compare must share one scale, got x{', x'.join(map(str, sorted(scales)))}"
+                               f" (or compare them on one output frame: --output WxH)")
+        inputs = {name: (height, width) for name in upscalers}
+    else:
+        inputs = {name: (round(output[1] / up.scale), round(output[0] / up.scale)) for name, up in upscalers.items()}
+    images = {name: _test_image(*inputs[name]) for name in upscalers}
+    runs = {name: (lambda: None, lambda up=up, image=images[name]: up.upscale_array(image))
+            for name, up in upscalers.items()}
     madds = {name: _madds(up) for name, up in upscalers.items()}
-    return _with_references(runs, madds, next(iter(upscalers.values())), image, repeats, rounds)
+    out_pixels = {name: h * w * upscalers[name].scale ** 2 for name, (h, w) in inputs.items()}
+    first = next(iter(upscalers))
+    rows, reference = _with_references(runs, madds, upscalers[first], images[first], repeats, rounds, out_pixels)
+    for row in rows:
+        row.input = "{1}x{0}".format(*inputs[row.name])
+    return rows, reference
 
 
 def _madds(upscaler: Upscaler) -> float | None:
@@ -91,10 +105,13 @@ REFERENCE_BICUBIC = "bicubic, OpenCV (reference)"
 
 
 def _with_references(runs: dict, madds: dict[str, float | None], upscaler: Upscaler, image: np.ndarray,
-                     repeats: int, rounds: int) -> tuple[list[BenchRow], Reference]:
-    """Time the runs with the two references interleaved among them; the rows get their achieved GFLOP/s."""
+                     repeats: int, rounds: int, out_pixels: dict[str, int] | None = None
+                     ) -> tuple[list[BenchRow], Reference]:
+    """Time the runs with the two references interleaved among them; the rows get their achieved GFLOP/s.
+    `out_pixels`: each run's output pixels, where they differ from `upscaler`'s output of `image`."""
     height, width = image.shape[:2]
     scale = upscaler.scale
+    out_pixels = {**{name: height * width * scale**2 for name in runs}, **(out_pixels or {})}
     conv_width = int(getattr(getattr(upscaler.model, "genotype", None), "width", 32))
     conv = torch.nn.Conv2d(conv_width, conv_width, 3, padding=1).to(upscaler.device, upscaler.dtype).eval()
     conv = conv.to(memory_format=upscaler.memory_format)
@@ -108,7 +125,8 @@ def _with_references(runs: dict, madds: dict[str, float | None], upscaler: Upsca
     references = {REFERENCE_CONV: (lambda: None, run_conv),
                   REFERENCE_BICUBIC: (lambda: None, lambda: cv2.resize(image, (width * scale, height * scale),
                                                                       interpolation=cv2.INTER_CUBIC))}
-    rows = _interleaved({**runs, **references}, height * width * scale**2 / 1e6, repeats, rounds)
+    megapixels = {name: out_pixels.get(name, height * width * scale**2) / 1e6 for name in {**runs, **references}}
+    rows = _interleaved({**runs, **references}, megapixels, repeats, rounds)
     by_name = {row.name: row for row in rows}
     conv_row, bicubic_row = by_name[REFERENCE_CONV], by_name[REFERENCE_BICUBIC]
     reference = Reference(conv_width, 2 * 9 * conv_width**2 * height * width / conv_row.seconds / 1e9,
@@ -116,7 +134,7 @@ def _with_references(runs: dict, madds: dict[str, float | None], upscaler: Upsca
     model_rows = [row for row in rows if row.name in runs]
     for row in model_rows:
         if madds.get(row.name):
-            row.gflops = 2 * madds[row.name] * height * width * scale**2 / row.seconds / 1e9
+            row.gflops = 2 * madds[row.name] * out_pixels[row.name] / row.seconds / 1e9
     return model_rows, reference
 
 
@@ -124,8 +142,8 @@ def _test_image(height: int, width: int) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def _interleaved(runs: dict[str, tuple[Callable[[], None], Callable[[], object]]], out_megapixels: float,
-                 repeats: int, rounds: int) -> list[BenchRow]:
+def _interleaved(runs: dict[str, tuple[Callable[[], None], Callable[[], object]]],
+                 out_megapixels: dict[str, float], repeats: int, rounds: int) -> list[BenchRow]:
     """Each run (prepare, timed call) in turn, `rounds` times, so drifts of the machine hit all alike."""
     for prepare, run in runs.values():  # warm-up: allocator, kernels, thread pool
         prepare()
@@ -136,7 +154,8 @@ def _interleaved(runs: dict[str, tuple[Callable[[], None], Callable[[], object]]
             prepare()
             run()
             times[name] += _timed(run, repeats)
-    rows = [BenchRow(name, float(np.median(t)), out_megapixels / float(np.median(t))) for name, t in times.items()]
+    rows = [BenchRow(name, float(np.median(t)), out_megapixels[name] / float(np.median(t)))
+            for name, t in times.items()]
     for row in rows:
         row.ratio = rows[0].seconds / row.seconds
     return rows

@@ -145,7 +145,10 @@ def eval_command(ctx, model_spec, scale, device, precision, tile, tile_pad, comp
 
 @main.command("bench")
 @engine_options
-@click.option("--size", default="256x256", show_default=True, metavar="WxH", help="Input image size.")
+@click.option("--size", metavar="WxH", help="Input image size [default: 256x256].")
+@click.option("--output", "output_size", metavar="WxH",
+              help="Output frame size instead of --size: each model gets the input that makes it, so --against "
+                   "compares models of different scales on one frame (e.g. 1280x720).")
 @click.option("--repeats", type=click.IntRange(1), default=5, show_default=True, help="Timed runs per round.")
 @click.option("--rounds", type=click.IntRange(1), default=3, show_default=True, help="Interleaved rounds.")
 @click.option("--tiles", metavar="N,N,..", help="Compare these tile sides (0 = whole image) instead of layouts.")
@@ -155,11 +158,12 @@ def eval_command(ctx, model_spec, scale, device, precision, tile, tile_pad, comp
 @click.option("--record", is_flag=True,
               help="Store the model's time (as the engine runs it by default) in its folder's config.json and card.")
 @click.pass_context
-def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, compiled, size, repeats, rounds, tiles,
-                  against, as_json, record):
+def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, compiled, size, output_size, repeats,
+                  rounds, tiles, against, as_json, record):
     """Engine throughput: memory layouts, tile sides, eager against compiled (--compile) or models compared in
     the same run, as ratios."""
-    width, height = parse_size(size)
+    if size and output_size:
+        raise UpscaleError("give the input size (--size) or the output frame (--output), not both")
     if sum(map(bool, (tiles, against, compiled))) > 1:
         raise UpscaleError("compare one thing at a time: tile sides (--tiles), models (--against) or "
                            "eager against compiled (--compile)")
@@ -168,13 +172,20 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, com
     if record:
         check_recordable(model_spec)
     upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
+    if output_size:
+        out_width, out_height = parse_size(output_size)
+        width, height = round(out_width / upscaler.scale), round(out_height / upscaler.scale)
+        size = f"{width}x{height}"
+    else:
+        size = size or "256x256"
+        width, height = parse_size(size)
     configured_tile = upscaler.tile
     default_variant = "channels-last" if upscaler.memory_format == torch.channels_last else "contiguous"
     if against:
         others = {spec: build_upscaler(spec, None, device, precision, tile, tile_pad)
                   for spec in against}
         rows, reference = bench_models({model_spec or upscaler.config.get("name"): upscaler, **others}, height,
-                                       width, repeats, rounds)
+                                       width, repeats, rounds, parse_size(output_size) if output_size else None)
     else:
         if compiled:
             variants = {"eager": lambda up: up.set_compiled(False), "compiled": lambda up: up.set_compiled(True)}
@@ -187,7 +198,8 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, com
         rows, reference = bench(upscaler, height, width, repeats, rounds, variants)
     result = {"model": upscaler.config.get("name"), "device": str(upscaler.device),
               "precision": str(upscaler.dtype).replace("torch.", ""), "threads": torch.get_num_threads(),
-              "input": f"{width}x{height}", "tile": configured_tile, "scale": upscaler.scale,
+              "input": f"{width}x{height}", "output": f"{width * upscaler.scale}x{height * upscaler.scale}",
+              "tile": configured_tile, "scale": upscaler.scale,
               "peak_memory_mb": round(peak_memory_mb(upscaler.device), 1),
               "rows": [{**row.__dict__, "fps": row.fps} for row in rows], "reference": reference.__dict__}
     if as_json:
@@ -200,6 +212,8 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, com
         command = " ".join(["upscale bench --model", spec, "--size", size, "--device", upscaler.device.type,
                             *(f"--{name} {value}" for name, value in (("precision", precision), ("tile", tile))
                               if value != "auto"), *(f"--against {other}" for other in against)])
+        if output_size:
+            command = command.replace(f"--size {size}", f"--output {output_size}")
         entry = speed_entry("engine", upscaler.device, result["precision"], result["input"],
                             f"{width * upscaler.scale}x{height * upscaler.scale}", row.seconds * 1000, command,
                             bicubic_ms=round(reference.bicubic_seconds * 1000, 2))

@@ -83,12 +83,15 @@ def print_bench(result: dict) -> None:
                   title_justify="left")
     reference = result["reference"]
     peak = reference["conv_gflops"]
-    for column in ("variant", "ms/image", "images/s", "output MP/s", "GFLOP/s", "of conv peak", "speed vs first"):
-        table.add_column(column, justify="left" if column == "variant" else "right")
+    inputs = len({row.get("input") for row in result["rows"]}) > 1  # models of several scales, one output frame
+    columns = ("variant", *(("input",) if inputs else ()), "ms/image", "images/s", "output MP/s", "GFLOP/s",
+               "of conv peak", "speed vs first")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("variant", "input") else "right")
     for row in result["rows"]:
         gflops = row.get("gflops")
-        table.add_row(row["name"], f"{row['seconds'] * 1000:.1f}", f"{row['fps']:.2f}",
-                      f"{row['megapixels_per_s']:.2f}", f"{gflops:.1f}" if gflops else "-",
+        table.add_row(row["name"], *((row["input"],) if inputs else ()), f"{row['seconds'] * 1000:.1f}",
+                      f"{row['fps']:.2f}", f"{row['megapixels_per_s']:.2f}", f"{gflops:.1f}" if gflops else "-",
                       f"{gflops / peak:.0%}" if gflops else "-", f"{row['ratio']:.2f}x")
     Console().print(table)
     Console().print(f"same run: a plain 3x3 conv at width {reference['conv_width']} on the input size reaches "
