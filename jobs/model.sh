@@ -18,11 +18,14 @@ export TRINAS_CACHE=jobs/cache
 TRAIN=../shared/data/train
 VAL=../shared/data/val/Set5
 SEARCH=jobs/$name/search
-if [ ! -f "$SEARCH/config.json" ]; then
+# .done, not config.json, says the search is over: the folder is a model (config.json) before its pruning ends,
+# and a rerun with --resume finishes the pruning.
+if [ ! -f "$SEARCH/.done" ]; then
   resume=()
   [ -f "$SEARCH/search-checkpoint.pt" ] && resume=(--resume)
   upscale search --scale "$scale" --train "$TRAIN" --val "$VAL" --out "$SEARCH" --latency-ms "$latency_ms" \
     --at 1280x720 --prune --steps 12000 --threads 2 --quiet "$@" "${resume[@]}"
+  touch "$SEARCH/.done"
 fi
 python -m trinas.train --scale "$scale" --train "$TRAIN" --val "$VAL" --genotype "$SEARCH" --init "$SEARCH" \
   --work "jobs/$name/train" --steps "$steps" --val-every 2000 --threads 2 --time-budget "${TIME_BUDGET:-36000}" \
