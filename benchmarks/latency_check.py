@@ -61,11 +61,11 @@ def main(argv: list[str] | None = None) -> None:
         return refit(args.refit, Device.current("cpu", args.threads), args.cache)
     out_w, out_h = (int(v) for v in args.frame.lower().split("x"))
 
-    busy = busy_warning()
-    if busy:
-        print(f"warning: {busy}")
     device = Device.current("cpu", args.threads)
     table = LatencyTable(device, args.cache)
+    busy = busy_warning(table.path)
+    if busy:
+        print(f"warning: {busy}")
     fitted_on: list[dict] = []
     if args.calibrate:
         other = np.random.default_rng(args.seed + 1000)

@@ -3,6 +3,8 @@ in the user's cache, and a prediction is the sum of its layers' times over the t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -219,5 +221,6 @@ def test_timing_on_a_busy_machine_is_called_out(monkeypatch):
     monkeypatch.setattr(latency.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
     monkeypatch.setattr(latency.os, "sched_getaffinity", lambda pid: {0, 1})
     assert "busy (load 3.0 on 2 cores)" in latency.busy_warning()
+    assert "delete /tmp/t.json to measure again" in latency.busy_warning(Path("/tmp/t.json"))
     monkeypatch.setattr(latency.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
     assert latency.busy_warning() is None

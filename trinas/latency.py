@@ -99,9 +99,10 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def busy_warning() -> str | None:
+def busy_warning(table: Path | None = None) -> str | None:
     """A warning when other work keeps the CPU busy: whatever is timed then is inflated, and a table keeps it
-    (an x4 check timed beside a running search put the cheapest x4 network at 241 ms; idle, 46 ms)."""
+    (an x4 check timed beside a running search put the cheapest x4 network at 241 ms; idle, 46 ms). `table`:
+    the file to delete to measure again [default: the cache folder]."""
     try:
         load = os.getloadavg()[0]
     except OSError:
@@ -110,7 +111,7 @@ def busy_warning() -> str | None:
     if load < 0.5 * cores:
         return None
     return (f"the machine is busy (load {load:.1f} on {cores} cores): layer and frame times measured now are "
-            f"inflated, and the latency table keeps them; time on an idle machine (delete {default_cache()} "
+            f"inflated, and the latency table keeps them; time on an idle machine (delete {table or default_cache()} "
             f"to measure again)")
 
 

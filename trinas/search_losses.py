@@ -43,7 +43,7 @@ def latency_model(config: SearchConfig, log: Callable[[str], None] = print, with
         raise SearchInputError(str(exc)) from None
     table = LatencyTable(device)
     tiles = tile_shapes(height // scale, width // scale, tile, LATENCY_TILE_PAD)
-    busy = busy_warning() if device.kind == "cpu" else None
+    busy = busy_warning(table.path) if device.kind == "cpu" else None
     if with_cells:
         calibrate_if_needed(table, config.space, tiles, log)
     model = latency_cost(config.space, table, tiles, with_cells)
