@@ -74,6 +74,20 @@ def test_models_of_other_scales_are_compared_on_one_output_frame(tmp_path):
     assert both.exit_code == 1 and "not both" in both.output
 
 
+def test_record_against_keeps_the_others_times_of_the_same_run(tmp_path):
+    from trinas.export import read_config
+
+    x3, x2 = make_tiny_model(tmp_path / "x3", scale=3), make_tiny_model(tmp_path / "x2")
+    result = CliRunner().invoke(main, ["bench", "--model", str(x3), "--against", str(x2), "--output", "48x24",
+                                       "--repeats", "1", "--rounds", "1", "--device", "cpu", "--record"])
+    assert result.exit_code == 0, result.output
+    entry = read_config(x3)["speed"][0]
+    assert entry["input"] == "16x8" and entry["output"] == "48x24" and set(entry["against"]) == {str(x2)}
+    assert f"--output 48x24 --device cpu --against {x2}" in entry["command"]
+    ratio = entry["ms_per_frame"] / entry["against"][str(x2)]
+    assert f"takes {ratio:.2f}x its time" in (x3 / "README.md").read_text()
+
+
 def test_record_keeps_the_default_engine_time_with_its_command_and_a_rerun_replaces_it(tmp_path):
     from trinas.export import read_config
 

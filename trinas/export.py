@@ -303,6 +303,10 @@ def _speed_section(speed: list[dict] | None) -> list[str]:
     for e in speed:
         lines.append(f"| {SPEED_HOW.get(e['how'], e['how'])} | {e['device_name']} | {e['precision']} | "
                      f"{e['input']} -> {e['output']} | {e['ms_per_frame']:.1f} | {e['fps']:.1f} | {e['date']} |")
+    for e in speed:  # models timed beside it in the same run (`upscale bench --against`): the fair comparison
+        for other, ms in (e.get("against") or {}).items():
+            lines += ["", f"Beside `{other}` in the same run ({e['output']} output): {ms:.1f} ms, so this model "
+                          f"takes {e['ms_per_frame'] / ms:.2f}x its time."]
     lines += ["", "Measured with:", "", "```", *dict.fromkeys(e["command"] for e in speed), "```", ""]
     return lines
 

@@ -214,9 +214,10 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, com
                               if value != "auto"), *(f"--against {other}" for other in against)])
         if output_size:
             command = command.replace(f"--size {size}", f"--output {output_size}")
+        beside = {"against": {r.name: round(r.seconds * 1000, 2) for r in rows[1:]}} if against else {}
         entry = speed_entry("engine", upscaler.device, result["precision"], result["input"],
                             f"{width * upscaler.scale}x{height * upscaler.scale}", row.seconds * 1000, command,
-                            bicubic_ms=round(reference.bicubic_seconds * 1000, 2))
+                            bicubic_ms=round(reference.bicubic_seconds * 1000, 2), **beside)
         folder = record_speed(spec, entry)
         if not as_json:
             console.print(f"recorded in {folder / 'config.json'} and its card")
