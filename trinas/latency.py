@@ -11,9 +11,9 @@ well the sums match measured frame times.
 
 Timed alone, layers do not add up exactly (on our 2-core CPU narrow networks ran up to 1.7x faster than
 their layers' sum, wide ones up to 1.8x slower), so a table can be calibrated, as the follow-up paper fits
-a regressor: whole random networks are timed and a non-negative scale per layer kind (each operation its
-own) plus a cost per network call (carried by the head layer) is fitted to them. Predictions stay sums of
-per-layer costs, so a search's expected latency stays exact.
+a regressor: whole random networks are timed and a non-negative scale per layer kind, a cost per network
+call (carried by the head layer), per layer run and per megabyte of activations are fitted to them.
+Predictions stay sums of per-layer costs, so a search's expected latency stays exact.
 """
 
 from __future__ import annotations
@@ -111,8 +111,8 @@ def busy_warning(table: Path | None = None) -> str | None:
     if load < 0.5 * cores:
         return None
     return (f"the machine is busy (load {load:.1f} on {cores} cores): layer and frame times measured now are "
-            f"inflated, and the latency table keeps them; time on an idle machine (delete {table or default_cache()} "
-            f"to measure again)")
+            f"inflated, and the latency table keeps them; time on an idle machine (delete "
+            f"{table or default_cache()} to measure again)")
 
 
 def default_cache() -> Path:
@@ -136,6 +136,7 @@ class Layer:
     @property
     def key(self) -> str:
         return f"{self.kind}:{','.join(map(str, self.args))}@{self.height}x{self.width}"
+
     @property
     def megabytes(self) -> float:
         """Activations the layer reads and writes (fp32): in a whole network they come from and go to memory,
@@ -366,13 +367,13 @@ class LatencyTable:
     def calibrate(self, networks: list[tuple[Genotype, list[tuple[int, int]]]],
                   measured: list[float] | None = None, pull: float = 1.0) -> list[float]:
         """Fit the calibration to these (network, frame tiles) pairs' frame times (measured here unless given;
-        returned):
-        a non-negative least-squares fit of measured time on `features`, each kind's scale pulled toward 1 and
-        the layer and traffic costs toward 0 with the weight of `pull` networks; the call's cost is free.
+        returned): a non-negative least-squares fit of measured time on `features`, each kind's scale pulled
+        toward 1 and the layer and traffic costs toward 0 with the weight of `pull` networks; the call's cost
+        is free.
 
-        Networks of several scales and both tails fit best (a table serves every scale): fitted on x2 and x4
-        networks together, the cost of a layer inside a network (0.07 ms on our 2-core CPU: allocating its
-        output, which the same layer timed alone reuses) brought x4 from 19 to 21 of 22 networks within 10%.
+        Networks of several scales and both tails fit best (a table serves every scale): refitted on stored
+        frame times of x2 and x4 networks together, the cost of a layer run inside a network (0.03-0.07 ms on
+        our 2-core CPU) brought x4 from 19 to 21 of 22 networks within 10%.
         Kinds whose times grow alike (head, tail, bicubic and adds all scale with the frame) cannot be told
         apart by the fit alone: unpulled, it set the head and the ReLUs to 0 and the adds to 2.9x, which a
         network of other proportions (x4) then pays for."""
