@@ -6,6 +6,7 @@
 #      branch alive), validating on Set5 every 2,000 steps, the curve kept in its checkpoint.
 # Start it on an idle machine (the latency table is timed at the search's start):
 #   nohup bash jobs/model.sh NAME SCALE LATENCY_MS STEPS [more search options] >> jobs/NAME.log 2>&1 &
+# TRAIN_OPTIONS adds options to the training (e.g. TRAIN_OPTIONS="--lr 2e-4").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 4 ]; then
@@ -29,4 +30,4 @@ if [ ! -f "$SEARCH/.done" ]; then
 fi
 python -m trinas.train --scale "$scale" --train "$TRAIN" --val "$VAL" --genotype "$SEARCH" --init "$SEARCH" \
   --work "jobs/$name/train" --steps "$steps" --val-every 2000 --threads 2 --time-budget "${TIME_BUDGET:-36000}" \
-  --out "jobs/$name/model"
+  --out "jobs/$name/model" ${TRAIN_OPTIONS:-}
