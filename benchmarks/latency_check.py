@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
 
     device = Device.current("cpu", args.threads)
     table = LatencyTable(device, args.cache)
+    if stale := table.verify():
+        print(stale)
     busy = busy_warning(table.path)
     if busy:
         print(f"warning: {busy}")

@@ -3,6 +3,7 @@ in the user's cache, and a prediction is the sum of its layers' times over the t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +225,52 @@ def test_timing_on_a_busy_machine_is_called_out(monkeypatch):
     assert "delete /tmp/t.json to measure again" in latency.busy_warning(Path("/tmp/t.json"))
     monkeypatch.setattr(latency.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
     assert latency.busy_warning() is None
+
+
+def test_a_table_filled_on_another_machine_is_measured_again(tmp_path, monkeypatch):
+    speed = {"factor": 1.0}  # this machine's speed against the one that filled the table
+
+    def fake_time(module, channels, height, width, device, **kwargs):
+        return speed["factor"] * (channels + height * width / 100)
+
+    monkeypatch.setattr(latency, "time_modules", each_module(fake_time))
+    monkeypatch.setattr(latency, "busy_warning", lambda table=None: None)
+    device = Device("cpu", 2, False, "test cpu")
+    table = LatencyTable(device, tmp_path)
+    assert table.verify() is None  # an empty table adopts this machine's reference times
+    table.network_ms(GENOTYPE, 16, 16)
+    table.calibration = dict.fromkeys(latency.FITTED, 1.0)
+    table.save()
+
+    speed["factor"] = 1.05  # within the tolerance: the same machine, a little noise
+    same = LatencyTable(device, tmp_path)
+    assert same.verify() is None and same.entries == table.entries and same.calibration
+
+    speed["factor"] = 0.8  # a machine of the same name a fifth faster
+    other = LatencyTable(device, tmp_path)
+    reason = other.verify()
+    assert "0.80x their stored time" in reason and "measured again" in reason
+    assert other.entries == {} and other.calibration is None
+    other.network_ms(GENOTYPE, 16, 16)
+    other.save()
+    assert LatencyTable(device, tmp_path).verify() is None  # refilled here, it now matches this machine
+
+    speed["factor"] = 1.5  # slower, but the machine is busy: the new times are the suspect ones
+    monkeypatch.setattr(latency, "busy_warning", lambda table=None: "busy")
+    busy = LatencyTable(device, tmp_path)
+    assert busy.verify() is None and busy.entries
+
+
+def test_a_table_from_before_references_adopts_this_machines(tmp_path, monkeypatch):
+    monkeypatch.setattr(latency, "time_modules", each_module(lambda module, *args, **kwargs: 1.0))
+    monkeypatch.setattr(latency, "busy_warning", lambda table=None: None)
+    device = Device("cpu", 2, False, "test cpu")
+    table = LatencyTable(device, tmp_path)
+    table.network_ms(GENOTYPE, 16, 16)
+    table.save()
+    data = json.loads(table.path.read_text())
+    del data["reference"]
+    table.path.write_text(json.dumps(data))
+    old = LatencyTable(device, tmp_path)
+    assert old.reference is None
+    assert old.verify() is None and old.entries and old.reference == [1.0] * len(latency.REFERENCE_LAYERS)

@@ -46,6 +46,7 @@ LAYER = "layer"  # the calibration's cost of running one more layer inside a net
 TRAFFIC = "traffic"  # the calibration's cost of moving activations, in ms per MB
 FITTED = (*LAYER_KINDS, CALL, LAYER, TRAFFIC)  # what a calibration holds
 CALIBRATION_NETWORKS = 16  # random networks timed whole to calibrate a table before it sets a budget
+STALE_TOLERANCE = 0.10  # a table whose reference layers now run this much faster or slower is re-measured
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,10 @@ class Layer:
                     "repeat": lambda: args[0] + args[0] * args[1] ** 2,
                     "shuffle": lambda: 2 * args[0] * args[1] ** 2}[kind]()
         return 4 * channels * self.height * self.width / 1e6
+
+
+REFERENCE_LAYERS = (Layer("op", ("conv3x3", 32, 32), 128, 128), Layer("up", (24, 2), 96, 96),
+                    Layer("relu", (32,), 192, 192))  # timed to tell whether a table was filled on this machine
 
 
 def layers_of(genotype: Genotype, height: int, width: int) -> list[Layer]:
@@ -291,6 +296,7 @@ class LatencyTable:
         self.entries: dict[str, float] = {}
         self.calibration: dict[str, float] | None = None  # FITTED: a scale per layer kind, then costs
         self.measured = 0  # layers timed by this object (the rest came from the file)
+        self.reference: list[float] | None = None  # REFERENCE_LAYERS' times when the table was filled
         if self.path.is_file():
             try:
                 data = json.loads(self.path.read_text())
@@ -301,6 +307,33 @@ class LatencyTable:
                 calibration = data.get("calibration")
                 if isinstance(calibration, dict) and set(calibration) == set(FITTED):
                     self.calibration = {str(k): float(v) for k, v in calibration.items()}
+                reference = data.get("reference")
+                if isinstance(reference, list) and len(reference) == len(REFERENCE_LAYERS):
+                    self.reference = [float(v) for v in reference]
+
+    def verify(self) -> str | None:
+        """Time the reference layers and start the table afresh if they no longer run at the stored speed; the
+        reason when it did. A table is kept per processor name, but two machines of one name need not run
+        alike: a table filled on one session's Xeon put an x2 network at 213 ms that a later Xeon of the same
+        name ran in 160 (its layers 17-28% faster). On a busy machine nothing is decided (the new times are
+        the suspect ones); a table without a reference adopts today's, an idle machine's."""
+        now = self._time_reference()
+        if self.reference and self.entries and busy_warning() is None:
+            ratio = float(np.median(np.array(now) / np.array(self.reference)))
+            if abs(ratio - 1.0) > STALE_TOLERANCE:
+                dropped = len(self.entries)
+                self.entries, self.calibration, self.reference = {}, None, now
+                return (f"the latency table's reference layers now take {ratio:.2f}x their stored time: this is not "
+                        f"the machine that filled it, so its {dropped} layer times are measured again")
+        if not self.reference and busy_warning() is None:  # kept otherwise: small drifts must not add up
+            self.reference = now
+        return None
+
+    def _time_reference(self) -> list[float]:
+        if self.device.threads and self.device.kind == "cpu":
+            torch.set_num_threads(self.device.threads)
+        items = [(*layer_module(layer), layer.height, layer.width) for layer in REFERENCE_LAYERS]
+        return time_modules(items, self.device, min_seconds=0.1, rounds=7)
 
     def layer_ms(self, layer: Layer) -> float:
         """The layer's cost in a whole network: its time alone, calibrated when the table is; the head (one
@@ -405,7 +438,7 @@ class LatencyTable:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         data = {"version": TABLE_VERSION, "device": self.device.__dict__, "entries": self.entries,
-                "calibration": self.calibration}
+                "calibration": self.calibration, "reference": self.reference}
         tmp.write_text(json.dumps(data, indent=0, sort_keys=True) + "\n")
         os.replace(tmp, self.path)
 

@@ -251,6 +251,8 @@ def prune_for_frame(net: TriNet, train_dirs: list[Path], budget_ms: float, frame
     """Prune `net` until an output frame of `frame` (width, height) is predicted within `budget_ms` on the
     device, as the engine cuts it into tiles, then fine-tune; the data are HR folders (LR by bicubic)."""
     table = LatencyTable(Device.current(device_kind, threads, half=device_kind == "cuda"))
+    if stale := table.verify():
+        log(stale)
     width, height = frame
     tile = engine_tile(device_kind, tile)
     tiles = tile_shapes(height // net.scale, width // net.scale, tile, net.receptive_field)

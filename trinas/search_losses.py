@@ -42,6 +42,8 @@ def latency_model(config: SearchConfig, log: Callable[[str], None] = print, with
     except ValueError as exc:
         raise SearchInputError(str(exc)) from None
     table = LatencyTable(device)
+    if stale := table.verify():
+        log(stale)
     tiles = tile_shapes(height // scale, width // scale, tile, LATENCY_TILE_PAD)
     busy = busy_warning(table.path) if device.kind == "cpu" else None
     if with_cells:
