@@ -3,6 +3,8 @@ it has stopped improving."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -89,8 +91,6 @@ def test_a_screen_schedule_carries_the_recipe_into_training(tmp_path, monkeypatc
 
 
 def test_the_model_folder_shows_its_training_curve(tmp_path):
-    import json
-
     from PIL import Image
 
     from trinas.export import read_config
@@ -154,3 +154,19 @@ def test_a_model_folder_starts_a_run_of_its_own_network_exactly(tmp_path):
     card = (tmp_path / "again" / "README.md").read_text()
     assert "found by the TriNAS trilevel architecture search" in card and search_command in card
     assert "python -m trinas.train" in card
+
+    # Another network that only takes some of its weights was not found by that search: it says where its
+    # weights came from and how it was chosen.
+    grown = tmp_path / "grown.json"
+    grown.write_text(json.dumps(Genotype(3, 8, (Cell(("ecb3x3", "conv3x3"), (8, 8)), Cell(("ecb3x3",), (8,)),
+                                                Cell(("ecb3x3",), (8,))), tail="shuffle").to_dict()))
+    main(["--scale", "3", "--train", str(tmp_path / "train"), "--genotype", str(grown), "--init",
+          str(tmp_path / "start"), "--work", str(tmp_path / "work3"), "--steps", "1", "--batch", "1",
+          "--patch", "8", "--threads", "1", "--out", str(tmp_path / "x3"), "--design", "its cells and one more."])
+    config = read_config(tmp_path / "x3")
+    assert "searched" not in config and config["derived_from"] == "start"
+    assert config["training"]["before"][0]["command"] == search_command  # the weights' history still shows
+    card = (tmp_path / "x3" / "README.md").read_text()
+    assert "found by the TriNAS" not in card and "baseline" not in card
+    assert ("a network chosen by hand, not by a search of its own: its cells and one more. It started from the "
+            "weights of `start`.") in card

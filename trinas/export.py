@@ -226,9 +226,14 @@ def model_card(config: dict[str, Any], pictures: tuple[str, ...] = ()) -> str:
     searched = config.get("searched", False)
     lines = ["---", _card_data(name, scale, metrics).to_yaml(), "---"]
     lines += ["", f"# {name}", ""]
-    kind = ("a model found by the TriNAS trilevel architecture search" if searched else
-            "a **baseline**: a hand-chosen genotype, not a searched model. It exists to measure searched "
-            "models against")
+    if searched:
+        kind = "a model found by the TriNAS trilevel architecture search"
+    elif config.get("design"):  # chosen by hand from searched parts: it says how, and no search claims it
+        source = f". It started from the weights of `{config['derived_from']}`" if config.get("derived_from") else ""
+        kind = f"a network chosen by hand, not by a search of its own: {config['design'].rstrip('.')}{source}"
+    else:
+        kind = ("a **baseline**: a hand-chosen genotype, not a searched model. It exists to measure searched "
+                "models against")
     lines += [f"x{scale} single-image super-resolution with TriNet, {kind}.", "",
               "| | |", "|---|---|",
               f"| scale | x{scale} |",

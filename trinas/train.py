@@ -198,17 +198,23 @@ def write_model(model: TriNet, out: Path, training: dict, **extra) -> None:
     save_model(model, out, training=training, **extra)
 
 
-def started_from(folder: Path) -> tuple[dict, list[dict]]:
+def started_from(folder: Path, genotype: Genotype) -> tuple[dict, list[dict]]:
     """What a run started from a model folder (`--init`) carries over, so its card still says how the network
-    was made: the config keys saying it was searched (and with what settings), and the commands before this
-    one (search, pruning, earlier training), which go under `training.before`."""
-    from .export import read_config
+    was made: the commands before this one (search, pruning, earlier training), which go under
+    `training.before`, and, for the same network, the config keys saying it was searched (and with what
+    settings). Another network only took some of its weights: it was not found by that search, and its
+    config names the model it started from instead (`derived_from`)."""
+    from .export import ModelConfig, read_config
 
     source = read_config(folder)
     earlier = source.get("training", {})
     before = [*earlier.get("before", []),
               {k: v for k, v in earlier.items() if k in ("command", "steps", "pruned")}]
-    return {k: source[k] for k in ("searched", "search") if k in source}, [b for b in before if b]
+    if ModelConfig.of(source, str(folder)).genotype == genotype:
+        carried = {k: source[k] for k in ("searched", "search") if k in source}
+    else:
+        carried = {"derived_from": str(source.get("name") or Path(folder).name)}
+    return carried, [b for b in before if b]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -220,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="model folder to write when training is done")
     parser.add_argument("--genotype", type=Path, help="genotype JSON or model folder (default: the baseline)")
     parser.add_argument("--init", type=Path, help="model folder whose matching weights start the run")
+    parser.add_argument("--design", help="how a hand-chosen --genotype was chosen, one sentence for the card")
     parser.add_argument("--steps", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--patch", type=int, default=48)
@@ -251,7 +258,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         genotype = baseline_genotype(args.scale)
     model = TriNet(genotype)
-    carried, before = started_from(args.init) if args.init else ({}, [])
+    carried, before = started_from(args.init, genotype) if args.init else ({}, [])
+    if args.design:
+        carried["design"] = args.design
     if args.init and not (args.work / "checkpoint.pt").exists():
         source = load_model(args.init)
         if source.genotype == genotype:  # the same network: continue from it exactly, every branch alive
