@@ -288,6 +288,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--export-only needs --out and a checkpoint in --work")
         model.load_state_dict(state["average"] if state.get("average") is not None else state["model"])
         training.update(steps=int(state["step"]), history=state["history"])
+        if (gained := saturation(state["history"])) is not None:
+            training["last_fifth_gain_db"] = round(gained, 4)
         write_model(model, args.out, training, **carried)
         print(f"wrote {args.out} from the checkpoint at step {state['step']}")
         return

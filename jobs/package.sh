@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Package a trained model of jobs/ as weights/NAME, a Hub model repository (trinas-upscale/NAME), and record
+# its quality on the card with the published protocol, with and without self-ensemble. Speed is recorded
+# separately, on an idle machine: upscale bench --model NAME --output 1280x720 --against trinas-x2-searched --record
+#   bash jobs/package.sh NAME jobs/RUN/model
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -ne 2 ]; then
+  echo "usage: bash jobs/package.sh NAME MODEL_FOLDER" >&2
+  exit 2
+fi
+name=$1 source=$2
+rm -rf "weights/.$name.new"
+cp -r "$source" "weights/.$name.new"
+rm -f "weights/.$name.new"/*.pt
+python - "weights/.$name.new" "$name" <<'PY'
+import sys
+from pathlib import Path
+from trinas.export import read_config, write_config
+folder, name = Path(sys.argv[1]), sys.argv[2]
+config = read_config(folder)
+config.update(name=name, hub={"repo": f"trinas-upscale/{name}", "revision": None})
+config.pop("metrics", None), config.pop("metrics_tta", None), config.pop("speed", None)
+write_config(folder, config)
+PY
+rm -rf "weights/$name"
+mv "weights/.$name.new" "weights/$name"
+upscale eval --model "$name" --data ../shared/data/val/Set5 --data ../shared/data/val/Set14 --record
+upscale eval --model "$name" --data ../shared/data/val/Set5 --data ../shared/data/val/Set14 --tta --record
