@@ -172,3 +172,9 @@ def test_a_model_folder_starts_a_run_of_its_own_network_exactly(tmp_path):
     assert "found by the TriNAS" not in card and "baseline" not in card
     assert ("a network chosen by hand, not by a search of its own: its cells and one more. It started from the "
             "weights of `start`.") in card
+    # trained on, the same network keeps saying so
+    main(["--scale", "3", "--train", str(tmp_path / "train"), "--genotype", str(tmp_path / "x3"), "--init",
+          str(tmp_path / "x3"), "--work", str(tmp_path / "work3b"), "--steps", "1", "--batch", "1",
+          "--patch", "8", "--threads", "1", "--out", str(tmp_path / "x3b")])
+    again = read_config(tmp_path / "x3b")
+    assert (again["design"], again["derived_from"]) == (config["design"], "start") and "searched" not in again

@@ -201,8 +201,8 @@ def write_model(model: TriNet, out: Path, training: dict, **extra) -> None:
 def started_from(folder: Path, genotype: Genotype) -> tuple[dict, list[dict]]:
     """What a run started from a model folder (`--init`) carries over, so its card still says how the network
     was made: the commands before this one (search, pruning, earlier training), which go under
-    `training.before`, and, for the same network, the config keys saying it was searched (and with what
-    settings). Another network only took some of its weights: it was not found by that search, and its
+    `training.before`, and, for the same network, the config keys saying how it was made (searched, and with
+    what settings, or chosen by hand from another model's parts). Another network only took some of its weights: it was not found by that search, and its
     config names the model it started from instead (`derived_from`)."""
     from .export import ModelConfig, read_config
 
@@ -211,7 +211,7 @@ def started_from(folder: Path, genotype: Genotype) -> tuple[dict, list[dict]]:
     before = [*earlier.get("before", []),
               {k: v for k, v in earlier.items() if k in ("command", "steps", "pruned")}]
     if ModelConfig.of(source, str(folder)).genotype == genotype:
-        carried = {k: source[k] for k in ("searched", "search") if k in source}
+        carried = {k: source[k] for k in ("searched", "search", "design", "derived_from") if k in source}
     else:
         carried = {"derived_from": str(source.get("name") or Path(folder).name)}
     return carried, [b for b in before if b]
