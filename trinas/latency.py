@@ -317,23 +317,18 @@ class LatencyTable:
         alike: a table filled on one session's Xeon put an x2 network at 213 ms that a later Xeon of the same
         name ran in 160 (its layers 17-28% faster). On a busy machine nothing is decided (the new times are
         the suspect ones); a table without a reference adopts today's, an idle machine's."""
-        now = self._time_reference()
-        if self.reference and self.entries and busy_warning() is None:
+        now = self._time_layers(REFERENCE_LAYERS, min_seconds=0.1, rounds=7)
+        idle = busy_warning() is None
+        if self.reference and self.entries and idle:
             ratio = float(np.median(np.array(now) / np.array(self.reference)))
             if abs(ratio - 1.0) > STALE_TOLERANCE:
                 dropped = len(self.entries)
                 self.entries, self.calibration, self.reference = {}, None, now
                 return (f"the latency table's reference layers now take {ratio:.2f}x their stored time: this is not "
                         f"the machine that filled it, so its {dropped} layer times are measured again")
-        if not self.reference and busy_warning() is None:  # kept otherwise: small drifts must not add up
+        if not self.reference and idle:  # kept otherwise: small drifts must not add up
             self.reference = now
         return None
-
-    def _time_reference(self) -> list[float]:
-        if self.device.threads and self.device.kind == "cpu":
-            torch.set_num_threads(self.device.threads)
-        items = [(*layer_module(layer), layer.height, layer.width) for layer in REFERENCE_LAYERS]
-        return time_modules(items, self.device, min_seconds=0.1, rounds=7)
 
     def layer_ms(self, layer: Layer) -> float:
         """The layer's cost in a whole network: its time alone, calibrated when the table is; the head (one
@@ -356,8 +351,6 @@ class LatencyTable:
         missing = list({layer.key: layer for layer in layers if layer.key not in self.entries}.values())
         if not missing:
             return
-        if self.device.threads and self.device.kind == "cpu":
-            torch.set_num_threads(self.device.threads)
         group: list[Layer] = []
         for layer in missing:
             group.append(layer)
@@ -368,10 +361,16 @@ class LatencyTable:
             self._time(group)
 
     def _time(self, layers: list[Layer]) -> None:
-        items = [(*layer_module(layer), layer.height, layer.width) for layer in layers]
-        for layer, ms in zip(layers, time_modules(items, self.device)):
+        for layer, ms in zip(layers, self._time_layers(layers)):
             self.entries[layer.key] = ms
         self.measured += len(layers)
+
+    def _time_layers(self, layers, **timing) -> list[float]:
+        """The layers' milliseconds on this table's device and threads (`time_modules`), stored nowhere."""
+        if self.device.threads and self.device.kind == "cpu":
+            torch.set_num_threads(self.device.threads)
+        items = [(*layer_module(layer), layer.height, layer.width) for layer in layers]
+        return time_modules(items, self.device, **timing)
 
     def network_ms(self, genotype: Genotype, height: int, width: int) -> float:
         """Predicted milliseconds of one forward pass of the folded network on a height x width input."""

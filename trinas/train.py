@@ -202,8 +202,9 @@ def started_from(folder: Path, genotype: Genotype) -> tuple[dict, list[dict]]:
     """What a run started from a model folder (`--init`) carries over, so its card still says how the network
     was made: the commands before this one (search, pruning, earlier training), which go under
     `training.before`, and, for the same network, the config keys saying how it was made (searched, and with
-    what settings, or chosen by hand from another model's parts). Another network only took some of its weights: it was not found by that search, and its
-    config names the model it started from instead (`derived_from`)."""
+    what settings, or chosen by hand from another model's parts). Another network only took some of its
+    weights: it was not found by that search, and its config names the model it started from instead
+    (`derived_from`)."""
     from .export import ModelConfig, read_config
 
     source = read_config(folder)
