@@ -3,21 +3,16 @@
 #   1. search to a latency budget (LATENCY_MS per 1280x720 output frame of network time on this CPU, 2 threads),
 #      pruning channels down to it at the end (`--prune`), its latency table kept in jobs/cache (TRINAS_CACHE);
 #   2. train the found network on from the search's weights for STEPS steps (`--init`: the same network, every
-#      branch alive), validating on Set5 every 2,000 steps, the curve kept in its checkpoint.
+#      branch alive; jobs/common.sh), the curve kept in its checkpoint.
 # Start it on an idle machine (the latency table is timed at the search's start):
 #   nohup bash jobs/model.sh NAME SCALE LATENCY_MS STEPS [more search options] >> jobs/NAME.log 2>&1 &
 # TRAIN_OPTIONS adds options to the training (e.g. TRAIN_OPTIONS="--lr 2e-4").
 set -euo pipefail
-cd "$(dirname "$0")/.."
-if [ $# -lt 4 ]; then
-  echo "usage: bash jobs/model.sh NAME SCALE LATENCY_MS STEPS [more search options]" >&2
-  exit 2
-fi
+source "$(dirname "$0")/common.sh"
+usage 4+ "NAME SCALE LATENCY_MS STEPS [more search options]" "$@"
 name=$1 scale=$2 latency_ms=$3 steps=$4
 shift 4
 export TRINAS_CACHE=jobs/cache
-TRAIN=../shared/data/train
-VAL=../shared/data/val/Set5
 SEARCH=jobs/$name/search
 # .done, not config.json, says the search is over: the folder is a model (config.json) before its pruning ends,
 # and a rerun with --resume finishes the pruning.
@@ -28,6 +23,5 @@ if [ ! -f "$SEARCH/.done" ]; then
     --at 1280x720 --prune --steps 12000 --threads 2 --quiet "$@" "${resume[@]}"
   touch "$SEARCH/.done"
 fi
-python -m trinas.train --scale "$scale" --train "$TRAIN" --val "$VAL" --genotype "$SEARCH" --init "$SEARCH" \
-  --work "jobs/$name/train" --steps "$steps" --val-every 2000 --threads 2 --time-budget "${TIME_BUDGET:-36000}" \
-  --out "jobs/$name/model" ${TRAIN_OPTIONS:-}
+train_model --scale "$scale" --genotype "$SEARCH" --init "$SEARCH" --work "jobs/$name/train" --steps "$steps" \
+  --threads 2 --out "jobs/$name/model"
