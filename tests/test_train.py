@@ -178,3 +178,13 @@ def test_a_model_folder_starts_a_run_of_its_own_network_exactly(tmp_path):
           "--patch", "8", "--threads", "1", "--out", str(tmp_path / "x3b")])
     again = read_config(tmp_path / "x3b")
     assert (again["design"], again["derived_from"]) == (config["design"], "start") and "searched" not in again
+    # grown again, it still names the model at the start of the chain, with every run between in its history
+    longer = tmp_path / "longer.json"
+    longer.write_text(json.dumps(Genotype(3, 8, (Cell(("ecb3x3", "conv3x3"), (8, 8)), *[Cell(("ecb3x3",), (8,))] * 3),
+                                          tail="shuffle").to_dict()))
+    main(["--scale", "3", "--train", str(tmp_path / "train"), "--genotype", str(longer),
+          "--init", str(tmp_path / "x3b"), "--work", str(tmp_path / "work3c"), "--steps", "1", "--batch", "1",
+          "--patch", "8", "--threads", "1", "--out", str(tmp_path / "x3c"), "--design", "x3b with one more cell."])
+    grown_again = read_config(tmp_path / "x3c")
+    assert grown_again["derived_from"] == "start" and grown_again["design"] == "x3b with one more cell."
+    assert [b["command"] for b in grown_again["training"]["before"]][-1] == again["training"]["command"]

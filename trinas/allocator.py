@@ -16,8 +16,8 @@ Huge pages: PyTorch backs its large CPU tensors with transparent huge pages (2 M
 `THP_MEM_ALLOC_ENABLE=1` is set before its first allocation, which `request_huge_pages()` does when `trinas`
 is imported (unless the variable is set already or `TRINAS_MALLOC=default`). Fewer TLB misses on activations
 of tens of megabytes: whole 1280x720 frames, fresh processes, interleaved, idle machine, 7 rounds in two runs
-of `benchmarks/allocator_compare.py`: `trinas-x4` 1.37x and 1.42x faster than with freed memory kept alone,
-`trinas-x2` 1.07x and 1.02x, `trinas-x2-searched` 0.92x and 1.03x. A process that allocated tensors before
+of `benchmarks/allocator_compare.py`: `trinas-x4-baseline` 1.37x and 1.42x faster than with freed memory kept
+alone, `trinas-x2` 1.07x and 1.02x, `trinas-x2-searched` 0.92x and 1.03x. A process that allocated tensors before
 importing `trinas` runs without them; `huge_pages_in_force()` says which.
 """
 

@@ -204,7 +204,8 @@ def started_from(folder: Path, genotype: Genotype) -> tuple[dict, list[dict]]:
     `training.before`, and, for the same network, the config keys saying how it was made (searched, and with
     what settings, or chosen by hand from another model's parts). Another network only took some of its
     weights: it was not found by that search, and its config names the model it started from instead
-    (`derived_from`)."""
+    (`derived_from`), or, if that one was itself grown from another, the model at the start of the chain (the
+    runs between are in `training.before`): a card must name a model its reader can find, not a work folder."""
     from .export import ModelConfig, read_config
 
     source = read_config(folder)
@@ -214,7 +215,7 @@ def started_from(folder: Path, genotype: Genotype) -> tuple[dict, list[dict]]:
     if ModelConfig.of(source, str(folder)).genotype == genotype:
         carried = {k: source[k] for k in ("searched", "search", "design", "derived_from") if k in source}
     else:
-        carried = {"derived_from": str(source.get("name") or Path(folder).name)}
+        carried = {"derived_from": str(source.get("derived_from") or source.get("name") or Path(folder).name)}
     return carried, [b for b in before if b]
 
 

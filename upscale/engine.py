@@ -122,7 +122,8 @@ class Upscaler:
     def set_compiled(self, enabled: bool) -> None:
         """Run the model through `torch.compile` (fused kernels; the first tiles compile, tens of seconds on a
         CPU), or eagerly. Measure before using it: in the tiled engine on our 2-core CPU it ran 0.83x
-        (trinas-x2-searched) and 0.66x (trinas-x4) the eager speed (`upscale bench --compile`); off by default."""
+        (trinas-x2-searched) and 0.66x (trinas-x4-baseline) the eager speed (`upscale bench --compile`); off by
+        default."""
         if enabled and self._compiled is None:
             self._compiled = torch.compile(self.model)  # kept: switching back and forth compiles once
         self.forward = self._compiled if enabled else self.model
