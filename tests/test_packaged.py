@@ -12,9 +12,9 @@ from upscale.models import packaged_for_scale, packaged_models, weights_root
 from upscale import Upscaler
 
 VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "val"
-PACKAGED = ["trinas-x2", "trinas-x2-searched", "trinas-x3", "trinas-x3-baseline", "trinas-x4", "trinas-x4-baseline",
-            "trinas-x4-rt"]
-BASELINES = {2: "trinas-x2", 3: "trinas-x3-baseline", 4: "trinas-x4-baseline"}
+PACKAGED = ["trinas-x2", "trinas-x2-searched", "trinas-x2-baseline", "trinas-x3", "trinas-x3-baseline", "trinas-x4",
+            "trinas-x4-baseline", "trinas-x4-rt"]
+BASELINES = {2: "trinas-x2-baseline", 3: "trinas-x3-baseline", 4: "trinas-x4-baseline"}
 
 
 @pytest.mark.parametrize("name", PACKAGED)
@@ -34,11 +34,22 @@ def test_packaged_model_is_complete_and_loads(name):
 
 
 def test_each_scale_defaults_to_its_best_packaged_model_on_set5():
-    assert packaged_for_scale(2) == "trinas-x2-searched"
-    for scale, names in ((3, ("trinas-x3", "trinas-x3-baseline")),
+    for scale, names in ((2, ("trinas-x2", "trinas-x2-searched", "trinas-x2-baseline")),
+                         (3, ("trinas-x3", "trinas-x3-baseline")),
                          (4, ("trinas-x4", "trinas-x4-baseline", "trinas-x4-rt"))):
         set5 = {n: read_config(packaged_models()[n])["metrics"]["Set5"]["psnr"] for n in names}
-        assert packaged_for_scale(scale) == max(set5, key=set5.get)
+        assert packaged_for_scale(scale) == max(set5, key=set5.get) == f"trinas-x{scale}"
+
+
+def test_the_x2_model_is_no_slower_than_the_searched_x2():
+    """Issue 13's x2 speed target: trinas-x2 is trinas-x2-searched's network trained longer, so it does the same
+    work by construction; its recorded `upscale bench --against trinas-x2-searched` run agrees within the
+    machine's noise (5%)."""
+    x2, searched = (read_config(packaged_models()[n]) for n in ("trinas-x2", "trinas-x2-searched"))
+    assert x2["genotype"] == searched["genotype"] and x2["params"] == searched["params"]
+    speed = [e for e in x2.get("speed", []) if "trinas-x2-searched" in (e.get("against") or {})]
+    assert speed and all(e["output"] == "1280x720" for e in speed)
+    assert all(e["ms_per_frame"] <= 1.05 * e["against"]["trinas-x2-searched"] for e in speed)
 
 
 @pytest.mark.parametrize("name", ["trinas-x3", "trinas-x4"])
@@ -68,8 +79,8 @@ def test_the_real_time_x4_meets_its_targets_as_recorded():
 def test_the_default_x2_is_better_and_cheaper_than_the_x2_baseline():
     """The default x2 model scores higher on both sets at lower multiply-adds (the recorded numbers, which the
     slow test below reproduces with `upscale eval`). This is a claim about the shipped models only: the
-    searched one trained 6.7x longer. Whether the search beats chance is `benchmarks/search_controls.py`'s."""
-    searched, baseline = (read_config(packaged_models()[n]) for n in ("trinas-x2-searched", "trinas-x2"))
+    searched network trained 12x longer. Whether the search beats chance is `benchmarks/search_controls.py`'s."""
+    searched, baseline = (read_config(packaged_models()[n]) for n in (packaged_for_scale(2), "trinas-x2-baseline"))
     assert searched["madds_per_output_pixel"] <= baseline["madds_per_output_pixel"]
     for dataset in ("Set5", "Set14"):
         assert searched["metrics"][dataset]["psnr"] > baseline["metrics"][dataset]["psnr"]
