@@ -114,12 +114,13 @@ def summarise(args: argparse.Namespace, networks: list[Network], val_name: str, 
     for key in ("val", "report"):
         order = sorted(complete, key=lambda r: -r[f"{key}_mean"])
         ranks[key] = next((i + 1 for i, r in enumerate(order) if r["role"] == "found"), None)
-    randoms = [r["report_mean"] for r in complete if r["role"] == "random"]
+    randoms = {key: [r[f"{key}_mean"] for r in complete if r["role"] == "random"] for key in ("val", "report")}
     return {"command": "python benchmarks/search_controls.py " + shlex.join(sys.argv[1:]),
             "schedule": {"steps": args.steps, "batch": args.batch, "patch": args.patch, "lr": args.lr,
                          "train": [str(p) for p in args.train], "seeds": args.seeds},
             "sets": {"val": val_name, "report": report_name}, "rows": rows, "complete": len(complete),
-            "found_rank": ranks, "random_median_report": float(np.median(randoms)) if randoms else None}
+            "found_rank": ranks,
+            **{f"random_median_{key}": float(np.median(v)) if v else None for key, v in randoms.items()}}
 
 
 def markdown(summary: dict) -> str:
@@ -205,7 +206,7 @@ def record(folder: Path, summary: dict, tolerance: float, baseline_ops: list[str
         "found": {k: found[f"{k}_mean"] for k in ("val", "report")},
         "baseline": {k: baselines[0][f"{k}_mean"] for k in ("val", "report")},
         "baselines": {op: {k: row[f"{k}_mean"] for k in ("val", "report")} for op, row in zip(baseline_ops, baselines)},
-        "random_median_report": summary["random_median_report"]}
+        "random_median_val": summary["random_median_val"], "random_median_report": summary["random_median_report"]}
     write_config(folder, config)
     print(f"recorded in {folder / 'config.json'} and its card")
 

@@ -92,7 +92,7 @@ def test_controls_train_every_network_alike_rank_the_found_one_and_resume(tmp_pa
 def test_record_puts_the_outcome_in_the_model_card_and_refuses_unfinished_controls(tmp_path, tiny_model_dir):
     import shutil
 
-    from trinas.export import read_config
+    from trinas.export import model_card, read_config
 
     folder = tmp_path / "found"
     shutil.copytree(tiny_model_dir, folder)
@@ -100,7 +100,7 @@ def test_record_puts_the_outcome_in_the_model_card_and_refuses_unfinished_contro
     summary = {"command": "python benchmarks/search_controls.py --found x --summary-only --record",
                "schedule": {"steps": 10, "batch": 2, "patch": 8, "seeds": [0, 1]},
                "sets": {"val": "Set5", "report": "Set14"}, "found_rank": {"val": 1, "report": 2},
-               "random_median_report": 27.5, "complete": 4,
+               "random_median_val": 29.0, "random_median_report": 27.5, "complete": 4,
                "rows": [{"role": "found", **row}, {"role": "baseline", "val_mean": 29.9, "report_mean": 28.1},
                         {"role": "baseline", "val_mean": 30.2, "report_mean": 28.3},
                         {"role": "random", "val_mean": 29.0, "report_mean": 27.5}]}
@@ -109,11 +109,13 @@ def test_record_puts_the_outcome_in_the_model_card_and_refuses_unfinished_contro
     assert config["controls"]["rank"] == {"val": 1, "report": 2}
     assert config["controls"]["command"] == "python benchmarks/search_controls.py --found x"
     card = (folder / "README.md").read_text()
-    assert "ranks **1 of 4** on Set5 and **2 of 4** on Set14" in card and "| median random genotype | | 27.50 |" in card
+    assert "ranks **1 of 4** on Set5 and **2 of 4** on Set14" in card and "| median random genotype | 29.00 | 27.50 |" in card
     assert "| baseline of equal cost (conv3x3 cells) | 29.90 | 28.10 |" in card
     assert "| baseline of equal cost (ecb3x3 cells) | 30.20 | 28.30 |" in card
     with pytest.raises(SystemExit, match="not finished"):
         controls.record(folder, {**summary, "complete": 3}, 0.1, ["conv3x3", "ecb3x3"])
+    del config["controls"]["random_median_val"]  # as recorded before 0.2.0
+    assert "| median random genotype | not recorded | 27.50 |" in model_card(config)
 
 
 def test_random_networks_come_from_the_found_models_own_search_space(tmp_path, tiny_model_dir):

@@ -332,9 +332,15 @@ def _controls_section(controls: dict | None) -> list[str]:
             f"| | {sets['val']} PSNR | {sets['report']} PSNR |", "|---|---|---|",
             f"| this genotype | {controls['found']['val']:.2f} | {controls['found']['report']:.2f} |",
             *_baseline_rows(controls),
-            f"| median random genotype | | {controls['random_median_report']:.2f} |", "",
+            f"| median random genotype | {_median_cell(controls, 'val')} | {_median_cell(controls, 'report')} |", "",
             "The figures above this section come from longer training; these compare like with like. "
             "Reproduce with:", "", "```", controls["command"], "```", ""]
+
+
+def _median_cell(controls: dict, key: str) -> str:
+    """The random genotypes' median on a set; controls recorded before 0.2.0 kept only the reported set's."""
+    median = controls.get(f"random_median_{key}")
+    return "not recorded" if median is None else f"{median:.2f}"
 
 
 def _baselines_named(controls: dict) -> str:
