@@ -23,7 +23,7 @@ from dataclasses import asdict, replace
 
 from trinas.screen import (DataSpec, Schedule, Task, add_screen_arguments, mean_and_spread, screen_all_or_exit,
                            seed_summary)
-from trinas.space import baseline_genotype
+from screened_network import add_network_arguments, network_of
 
 
 def variants(schedule: Schedule, ema: float, late_patch: int) -> dict[str, Schedule]:
@@ -38,21 +38,14 @@ def variants(schedule: Schedule, ema: float, late_patch: int) -> dict[str, Sched
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_screen_arguments(parser, steps=8000)
-    parser.add_argument("--model", help="a model folder or packaged name whose genotype is trained "
-                                        "[default: the baseline of --scale at width 24]")
-    parser.add_argument("--scale", type=int, default=2)
+    add_network_arguments(parser)
     parser.add_argument("--variants", nargs="+", help="a subset of the variants [default: all of them]")
     parser.add_argument("--ema", type=float, default=0.999)
     parser.add_argument("--late-from", type=float, default=0.8)
     parser.add_argument("--late-patch", type=int, default=48)
     args = parser.parse_args(argv)
 
-    if args.model:
-        from upscale.models import load  # the packaged names live in the application
-
-        genotype = load(args.model).module.genotype
-    else:
-        genotype = baseline_genotype(args.scale, width=24)
+    genotype = network_of(args)
     base = Schedule(args.steps, args.batch, args.patch, args.lr, late_from=args.late_from)
     schedules = variants(base, args.ema, args.late_patch)
     chosen = args.variants or list(schedules)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .cost import count_params, madds_per_output_pixel
-from .data import Pair, PatchSampler, list_images, make_pairs
+from .data import Pair, PatchSampler, image_subset, list_images, make_pairs
 from .evaluate import BenchmarkImage, load_benchmark, score, upscale_with
 from .net import TriNet
 from .space import Genotype
@@ -52,8 +52,10 @@ class ScreenData:
 
 
 def load_screen_data(train_dirs: list[Path], val: Path, report: Path, scale: int, patch: int,
-                     max_side: int | None = 2048) -> ScreenData:
-    return ScreenData(make_pairs(list_images(train_dirs), scale, patch, max_side), load_benchmark(val, scale),
+                     max_side: int | None = 2048, fraction: float = 1.0) -> ScreenData:
+    """The training pairs (`fraction` of the images, `image_subset`) and both scored sets."""
+    images = image_subset(list_images(train_dirs), fraction)
+    return ScreenData(make_pairs(images, scale, patch, max_side), load_benchmark(val, scale),
                       load_benchmark(report, scale))
 
 
@@ -121,6 +123,7 @@ class DataSpec:
     scale: int
     patch: int
     max_side: int | None = 2048
+    fraction: float = 1.0  # of the training images (`benchmarks/data_scaling.py`)
 
 
 _WORKER: dict = {}
@@ -130,7 +133,7 @@ def _start_worker(spec: DataSpec, schedule: Schedule, threads: int, device: str)
     torch.set_num_threads(threads)
     _WORKER["schedule"], _WORKER["device"] = schedule, device
     _WORKER["data"] = load_screen_data(list(spec.train_dirs), spec.val, spec.report, spec.scale, spec.patch,
-                                       spec.max_side)
+                                       spec.max_side, spec.fraction)
 
 
 def _run_task(task: Task) -> dict:
