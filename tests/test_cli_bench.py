@@ -40,6 +40,17 @@ def test_tile_sides(tiny_model_dir):
     assert [row["name"] for row in result["rows"]] == ["tile 0", "tile 16"]
 
 
+def test_precisions_of_one_model(tiny_model_dir):
+    """bf16 on the CPU beside fp32 in one run (fast where the processor has AMX: a ratio, not a promise)."""
+    result = bench_json("--model", str(tiny_model_dir), "--precisions", "fp32,bf16")
+    assert [row["name"] for row in result["rows"]] == ["fp32", "bf16"]
+    assert result["rows"][0]["ratio"] == 1.0 and result["rows"][1]["ratio"] > 0
+    for extra in (["--precisions", "fp32,fp8"], ["--precisions", "fp32,fp16"], ["--precisions", "fp32,bf16",
+                                                                               "--tiles", "0,16"]):
+        wrong = CliRunner().invoke(main, ["bench", "--model", str(tiny_model_dir), *extra, *QUICK])
+        assert wrong.exit_code == 1 and len(wrong.output.strip().splitlines()) == 1, wrong.output
+
+
 def test_models_against_each_other(tmp_path):
     small = make_tiny_model(tmp_path / "small", width=4)
     large = make_tiny_model(tmp_path / "large", width=16, cells=3)
@@ -109,7 +120,8 @@ def test_record_keeps_the_default_engine_time_with_its_command_and_a_rerun_repla
 
 
 def test_record_refuses_what_is_not_the_default_engine_or_not_a_local_folder(tiny_model_dir):
-    for extra in (["--model", str(tiny_model_dir), "--tiles", "0,16"], ["--model", "hf:someone/model"]):
+    for extra in (["--model", str(tiny_model_dir), "--tiles", "0,16"], ["--model", "hf:someone/model"],
+                  ["--model", str(tiny_model_dir), "--precisions", "fp32,bf16"]):
         result = CliRunner().invoke(main, ["bench", *extra, "--record", *QUICK])
         assert result.exit_code == 1 and result.output.startswith("error: "), result.output
         assert len(result.output.strip().splitlines()) == 1

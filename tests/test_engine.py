@@ -108,6 +108,23 @@ def test_half_precision_is_refused_on_cpu():
     assert pick_dtype(torch.device("cpu"), "auto", True) == torch.float32
 
 
+@pytest.mark.parametrize("tta", [False, True])
+def test_bf16_on_the_cpu_is_autocast_close_to_fp32(tmp_path, tta):
+    """bf16 on the CPU keeps the weights and the output in fp32 and runs the convolutions in bf16: the output
+    stays within a few 8-bit levels of fp32's, and differs from it (bf16 really ran)."""
+    folder = make_tiny_model(tmp_path / "m", scale=2, width=8, cells=2)
+    image = (np.random.default_rng(2).random((40, 36, 3)) * 255).astype(np.uint8)
+    fp32 = _upscaler(folder, tta=tta).upscale_array(image).astype(int)
+    up = _upscaler(folder, precision="bf16", tta=tta)
+    assert up.dtype == torch.bfloat16 and up.autocast
+    assert {p.dtype for p in up.model.parameters()} == {torch.float32}
+    bf16 = up.upscale_array(image).astype(int)
+    assert bf16.shape == fp32.shape and np.abs(bf16 - fp32).max() <= 3
+    x = torch.rand(1, 3, 8, 8)
+    with torch.inference_mode():  # the convolutions themselves ran in bf16: not bit-equal to fp32
+        assert not torch.equal(up.model(x), up._model_on(x))
+
+
 def test_bad_arrays_are_clear_errors(tiny_model_dir):
     up = _upscaler(tiny_model_dir)
     with pytest.raises(EngineError, match="zero"):

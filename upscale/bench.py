@@ -113,13 +113,14 @@ def _with_references(runs: dict, madds: dict[str, float | None], upscaler: Upsca
     scale = upscaler.scale
     out_pixels = {**{name: height * width * scale**2 for name in runs}, **(out_pixels or {})}
     conv_width = int(getattr(getattr(upscaler.model, "genotype", None), "width", 32))
-    conv = torch.nn.Conv2d(conv_width, conv_width, 3, padding=1).to(upscaler.device, upscaler.dtype).eval()
+    dtype = upscaler.storage_dtype
+    conv = torch.nn.Conv2d(conv_width, conv_width, 3, padding=1).to(upscaler.device, dtype).eval()
     conv = conv.to(memory_format=upscaler.memory_format)
-    features = torch.rand(1, conv_width, height, width, device=upscaler.device, dtype=upscaler.dtype)
+    features = torch.rand(1, conv_width, height, width, device=upscaler.device, dtype=dtype)
     features = features.contiguous(memory_format=upscaler.memory_format)
 
-    def run_conv() -> None:
-        with torch.inference_mode():
+    def run_conv() -> None:  # in the model's precision, as the model runs
+        with torch.inference_mode(), upscaler.computing():
             conv(features)
 
     references = {REFERENCE_CONV: (lambda: None, run_conv),

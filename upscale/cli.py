@@ -154,21 +154,25 @@ def eval_command(ctx, model_spec, scale, device, precision, tile, tile_pad, comp
 @click.option("--tiles", metavar="N,N,..", help="Compare these tile sides (0 = whole image) instead of layouts.")
 @click.option("--against", "against", multiple=True, metavar="SPEC",
               help="Compare with these models (same scale) instead of layouts; repeatable.")
+@click.option("--precisions", metavar="P,P,..",
+              help="Compare these precisions of the model instead of layouts, e.g. fp32,bf16 (bf16 on the CPU: "
+                   "fast where the processor has AMX, slow elsewhere).")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON on stdout.")
 @click.option("--record", is_flag=True,
               help="Store the model's time (as the engine runs it by default) in its folder's config.json and card.")
 @click.pass_context
 def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, compiled, size, output_size, repeats,
-                  rounds, tiles, against, as_json, record):
-    """Engine throughput: memory layouts, tile sides, eager against compiled (--compile) or models compared in
-    the same run, as ratios."""
+                  rounds, tiles, against, precisions, as_json, record):
+    """Engine throughput: memory layouts, tile sides, precisions, eager against compiled (--compile) or models
+    compared in the same run, as ratios."""
     if size and output_size:
         raise UpscaleError("give the input size (--size) or the output frame (--output), not both")
-    if sum(map(bool, (tiles, against, compiled))) > 1:
-        raise UpscaleError("compare one thing at a time: tile sides (--tiles), models (--against) or "
-                           "eager against compiled (--compile)")
-    if record and (tiles or compiled):
-        raise UpscaleError("--record stores the time of the engine's default settings; drop --tiles and --compile")
+    if sum(map(bool, (tiles, against, compiled, precisions))) > 1:
+        raise UpscaleError("compare one thing at a time: tile sides (--tiles), models (--against), precisions "
+                           "(--precisions) or eager against compiled (--compile)")
+    if record and (tiles or compiled or precisions):
+        raise UpscaleError("--record stores the time of the engine's default settings; drop --tiles, --precisions "
+                           "and --compile")
     if record:
         check_recordable(model_spec)
     upscaler = build_upscaler(model_spec, scale, device, precision, tile, tile_pad)
@@ -186,6 +190,10 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, com
                   for spec in against}
         rows, reference = bench_models({model_spec or upscaler.config.get("name"): upscaler, **others}, height,
                                        width, repeats, rounds, parse_size(output_size) if output_size else None)
+    elif precisions:
+        variants = {p.strip(): build_upscaler(model_spec, scale, device, p.strip(), tile, tile_pad)
+                    for p in precisions.split(",")}
+        rows, reference = bench_models(variants, height, width, repeats, rounds)
     else:
         if compiled:
             variants = {"eager": lambda up: up.set_compiled(False), "compiled": lambda up: up.set_compiled(True)}

@@ -32,7 +32,7 @@ def engine_options(command: Callable) -> Callable:
         click.option("--scale", "-s", type=click.IntRange(2, 8), help="Use the packaged model for this factor."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps."),
         click.option("--precision", default="auto", show_default=True,
-                     type=click.Choice(["auto", "fp32", "fp16", "bf16"]), help="Half precision is GPU-only."),
+                     type=click.Choice(["auto", "fp32", "fp16", "bf16"]), help="auto: fp16 on a GPU, fp32 on the CPU; bf16 also on the CPU (fast with AMX: measure)."),
         click.option("--tile", default="auto", show_default=True, metavar="N|auto|0",
                      callback=lambda ctx, param, value: parse_tile(value),
                      help="Tile side in input pixels; 0 = whole image; auto = from free memory."),
