@@ -4,8 +4,10 @@ choice may be made) and Set14 (reported only).
 
 Variants: `plain` (L1, one patch size, no average), `ema` (a weight average, decay --ema), `late-l2` and
 `late-charbonnier` (the last --late-from of the run with that loss), `late-patch` (larger patches late),
-`all` (every part). A part is kept in the default recipe only where it beats `plain` on Set5 by more than the
-seeds' spread.
+`all` (every part), and `bf16` (the forward pass in bfloat16 autocast: not a part of the recipe but a trade,
+kept where it loses no more than the seeds' spread at equal steps, for the steps per hour it buys; each row
+says its training minutes, comparable within one run of this script). A part is kept in the default recipe
+only where it beats `plain` on Set5 by more than the seeds' spread.
 
     python benchmarks/recipe_ablation.py --train ../shared/data/train --val ../shared/data/val/Set5 \
         --report ../shared/data/val/Set14 --out runs/recipe-x2 --model trinas-x2-searched --steps 8000 --jobs 2
@@ -32,7 +34,8 @@ def variants(schedule: Schedule, ema: float, late_patch: int) -> dict[str, Sched
             "late-l2": replace(schedule, late_loss="l2"),
             "late-charbonnier": replace(schedule, late_loss="charbonnier"),
             "late-patch": replace(schedule, late_patch=late_patch),
-            "all": replace(schedule, ema=ema, late_loss="l2", late_patch=late_patch)}
+            "all": replace(schedule, ema=ema, late_loss="l2", late_patch=late_patch),
+            "bf16": replace(schedule, precision="bf16")}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,17 +66,19 @@ def main(argv: list[str] | None = None) -> None:
                   f"{args.report.name} {result['report']:.2f} dB", flush=True)
     rows = []
     for name in chosen:
-        rows.append({"variant": name, "schedule": asdict(schedules[name]), **seed_summary(results[name])})
+        minutes = sum(r["train_seconds"] for r in results[name]) / 60 / max(1, len(results[name]))
+        rows.append({"variant": name, "schedule": asdict(schedules[name]), "minutes": minutes,
+                     **seed_summary(results[name])})
     command = "python benchmarks/recipe_ablation.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     lines = [f"`{genotype.describe()}` from scratch; {args.steps} steps, batch {args.batch}, {args.patch}px LR "
              f"patches, lr {args.lr}, seeds {args.seeds}; late = the last {1 - args.late_from:.0%} of the steps.", "",
-             f"| variant | {args.val.name} PSNR | {args.report.name} PSNR | vs plain ({args.val.name}) |",
-             "|---|---|---|---|"]
+             f"| variant | {args.val.name} PSNR | {args.report.name} PSNR | vs plain ({args.val.name}) | "
+             f"training minutes |", "|---|---|---|---|---|"]
     plain = next((r for r in rows if r["variant"] == "plain"), None)
     for row in rows:
         gain = f"{row['val_mean'] - plain['val_mean']:+.3f} dB" if plain else ""
         lines.append(f"| {row['variant']} | {mean_and_spread(row, 'val')} | {mean_and_spread(row, 'report')} | "
-                     f"{gain} |")
+                     f"{gain} | {row['minutes']:.1f} |")
     lines += ["", f"Command: `{command}`", ""]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "recipe.json").write_text(json.dumps({"command": command, "genotype": genotype.to_dict(),

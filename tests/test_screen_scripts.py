@@ -69,12 +69,14 @@ def test_data_scaling_refuses_a_share_outside_zero_to_one(tmp_path, capsys):
 
 
 def test_recipe_ablation_trains_each_variant_alike_and_compares_with_plain(tmp_path):
-    args = tiny_sets(tmp_path) + ["--out", str(tmp_path / "out"), "--variants", "plain", "ema",
+    args = tiny_sets(tmp_path) + ["--out", str(tmp_path / "out"), "--variants", "plain", "ema", "bf16",
                                   "--model", tiny_model(tmp_path)]
     recipe.main(args)
     table = json.loads((tmp_path / "out" / "recipe.json").read_text())
-    assert [r["variant"] for r in table["rows"]] == ["plain", "ema"]
-    assert table["rows"][1]["schedule"]["ema"] == 0.999 and table["rows"][0]["schedule"]["ema"] is None
+    assert [r["variant"] for r in table["rows"]] == ["plain", "ema", "bf16"]
+    plain, ema, bf16 = (r["schedule"] for r in table["rows"])
+    assert ema == {**plain, "ema": 0.999} and bf16 == {**plain, "precision": "bf16"}  # one part differs
+    assert all(r["minutes"] > 0 for r in table["rows"])
     results = sorted((tmp_path / "out").glob("*/seed*/result.json"))
-    assert len(results) == 4 and {json.loads(p.read_text())["steps"] for p in results} == {3}
+    assert len(results) == 6 and {json.loads(p.read_text())["steps"] for p in results} == {3}
     assert "| ema |" in (tmp_path / "out" / "recipe.md").read_text()

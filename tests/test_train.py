@@ -67,6 +67,22 @@ def test_the_late_part_of_the_run_switches_loss_and_patch():
         TrainConfig(scale=2, late_loss="perceptual")
 
 
+def test_bf16_training_runs_the_forward_pass_in_bf16_and_keeps_fp32_weights(tmp_path):
+    from trinas.train import forward_in
+
+    model = tiny()
+    x = torch.rand(2, 3, 8, 8)
+    fp32, bf16 = forward_in(model, x, "fp32"), forward_in(model, x, "bf16")
+    assert fp32.dtype == bf16.dtype == torch.float32 and not torch.equal(fp32, bf16)
+    assert torch.allclose(fp32, bf16, atol=0.05)
+    config = TrainConfig(**{**RECIPE, "precision": "bf16"})
+    result = train(model, PatchSampler(pairs(), 2, 8), [], config, tmp_path / "c.pt", log=lambda _: None)
+    assert result["done"] and {p.dtype for p in model.parameters()} == {torch.float32}
+    assert torch.load(tmp_path / "c.pt", weights_only=False)["config"]["precision"] == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(scale=2, precision="fp16")
+
+
 def test_saturation_is_the_gain_over_the_last_fifth():
     history = [{"step": s, "val_psnr": v} for s, v in ((100, 30.0), (400, 31.0), (800, 31.50), (1000, 31.51))]
     assert saturation(history) == pytest.approx(0.01)  # 800 -> 1000: under 0.02 dB, saturated
@@ -83,10 +99,12 @@ def test_a_screen_schedule_carries_the_recipe_into_training(tmp_path, monkeypatc
     monkeypatch.setattr(screen_module, "train", lambda model, sampler, val, config, *a, **k:
                         seen.append(config) or {"step": config.steps})
     monkeypatch.setattr(screen_module, "score", lambda *a, **k: type("S", (), {"mean": lambda self, key: 0.0})())
-    schedule = Schedule(steps=5, batch=2, patch=8, ema=0.99, late_loss="l2", late_patch=12, late_from=0.6)
+    schedule = Schedule(steps=5, batch=2, patch=8, ema=0.99, late_loss="l2", late_patch=12, late_from=0.6,
+                        precision="bf16")
     screen_module.screen(baseline_genotype(2, width=8, cells=1), 0, schedule, ScreenData(pairs(), [], []),
                          tmp_path / "run")
-    assert (seen[0].ema, seen[0].late_loss, seen[0].late_patch, seen[0].late_from) == (0.99, "l2", 12, 0.6)
+    assert (seen[0].ema, seen[0].late_loss, seen[0].late_patch, seen[0].late_from, seen[0].precision) == \
+        (0.99, "l2", 12, 0.6, "bf16")
     assert schedule.largest_patch == 12
 
 
@@ -107,12 +125,13 @@ def test_the_model_folder_shows_its_training_curve(tmp_path):
     common = ["--scale", "2", "--train", str(tmp_path / "train"), "--val", str(tmp_path / "val"), "--genotype",
               str(genotype), "--work", str(tmp_path / "work"), "--steps", "4", "--val-every", "2", "--batch", "2",
               "--patch", "8", "--threads", "1"]
-    main([*common, "--out", str(tmp_path / "model")])
+    main([*common, "--out", str(tmp_path / "model"), "--precision", "bf16"])
     card = (tmp_path / "model" / "README.md").read_text()
+    assert "precision: bf16 autocast (fp32 weights)" in card
     assert (tmp_path / "model" / "curves.png").is_file()
     assert "![validation PSNR and training loss over the run](curves.png)" in card
     assert [r["step"] for r in read_config(tmp_path / "model")["training"]["history"]] == [2, 4]
-    main([*common, "--out", str(tmp_path / "again"), "--export-only"])  # from the checkpoint: the same curve
+    main([*common, "--out", str(tmp_path / "again"), "--precision", "bf16", "--export-only"])  # from the checkpoint: the same curve
     assert (tmp_path / "again" / "curves.png").read_bytes() == (tmp_path / "model" / "curves.png").read_bytes()
     gains = [read_config(tmp_path / folder)["training"]["last_fifth_gain_db"] for folder in ("model", "again")]
     assert gains[0] == gains[1]  # and the same verdict on saturation

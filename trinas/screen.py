@@ -38,6 +38,7 @@ class Schedule:
     late_from: float = 0.8
     late_loss: str | None = None
     late_patch: int | None = None
+    precision: str = "fp32"  # "bf16": the forward pass in bfloat16 autocast
 
     @property
     def largest_patch(self) -> int:
@@ -67,7 +68,8 @@ def screen(genotype: Genotype, seed: int, schedule: Schedule, data: ScreenData, 
         return json.loads(done.read_text())
     config = TrainConfig(scale=genotype.scale, steps=schedule.steps, batch=schedule.batch, patch=schedule.patch,
                          lr=schedule.lr, seed=seed, val_every=schedule.steps, ema=schedule.ema,
-                         late_from=schedule.late_from, late_loss=schedule.late_loss, late_patch=schedule.late_patch)
+                         late_from=schedule.late_from, late_loss=schedule.late_loss, late_patch=schedule.late_patch,
+                         precision=schedule.precision)
     torch.manual_seed(seed)  # the same initialisation stream for every network of this seed
     model = TriNet(genotype)
     sampler = PatchSampler(data.pairs, genotype.scale, schedule.patch, seed)
