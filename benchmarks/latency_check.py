@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tail", choices=["conv", "shuffle", "mixed"], default="conv",
                         help="layout of the random networks (mixed: every other one with a shuffle tail)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", choices=["cpu", "cpu-bf16"], default="cpu",
+                        help="the CPU in fp32, or in bf16 as `--precision bf16` runs")
     parser.add_argument("--tile", type=int, default=CPU_TILE, help="engine tile side (0: whole frames)")
     parser.add_argument("--genotype", action="append", default=[], metavar="JSON",
                         help="a genotype to check too, as JSON text or a file (repeatable)")
@@ -58,10 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     args.scale = args.scale or [2]
     torch.set_num_threads(args.threads)
     if args.refit:
-        return refit(args.refit, Device.current("cpu", args.threads), args.cache)
+        return refit(args.refit, Device.current(args.device, args.threads), args.cache)
     out_w, out_h = (int(v) for v in args.frame.lower().split("x"))
 
-    device = Device.current("cpu", args.threads)
+    device = Device.current(args.device, args.threads)
     table = LatencyTable(device, args.cache)
     if stale := table.verify():
         print(stale)
@@ -103,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         again.update(measure_frames(group, list(tiles), device))  # how well does this machine repeat itself?
     rows = [check_row(table, name, g, list(tiles), measured[name]) for name, (g, tiles) in checked.items()]
     table.save()
-    print(f"{args.frame} output frame, {', '.join(f'x{s}' for s in args.scale)}, {args.threads} threads, tiles of "
+    print(f"{args.frame} output frame, {', '.join(f'x{s}' for s in args.scale)}, {args.threads} threads, "
+          f"{device.precision}, tiles of "
           f"{args.tile} ({table.measured} layers timed now, table {table.path}; "
           f"{f'calibrated on {len(fitted_on)} other random networks' if fitted_on else 'calibrated' if calibration else 'not calibrated'})")
     print_rows(rows)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import each_module
+from conftest import each_module, fake_frame_times
 from PIL import Image
 
 from trinas import latency
@@ -81,11 +81,15 @@ def test_a_wider_network_is_predicted_slower_on_this_machine(tmp_path):
 
 
 def test_devices_are_checked():
-    with pytest.raises(ValueError, match="cpu or cuda"):
+    with pytest.raises(ValueError, match="cpu, cpu-bf16, cuda"):
         Device.current("tpu")
     with pytest.raises(ValueError, match="GPU only"):
         Device.current("cpu", half=True)
     assert "/" not in Device("cpu", 2, False, "A/B cpu @ 2GHz").key
+    # bf16 on the CPU: a table of its own, layers timed in bfloat16
+    fp32, bf16 = Device.current("cpu", 1), Device.current("cpu-bf16", 1)
+    assert bf16.bf16 and bf16.dtype == torch.bfloat16 and bf16.threads == 1 and bf16.kind == "cpu"
+    assert bf16.key == fp32.key.replace("-fp32-", "-bf16-") and fp32.dtype == torch.float32
 
 
 def test_a_latency_budget_below_the_fastest_network_is_refused_at_once(tmp_path, fake_clock):
@@ -100,6 +104,13 @@ def test_a_latency_budget_below_the_fastest_network_is_refused_at_once(tmp_path,
         check_inputs(config, [folder], [folder], tmp_path / "out", resume=False)
     with pytest.raises(SearchInputError, match="--at WIDTHxHEIGHT"):
         tiny_config(latency_ms=10.0)
+    # the same in bf16 on the CPU: its own table, the same refusal
+    config = tiny_config(latency_ms=1e-6, latency_at="64x64", latency_tile=0, latency_device="cpu-bf16")
+    with pytest.raises(SearchInputError, match="below the cheapest network"):
+        check_inputs(config, [folder], [folder], tmp_path / "out", resume=False)
+    assert any("-bf16-" in p.name for p in fake_clock.iterdir())
+    with pytest.raises(SearchInputError, match="cpu, cpu-bf16, cuda"):
+        tiny_config(latency_ms=1.0, latency_at="64x64", latency_device="tpu")
 
 
 def test_a_budget_calibrates_the_table_first_once_per_device(fake_clock):
@@ -274,3 +285,20 @@ def test_a_table_from_before_references_adopts_this_machines(tmp_path, monkeypat
     old = LatencyTable(device, tmp_path)
     assert old.reference is None
     assert old.verify() is None and old.entries and old.reference == [1.0] * len(latency.REFERENCE_LAYERS)
+
+
+def test_the_latency_check_predicts_and_measures_alike_in_bf16(fake_clock, monkeypatch, capsys, tmp_path):
+    """`benchmarks/latency_check.py --device cpu-bf16`: a table of its own, the packaged and random networks
+    predicted and measured (here by the stand-in clocks), the share within 10% printed and written."""
+    from tests.test_controls import load_script
+
+    check = load_script("latency_check")
+    monkeypatch.setattr(check, "measure_frames", fake_frame_times)
+    rows = tmp_path / "rows.json"
+    check.main(["--frame", "128x64", "--random", "2", "--calibrate", "2", "--device", "cpu-bf16", "--threads", "1",
+                "--json", str(rows)])
+    out = capsys.readouterr().out
+    assert "1 threads, bf16" in out and "calibrated: within 10% for" in out
+    assert any("-bf16-" in p.name for p in fake_clock.iterdir())
+    checked = json.loads(rows.read_text())["checked"]
+    assert {r["name"] for r in checked} >= {"trinas-x2", "random-x2-00", "random-x2-01"}

@@ -22,7 +22,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -46,6 +46,7 @@ LAYER = "layer"  # the calibration's cost of running one more layer inside a net
 TRAFFIC = "traffic"  # the calibration's cost of moving activations, in ms per MB
 FITTED = (*LAYER_KINDS, CALL, LAYER, TRAFFIC)  # what a calibration holds
 CALIBRATION_NETWORKS = 16  # random networks timed whole to calibrate a table before it sets a budget
+LATENCY_DEVICES = ("cpu", "cpu-bf16", "cuda")  # where a latency budget can hold (`Device.current`)
 STALE_TOLERANCE = 0.10  # a table whose reference layers now run this much faster or slower is re-measured
 
 
@@ -59,15 +60,20 @@ class Device:
     name: str = ""  # processor or GPU model
     torch_version: str = torch.__version__
     allocator: str = ""  # CPU: `trinas.allocator.allocator_name()`: large layers differ up to 2x
+    bf16: bool = False  # bfloat16 on the CPU (the engine's --precision bf16; 2-3x fp32's speed with AMX)
 
     @classmethod
     def current(cls, kind: str = "cpu", threads: int | None = None, half: bool = False) -> "Device":
+        """The device of a latency table by its name (LATENCY_DEVICES): `cpu` (fp32, `threads`), `cpu-bf16`
+        (bfloat16 on the CPU) or `cuda` (with `half`: fp16)."""
+        if kind == "cpu-bf16":
+            return replace(cls.current("cpu", threads), bf16=True)
         if kind == "cuda":
             if not torch.cuda.is_available():
                 raise ValueError("a CUDA latency table needs a CUDA GPU, and this torch build sees none")
             return cls("cuda", 0, half, torch.cuda.get_device_name())
         if kind != "cpu":
-            raise ValueError(f"latency device must be cpu or cuda, got {kind!r}")
+            raise ValueError(f"latency device must be one of {', '.join(LATENCY_DEVICES)}, got {kind!r}")
         if half:
             raise ValueError("fp16 latency is measured on a GPU only; the CPU runs fp32")
         keep_freed_memory()  # applied here: timing runs under it
@@ -76,7 +82,7 @@ class Device:
     @property
     def key(self) -> str:
         """A file-safe name: the same device, threads, precision and torch share one table."""
-        text = f"{self.kind}-{self.name}-t{self.threads}-{'fp16' if self.half else 'fp32'}-torch{self.torch_version}"
+        text = f"{self.kind}-{self.name}-t{self.threads}-{self.precision}-torch{self.torch_version}"
         text += f"-malloc_{self.allocator}" if self.allocator else ""
         return "".join(c if c.isalnum() or c in "-._" else "_" for c in text)
 
@@ -85,8 +91,12 @@ class Device:
         return torch.device(self.kind)
 
     @property
+    def precision(self) -> str:
+        return "fp16" if self.half else "bf16" if self.bf16 else "fp32"
+
+    @property
     def dtype(self) -> torch.dtype:
-        return torch.float16 if self.half else torch.float32
+        return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[self.precision]
 
 
 def cpu_name() -> str:

@@ -10,6 +10,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, fields
 
+from .latency import LATENCY_DEVICES
 from .space import SearchSpace
 from .sparsestmax import BUDGET_GRADIENTS, MAX_RADIUS, RELAXATIONS
 from .supernet import DEFAULT_DEPTH_FINISH, DEPTH_FINISHES
@@ -63,7 +64,8 @@ class SearchConfig:
     # the budget is only a ceiling (see `search_losses.architecture_loss`).
     budget_mode: str = "target"
     # A latency budget: milliseconds per output frame of `latency_at` ("1280x720") as the engine runs it on
-    # `latency_device` ("cpu" with `latency_threads`, or "cuda" in fp16), cut into tiles of `latency_tile`
+    # `latency_device` ("cpu" with `latency_threads`, "cpu-bf16" likewise in bfloat16, or "cuda" in fp16), cut
+    # into tiles of `latency_tile`
     # (None: the engine's default, 256 on the CPU, whole frames on a GPU). Joins or replaces `budget_madds`.
     latency_ms: float | None = None
     latency_at: str | None = None
@@ -109,8 +111,9 @@ class SearchConfig:
             if self.latency_at is None:
                 raise SearchInputError("a latency budget needs the frame it is for: --at WIDTHxHEIGHT, e.g. 1280x720")
             frame_size(self.latency_at)
-            if self.latency_device not in ("cpu", "cuda"):
-                raise SearchInputError(f"latency device must be cpu or cuda, got {self.latency_device!r}")
+            if self.latency_device not in LATENCY_DEVICES:
+                raise SearchInputError(f"latency device must be one of {', '.join(LATENCY_DEVICES)}, got "
+                                       f"{self.latency_device!r}")
         if self.prune and self.latency_ms is None:
             raise SearchInputError("--prune prunes to a latency budget: give --latency-ms and --at")
         if self.prune_headroom < 1:

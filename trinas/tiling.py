@@ -39,7 +39,7 @@ def engine_tile(device_kind: str, tile: int | None = None) -> int:
     frames (0) on a GPU (whose tiles the engine sizes from free memory, far above a video frame)."""
     if tile is not None:
         return tile
-    return CPU_TILE if device_kind == "cpu" else 0
+    return CPU_TILE if device_kind.startswith("cpu") else 0
 
 
 def plan_tiles(height: int, width: int, tile: int, pad: int) -> list[Tile]:

@@ -16,6 +16,7 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
+from trinas.latency import LATENCY_DEVICES
 from trinas.operations import OPERATIONS
 from trinas.search_config import BUDGET_MODES, SEARCH_MAX_CELLS_UPSAMPLED, SEARCH_OPS, build_config
 from trinas.sparsestmax import BUDGET_GRADIENTS, RELAXATIONS
@@ -298,8 +299,9 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
 @click.option("--latency-ms", type=click.FloatRange(min=0, min_open=True),
               help="Milliseconds per output frame (of --at) the network should take on --latency-device.")
 @click.option("--at", "latency_at", metavar="WxH", help="The output frame of --latency-ms, e.g. 1280x720.")
-@click.option("--latency-device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
-              help="Where --latency-ms holds: the CPU (fp32, --threads) or a CUDA GPU (fp16).")
+@click.option("--latency-device", type=click.Choice(LATENCY_DEVICES), default="cpu", show_default=True,
+              help="Where --latency-ms holds: the CPU (fp32, --threads), the CPU in bf16 (as --precision bf16 "
+                   "runs: fast with AMX) or a CUDA GPU (fp16).")
 @click.option("--latency-tile", type=click.IntRange(0), help="Engine tile side to time [default: 256 on the CPU, "
               "whole frames on a GPU].")
 @click.option("--prune", is_flag=True, help="Search to 1.3x --latency-ms, then prune channels down to it and "
@@ -378,7 +380,8 @@ def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_m
 @click.option("--train", "train_dirs", multiple=True, required=True, type=click.Path(path_type=Path),
               help="Folder of HR training images for the importances and the fine-tuning (repeatable).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Model folder to create.")
-@click.option("--latency-device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--latency-device", type=click.Choice(LATENCY_DEVICES), default="cpu", show_default=True,
+              help="cpu (fp32), cpu-bf16 (as --precision bf16 runs) or cuda (fp16).")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads to time and train with.")
 @click.option("--steps", type=click.IntRange(0), default=2000, show_default=True, help="Fine-tuning steps.")
 @click.option("--seed", type=int, default=0, show_default=True)
