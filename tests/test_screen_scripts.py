@@ -80,3 +80,26 @@ def test_recipe_ablation_trains_each_variant_alike_and_compares_with_plain(tmp_p
     results = sorted((tmp_path / "out").glob("*/seed*/result.json"))
     assert len(results) == 6 and {json.loads(p.read_text())["steps"] for p in results} == {3}
     assert "| ema |" in (tmp_path / "out" / "recipe.md").read_text()
+
+
+def test_a_rerun_with_another_schedule_into_the_same_folder_is_refused(tmp_path):
+    """Finished runs are reused only for the schedule they ran: other --steps (or another precision) into the
+    same --out is one line, not the old results passed off as new ones."""
+    args = tiny_sets(tmp_path) + ["--out", str(tmp_path / "out"), "--variants", "plain", "--model",
+                                  tiny_model(tmp_path)]
+    recipe.main(args)
+    for change in (["--steps", "4"], ["--precision", "bf16"]):
+        with pytest.raises(SystemExit, match="another schedule"):
+            recipe.main(args + change)
+    recipe.main(args)  # the same schedule again: reused
+
+
+def test_the_recipe_ablation_in_bf16_has_every_arm_in_bf16_and_no_bf16_arm(tmp_path, capsys):
+    common = tiny_sets(tmp_path) + ["--out", str(tmp_path / "out"), "--model", tiny_model(tmp_path),
+                                    "--precision", "bf16"]
+    recipe.main(common + ["--variants", "plain"])
+    table = json.loads((tmp_path / "out" / "recipe.json").read_text())
+    assert table["rows"][0]["schedule"]["precision"] == "bf16"
+    with pytest.raises(SystemExit):
+        recipe.main(common + ["--variants", "bf16"])
+    assert "unknown variants ['bf16']" in capsys.readouterr().err

@@ -93,18 +93,32 @@ class ScreenConflict(ValueError):
     """A run's folder holds a run of another network: resuming it would load the wrong weights."""
 
 
-def check_folder_holds(folder: Path, genotype: Genotype) -> None:
-    """Stamp `folder` with the genotype it trains, or refuse if a result or stamp there names another one."""
+def check_folder_holds(folder: Path, genotype: Genotype, schedule: Schedule | None = None) -> None:
+    """Stamp `folder` with the genotype (and schedule) it trains, or refuse if a result or stamp there names
+    another: a rerun with other --steps or another precision must not pick up results it did not ask for."""
     wanted = json.loads(json.dumps(genotype.to_dict()))
     stamp, done = folder / "genotype.json", folder / RESULT
-    held = (json.loads(done.read_text())["genotype"] if done.exists()
-            else json.loads(stamp.read_text()) if stamp.exists() else None)
+    result = json.loads(done.read_text()) if done.exists() else None
+    held = result["genotype"] if result else json.loads(stamp.read_text()) if stamp.exists() else None
     if held is not None and held != wanted:
         raise ScreenConflict(f"{folder} holds a run of another network ({Genotype.from_dict(held).describe()}); "
                              "remove it or choose another --out")
+    folder.mkdir(parents=True, exist_ok=True)
     if held is None:
-        folder.mkdir(parents=True, exist_ok=True)
         stamp.write_text(json.dumps(wanted) + "\n")
+    if schedule is None:
+        return
+    wanted_schedule, schedule_stamp = asdict(schedule), folder / "schedule.json"
+    held_schedule = (result.get("schedule") if result
+                     else json.loads(schedule_stamp.read_text()) if schedule_stamp.exists() else None)
+    if held_schedule is not None:
+        held_schedule = {**asdict(Schedule()), **held_schedule}  # recorded before a part existed: its default
+        differs = [f"{k} {held_schedule[k]}, not {v}" for k, v in wanted_schedule.items() if held_schedule[k] != v]
+        if differs:
+            raise ScreenConflict(f"{folder} holds a run of another schedule ({'; '.join(differs)}); remove it or "
+                                 "choose another --out")
+    else:
+        schedule_stamp.write_text(json.dumps(wanted_schedule) + "\n")
 
 
 @dataclass(frozen=True)
@@ -149,7 +163,7 @@ def screen_all(tasks: list[Task], spec: DataSpec, schedule: Schedule, jobs: int 
     finish (finished tasks at once, from their result files). Every folder is checked to hold its own
     network's run first (`check_folder_holds`), finished or not, before any work."""
     for task in tasks:  # before any work: no folder may hold another network's run
-        check_folder_holds(task.folder, task.genotype)
+        check_folder_holds(task.folder, task.genotype, schedule)
     pending = [t for t in tasks if not (t.folder / RESULT).exists()]
     for task in tasks:
         if task not in pending:
