@@ -2,6 +2,7 @@
 # Package a trained model of jobs/ as weights/NAME, a Hub model repository (trinas-upscale/NAME), and record
 # its quality on the card with the published protocol, with and without self-ensemble. Speed is recorded
 # separately, on an idle machine: upscale bench --model NAME --output 1280x720 --against trinas-x2-searched --record
+# NOTE="..." adds a sentence to the card's training section (e.g. a run that changed precision on the way).
 #   bash jobs/package.sh NAME jobs/RUN/model
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,13 +14,15 @@ name=$1 source=$2
 rm -rf "weights/.$name.new"
 cp -r "$source" "weights/.$name.new"
 rm -f "weights/.$name.new"/*.pt
-python - "weights/.$name.new" "$name" <<'PY'
+python - "weights/.$name.new" "$name" "${NOTE:-}" <<'PY'
 import sys
 from pathlib import Path
 from trinas.export import read_config, write_config
-folder, name = Path(sys.argv[1]), sys.argv[2]
+folder, name, note = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 config = read_config(folder)
 config.update(name=name, hub={"repo": f"trinas-upscale/{name}", "revision": None})
+if note:
+    config["training"]["note"] = note
 config.pop("metrics", None), config.pop("metrics_tta", None), config.pop("speed", None)
 write_config(folder, config)
 PY
