@@ -57,8 +57,9 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 def pick_dtype(device: torch.device, precision: str, supports_half: bool) -> torch.dtype:
     """The precision the convolutions run in. Auto: fp16 on a GPU when the model allows it, fp32 on the CPU.
     On the CPU bf16 is there to ask for (the engine runs it as autocast, `Upscaler`): on processors with
-    AMX it ran whole tiles 2.9x as fast at 0.002 dB of PSNR; on others it can be slower than fp32, so
-    `upscale bench --precision bf16` decides. fp16 on the CPU is refused (slow, or it crashes)."""
+    AMX it made 1280x720 frames 2.2-2.6x as fast at 0.002 dB of PSNR (benchmarks/results/precision-bf16-cpu-*);
+    on others it can be slower than fp32, so `upscale bench --precisions fp32,bf16` decides. fp16 on the CPU
+    is refused (slow, or it crashes)."""
     if precision == "auto":
         return torch.float16 if device.type in ("cuda", "mps") and supports_half else torch.float32
     if precision not in PRECISIONS:
