@@ -207,3 +207,19 @@ def test_a_model_folder_starts_a_run_of_its_own_network_exactly(tmp_path):
     grown_again = read_config(tmp_path / "x3c")
     assert grown_again["derived_from"] == "start" and grown_again["design"] == "x3b with one more cell."
     assert [b["command"] for b in grown_again["training"]["before"]][-1] == again["training"]["command"]
+
+
+def test_a_resumed_run_averages_the_loss_over_the_steps_it_ran(tmp_path, monkeypatch):
+    """The curve's first point after a resume is the mean loss of the steps run since, not their sum over the
+    whole stretch since the last point (which showed a resumed run's loss falling by the share it missed)."""
+    import trinas.train as training
+
+    losses: list[float] = []
+    l1 = training.LOSSES["l1"]
+    monkeypatch.setitem(training.LOSSES, "l1", lambda x, y: losses.append(float(l1(x, y).detach())) or l1(x, y))
+    config = TrainConfig(scale=2, steps=4, batch=2, patch=8, val_every=4, warmup=2)
+    sampler = PatchSampler(pairs(), 2, 8)
+    train(tiny(), sampler, [], config, tmp_path / "c.pt", time_budget_s=-1, log=lambda _: None)  # one step
+    result = train(tiny(), sampler, [], config, tmp_path / "c.pt", log=lambda _: None)  # steps 2 to 4
+    assert len(losses) == 4
+    assert result["history"][0]["loss"] == pytest.approx(sum(losses[1:]) / 3)

@@ -164,7 +164,7 @@ def train(model: TriNet, sampler: PatchSampler, val: list[BenchmarkImage], confi
                          "history": history, "config": asdict(config)}, checkpoint)
 
     started = last_save = time.monotonic()
-    running = 0.0
+    running, counted = 0.0, 0  # the loss summed since the last validation, over `counted` steps of this sitting
     while step < config.steps:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
@@ -177,16 +177,17 @@ def train(model: TriNet, sampler: PatchSampler, val: list[BenchmarkImage], confi
         if average is not None:
             average.update(model, step)
         running += loss.item()
+        counted += 1
         step += 1
         if step % config.val_every == 0 or step == config.steps:
             judged = average.model if average is not None else model
             val_psnr = validate(judged, val, config.scale, device) if val else None  # None: JSON has no NaN
-            since = step - (history[-1]["step"] if history else 0)  # the last stretch may be shorter
-            history.append({"step": step, "loss": running / since, "val_psnr": val_psnr,
+            mean_loss = running / counted  # a resumed run counts only the steps it ran itself
+            history.append({"step": step, "loss": mean_loss, "val_psnr": val_psnr,
                             "seconds": time.monotonic() - started})
-            log(f"step {step}/{config.steps} loss {running / since:.4f}"
+            log(f"step {step}/{config.steps} loss {mean_loss:.4f}"
                 + (f" val {val_psnr:.2f} dB" if val_psnr is not None else ""))
-            running = 0.0
+            running, counted = 0.0, 0
         now = time.monotonic()
         if now - last_save > config.checkpoint_every_s:
             save()
