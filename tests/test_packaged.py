@@ -42,11 +42,10 @@ def test_each_scale_defaults_to_its_best_packaged_model_on_set5():
 
 
 def test_the_x2_model_is_no_slower_than_the_searched_x2():
-    """Issue 13's x2 speed target: trinas-x2 is trinas-x2-searched's network trained longer, so it does the same
-    work by construction; its recorded `upscale bench --against trinas-x2-searched` run agrees within the
-    machine's noise (5%)."""
+    """Issue 13's x2 speed target, as recorded by `upscale bench --model trinas-x2 --output 1280x720 --against
+    trinas-x2-searched --record` (both in one run), within the machine's noise (5%), at no more multiply-adds."""
     x2, searched = (read_config(packaged_models()[n]) for n in ("trinas-x2", "trinas-x2-searched"))
-    assert x2["genotype"] == searched["genotype"] and x2["params"] == searched["params"]
+    assert x2["madds_per_output_pixel"] <= searched["madds_per_output_pixel"]
     speed = [e for e in x2.get("speed", []) if "trinas-x2-searched" in (e.get("against") or {})]
     assert speed and all(e["output"] == "1280x720" for e in speed)
     assert all(e["ms_per_frame"] <= 1.05 * e["against"]["trinas-x2-searched"] for e in speed)
