@@ -52,10 +52,6 @@ def main(argv: list[str] | None = None) -> None:
                         help="a genotype to check too, as JSON text or a file (repeatable)")
     parser.add_argument("--calibrate", type=int, default=0, metavar="N",
                         help="fit the calibration on N random genotypes per scale, of another seed, first")
-    parser.add_argument("--fit-in-check-rounds", action="store_true",
-                        help="time the --calibrate networks in the same interleaved rounds as the checked ones "
-                             "(each over its own receptive field's tiles), so a machine that drifts between the "
-                             "two timings cannot bias the check")
     parser.add_argument("--cache", type=Path, help="latency table folder [default: the user cache]")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--refit", type=Path, nargs="+", metavar="JSON",
@@ -75,13 +71,15 @@ def main(argv: list[str] | None = None) -> None:
     if busy:
         print(f"warning: {busy}")
     fitted_on: list[dict] = []
-    other = np.random.default_rng(args.seed + 1000)
-    fit = {f"fit-x{g.scale}-{i:02d}": g for i, g in enumerate(
-        random_genotype(space_of(args, scale, i), other) for scale in args.scale for i in range(args.calibrate))}
-    if fit and not args.fit_in_check_rounds:
-        networks = [(g, tile_shapes(out_h // g.scale, out_w // g.scale, args.tile, 8))  # about four cells' context
-                    for g in fit.values()]
-        fitted_on = fit_table(table, fit, networks, table.calibrate(networks))  # measured here
+    if args.calibrate:
+        other = np.random.default_rng(args.seed + 1000)
+        networks = [(random_genotype(space_of(args, scale, i), other),
+                     tile_shapes(out_h // scale, out_w // scale, args.tile, 8))  # the context of about four cells
+                    for scale in args.scale for i in range(args.calibrate)]
+        fitted_ms = table.calibrate(networks)  # measured here
+        fitted_on = [{"name": f"fit-x{g.scale}-{i:02d}", "spec": g.to_dict(), "tiles": tiles, "measured_ms": ms}
+                     for i, ((g, tiles), ms) in enumerate(zip(networks, fitted_ms))]
+    calibration = table.calibration
     # Each network over its own tiles (its receptive field as context); networks with the same tiles are
     # measured together, interleaved.
     rng = np.random.default_rng(args.seed)
@@ -97,22 +95,14 @@ def main(argv: list[str] | None = None) -> None:
                 genotypes[f"given-{i:02d}"] = Genotype.from_dict(data)
         for name, g in genotypes.items():
             checked[name] = (g, tuple(tile_shapes(out_h // scale, out_w // scale, args.tile, receptive_radius(g))))
-    timed = dict(checked)
-    if fit and args.fit_in_check_rounds:
-        timed.update({name: (g, tuple(tile_shapes(out_h // g.scale, out_w // g.scale, args.tile, receptive_radius(g))))
-                      for name, g in fit.items()})
     by_tiles: dict[tuple, dict] = {}
-    for name, (g, tiles) in timed.items():
+    for name, (g, tiles) in checked.items():
         by_tiles.setdefault(tiles, {})[name] = g
     measured: dict[str, float] = {}
     again: dict[str, float] = {}
     for tiles, group in by_tiles.items():
         measured.update(measure_frames(group, list(tiles), device))
         again.update(measure_frames(group, list(tiles), device))  # how well does this machine repeat itself?
-    if fit and args.fit_in_check_rounds:
-        networks = [(g, list(timed[name][1])) for name, g in fit.items()]
-        fitted_on = fit_table(table, fit, networks, table.calibrate(networks, [measured[name] for name in fit]))
-    calibration = table.calibration
     rows = [check_row(table, name, g, list(tiles), measured[name]) for name, (g, tiles) in checked.items()]
     table.save()
     print(f"{args.frame} output frame, {', '.join(f'x{s}' for s in args.scale)}, {args.threads} threads, "
@@ -120,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.tile} ({table.measured} layers timed now, table {table.path}; "
           f"{f'calibrated on {len(fitted_on)} other random networks' if fitted_on else 'calibrated' if calibration else 'not calibrated'})")
     print_rows(rows)
-    repeat = sorted(abs(again[n] / measured[n] - 1) for n in checked)
+    repeat = sorted(abs(again[n] / measured[n] - 1) for n in measured)
     print(f"measured twice: the two measurements differ by {repeat[len(repeat) // 2]:.1%} (median), "
           f"{repeat[-1]:.1%} (largest); a prediction cannot be checked more closely than that")
     print_shares(rows)
@@ -128,12 +118,6 @@ def main(argv: list[str] | None = None) -> None:
         # The calibration's own networks and their times too, so another fit can be tried without timing.
         args.json.write_text(json.dumps({"frame": args.frame, "scales": args.scale, "tile": args.tile,
                                          "checked": rows, "fitted_on": fitted_on}, indent=1) + "\n")
-
-
-def fit_table(table: LatencyTable, fit: dict[str, Genotype], networks: list, measured_ms: list[float]) -> list[dict]:
-    """The calibration's networks as the --json file keeps them (for --refit), after `table.calibrate`."""
-    return [{"name": name, "spec": g.to_dict(), "tiles": tiles, "measured_ms": ms}
-            for (name, g), (_, tiles), ms in zip(fit.items(), networks, measured_ms)]
 
 
 def space_of(args: argparse.Namespace, scale: int, i: int) -> SearchSpace:

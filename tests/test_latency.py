@@ -302,9 +302,3 @@ def test_the_latency_check_predicts_and_measures_alike_in_bf16(fake_clock, monke
     assert any("-bf16-" in p.name for p in fake_clock.iterdir())
     checked = json.loads(rows.read_text())["checked"]
     assert {r["name"] for r in checked} >= {"trinas-x2", "random-x2-00", "random-x2-01"}
-    # the calibration's networks timed in the check's rounds: the same networks, fitted, and kept for --refit
-    check.main(["--frame", "128x64", "--random", "2", "--calibrate", "2", "--device", "cpu-bf16", "--threads", "1",
-                "--json", str(tmp_path / "same-rounds.json"), "--fit-in-check-rounds"])
-    same = json.loads((tmp_path / "same-rounds.json").read_text())
-    assert [f["name"] for f in same["fitted_on"]] == [f["name"] for f in json.loads(rows.read_text())["fitted_on"]]
-    assert all(f["measured_ms"] > 0 for f in same["fitted_on"]) and "calibrated on 2 other" in capsys.readouterr().out
