@@ -90,7 +90,8 @@ def screen(genotype: Genotype, seed: int, schedule: Schedule, data: ScreenData, 
 
 
 class ScreenConflict(ValueError):
-    """A run's folder holds a run of another network: resuming it would load the wrong weights."""
+    """A run's folder holds a run of another network or schedule: resuming it would load the wrong weights, and
+    reusing its result would report what was not asked for."""
 
 
 def check_folder_holds(folder: Path, genotype: Genotype, schedule: Schedule | None = None) -> None:
