@@ -48,9 +48,11 @@ def test_image_subsets_are_nested_stable_and_keep_their_order():
 
 def test_data_scaling_trains_each_share_alike_and_fits_the_gain_per_doubling(tmp_path):
     args = tiny_sets(tmp_path) + ["--out", str(tmp_path / "out"), "--fractions", "0.5", "1",
-                                  "--model", tiny_model(tmp_path)]
+                                  "--model", tiny_model(tmp_path), "--precision", "bf16"]
     data_scaling.main(args)
     table = json.loads((tmp_path / "out" / "data.json").read_text())
+    assert all(json.loads(p.read_text())["schedule"]["precision"] == "bf16"
+               for p in (tmp_path / "out").glob("*/seed*/result.json"))
     assert [(r["fraction"], r["images"]) for r in table["rows"]] == [(0.5, 2), (1.0, 4)]
     results = sorted((tmp_path / "out").glob("*/seed*/result.json"))
     assert len(results) == 4 and {json.loads(p.read_text())["steps"] for p in results} == {3}
