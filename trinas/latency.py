@@ -36,6 +36,7 @@ from .allocator import allocator_name, keep_freed_memory
 from .net import TriNet, UpsampleBlock, absorbs_residual, fold, make_op
 from .operations import op_kind
 from .space import Cell, Genotype, SearchSpace, Upsample, random_genotype
+from .tiling import LATENCY_DEVICES
 
 TABLE_VERSION = 1
 LAYER_KINDS = ("op", "relu", "add", "up", "head", "tail", "bicubic", "repeat", "shuffle")
@@ -46,7 +47,6 @@ LAYER = "layer"  # the calibration's cost of running one more layer inside a net
 TRAFFIC = "traffic"  # the calibration's cost of moving activations, in ms per MB
 FITTED = (*LAYER_KINDS, CALL, LAYER, TRAFFIC)  # what a calibration holds
 CALIBRATION_NETWORKS = 16  # random networks timed whole to calibrate a table before it sets a budget
-LATENCY_DEVICES = ("cpu", "cpu-bf16", "cuda")  # where a latency budget can hold (`Device.current`)
 STALE_TOLERANCE = 0.10  # a table whose reference layers now run this much faster or slower is re-measured
 
 

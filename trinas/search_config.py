@@ -10,8 +10,8 @@ import math
 import re
 from dataclasses import asdict, dataclass, fields
 
-from .latency import LATENCY_DEVICES
 from .space import SearchSpace
+from .tiling import LATENCY_DEVICES
 from .sparsestmax import BUDGET_GRADIENTS, MAX_RADIUS, RELAXATIONS
 from .supernet import DEFAULT_DEPTH_FINISH, DEPTH_FINISHES
 

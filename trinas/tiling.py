@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Where a latency budget can hold (`trinas.latency.Device.current`); here, not in the latency module, so the
+# command line and the search config name them without importing the timing machinery (and scipy) at start-up.
+LATENCY_DEVICES = ("cpu", "cpu-bf16", "cuda")
 CPU_TILE = 256  # the engine's tile side on the CPU, the fastest measured with `upscale bench --tiles 0,128,192,256,384`
 
 

@@ -16,11 +16,11 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
-from trinas.latency import LATENCY_DEVICES
 from trinas.operations import OPERATIONS
 from trinas.search_config import BUDGET_MODES, SEARCH_MAX_CELLS_UPSAMPLED, SEARCH_OPS, build_config
 from trinas.sparsestmax import BUDGET_GRADIENTS, RELAXATIONS
 from trinas.supernet import DEFAULT_DEPTH_FINISH, DEPTH_FINISHES
+from trinas.tiling import LATENCY_DEVICES
 
 from .batch import VIDEO_FORMAT_SUFFIX, OutputOptions, plan_jobs, run_jobs
 from .bench import bench, bench_models, peak_memory_mb
