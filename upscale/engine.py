@@ -7,7 +7,6 @@ gray+alpha, RGB, RGBA; 8-bit, 16-bit or float) and returns the same kind, scaled
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from typing import Callable
@@ -139,11 +138,9 @@ class Upscaler:
             self._compiled = torch.compile(self.model)  # kept: switching back and forth compiles once
         self.forward = self._compiled if enabled else self.model
 
-    def computing(self) -> contextlib.AbstractContextManager:
-        """The context the model runs in: bf16 autocast on the CPU where asked for, nothing otherwise."""
-        if self.autocast:
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def computing(self) -> torch.autocast:
+        """The context the model runs in: bf16 autocast on the CPU where asked for, a no-op otherwise."""
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast)
 
     def set_channels_last(self, enabled: bool) -> None:
         """Keep weights and tile windows in channels-last (NHWC) memory layout, or in the default NCHW."""
