@@ -49,11 +49,11 @@ def main(argv: list[str] | None = None) -> None:
 
     genotype = network_of(args)
     schedule = Schedule(args.steps, args.batch, args.patch, args.lr, precision=args.precision)
-    available = len(list_images(args.train))
+    every_image = list_images(args.train)
     rows = []
     for fraction in sorted(set(args.fractions)):
         name = f"data-{fraction:g}"
-        images = len(image_subset(list_images(args.train), fraction))
+        images = len(image_subset(every_image, fraction))
         tasks = [Task(genotype, seed, args.out / name / f"seed{seed}", {"fraction": fraction, "images": images})
                  for seed in args.seeds]
         spec = DataSpec(tuple(args.train), args.val, args.report, genotype.scale, schedule.largest_patch,
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     slopes = {key: gain_per_doubling([r["images"] for r in rows], [r[f"{key}_mean"] for r in rows])
               for key in ("val", "report")}
     command = "python benchmarks/data_scaling.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    lines = [f"`{genotype.describe()}` from scratch on shares of the {available} training images; {args.steps} "
+    lines = [f"`{genotype.describe()}` from scratch on shares of the {len(every_image)} training images; {args.steps} "
              f"steps, batch {args.batch}, {args.patch}px LR patches, lr {args.lr}, {args.precision}, seeds "
              f"{args.seeds}.", "",
              f"| share | images | {args.val.name} PSNR | {args.report.name} PSNR |", "|---|---|---|---|"]
