@@ -131,7 +131,8 @@ def test_the_model_folder_shows_its_training_curve(tmp_path):
     assert (tmp_path / "model" / "curves.png").is_file()
     assert "![validation PSNR and training loss over the run](curves.png)" in card
     assert [r["step"] for r in read_config(tmp_path / "model")["training"]["history"]] == [2, 4]
-    main([*common, "--out", str(tmp_path / "again"), "--precision", "bf16", "--export-only"])  # from the checkpoint: the same curve
+    # from the checkpoint: the same curve
+    main([*common, "--out", str(tmp_path / "again"), "--precision", "bf16", "--export-only"])
     assert (tmp_path / "again" / "curves.png").read_bytes() == (tmp_path / "model" / "curves.png").read_bytes()
     gains = [read_config(tmp_path / folder)["training"]["last_fifth_gain_db"] for folder in ("model", "again")]
     assert gains[0] == gains[1]  # and the same verdict on saturation
