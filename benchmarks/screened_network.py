@@ -14,6 +14,13 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=int, default=2)
 
 
+def model_folder(spec: str) -> str:
+    """The folder of a model folder or packaged name, as a schedule names the weights it starts from."""
+    from upscale.models import resolve
+
+    return str(resolve(spec))
+
+
 def network_of(args: argparse.Namespace) -> Genotype:
     if args.model:
         from upscale.models import load

@@ -16,7 +16,8 @@ from trinas.net import TriNet
 from trinas.space import baseline_genotype
 from upscale import models
 from upscale.cli import main
-from upscale.engine import DIHEDRAL, Upscaler, _transform, _untransform
+from trinas.symmetry import DIHEDRAL, transform, untransform
+from upscale.engine import Upscaler
 
 
 def random_net(scale: int = 2) -> TriNet:
@@ -32,7 +33,7 @@ def test_tta_is_the_mean_over_the_eight_symmetries_and_equals_plain_for_a_symmet
     x = torch.rand(1, 3, 13, 19)
     up = Upscaler(net, device="cpu", tile=8, tta=True)
     with torch.inference_mode():
-        expected = torch.stack([_untransform(net(_transform(x, t, f)), t, f) for t, f in DIHEDRAL]).mean(0)
+        expected = torch.stack([untransform(net(transform(x, t, f)), t, f) for t, f in DIHEDRAL]).mean(0)
     assert torch.allclose(up.run_tensor(x), expected.clamp(0, 1), atol=1e-5)
     assert len(set(DIHEDRAL)) == 8
     torch.nn.init.zeros_(net.tail.weight)

@@ -57,6 +57,7 @@ def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
 class Pair:
     lr: np.ndarray  # uint8 HxWx3
     hr: np.ndarray  # uint8 (H*s)x(W*s)x3
+    target: np.ndarray | None = None  # a teacher's output for `lr`, like `hr` (`trinas.distill`)
 
 
 def make_pairs(files: list[Path], scale: int, min_lr_side: int, max_side: int | None = 2048) -> list[Pair]:
@@ -70,15 +71,15 @@ def make_pairs(files: list[Path], scale: int, min_lr_side: int, max_side: int | 
     return pairs
 
 
-def augment(lr: np.ndarray, hr: np.ndarray, code: int) -> tuple[np.ndarray, np.ndarray]:
-    """One of the 8 flips/rotations of the square, applied to both images alike."""
+def augment(*images: np.ndarray, code: int) -> tuple[np.ndarray, ...]:
+    """One of the 8 flips/rotations of the square, applied to every image alike."""
     if code & 1:
-        lr, hr = lr[:, ::-1], hr[:, ::-1]
+        images = tuple(im[:, ::-1] for im in images)
     if code & 2:
-        lr, hr = lr[::-1], hr[::-1]
+        images = tuple(im[::-1] for im in images)
     if code & 4:
-        lr, hr = lr.transpose(1, 0, 2), hr.transpose(1, 0, 2)
-    return lr, hr
+        images = tuple(im.transpose(1, 0, 2) for im in images)
+    return images
 
 
 class PatchSampler:
@@ -94,18 +95,30 @@ class PatchSampler:
 
     def batch(self, step: int, size: int, patch: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """`size` patch pairs of LR side `patch` (default: the sampler's; every image must hold it)."""
+        lr, hr = self._patches(step, size, patch, targets=False)
+        return lr, hr
+
+    def batch_with_targets(self, step: int, size: int, patch: int | None = None
+                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`batch`'s LR and HR patches (the same ones) and the teacher's output at the HR patches' places."""
+        if any(pair.target is None for pair in self.pairs):
+            raise ValueError("these training pairs carry no teacher outputs (trinas.distill.teach)")
+        lr, hr, target = self._patches(step, size, patch, targets=True)
+        return lr, hr, target
+
+    def _patches(self, step: int, size: int, patch: int | None, targets: bool) -> list[torch.Tensor]:
         rng = np.random.default_rng([self.seed, step])
-        lrs, hrs = [], []
+        stacks: list[list[np.ndarray]] = [[], [], []] if targets else [[], []]
         for index in rng.choice(len(self.pairs), size=size, p=self.weights):
             pair, s, p = self.pairs[index], self.scale, patch or self.patch
             y = int(rng.integers(0, pair.lr.shape[0] - p + 1))
             x = int(rng.integers(0, pair.lr.shape[1] - p + 1))
-            lr = pair.lr[y : y + p, x : x + p]
-            hr = pair.hr[y * s : (y + p) * s, x * s : (x + p) * s]
-            lr, hr = augment(lr, hr, int(rng.integers(0, 8)))
-            lrs.append(np.ascontiguousarray(lr))
-            hrs.append(np.ascontiguousarray(hr))
-        return to_tensor(np.stack(lrs)), to_tensor(np.stack(hrs))
+            images = [pair.lr[y : y + p, x : x + p], pair.hr[y * s : (y + p) * s, x * s : (x + p) * s]]
+            if targets:
+                images.append(pair.target[y * s : (y + p) * s, x * s : (x + p) * s])
+            for stack, image in zip(stacks, augment(*images, code=int(rng.integers(0, 8)))):
+                stack.append(np.ascontiguousarray(image))
+        return [to_tensor(np.stack(stack)) for stack in stacks]
 
 
 def to_tensor(batch: np.ndarray) -> torch.Tensor:

@@ -264,8 +264,8 @@ def model_card(config: dict[str, Any], pictures: tuple[str, ...] = ()) -> str:
     lines += _controls_section(config.get("controls"))
     if training:
         lines += ["## Training", ""]
-        for key in ("data", "steps", "batch", "patch", "loss", "optimizer", "lr", "seed", "precision", "command",
-                    "note"):
+        for key in ("data", "steps", "batch", "patch", "loss", "optimizer", "lr", "seed", "precision", "teacher",
+                    "command", "note"):
             if key in training:
                 lines.append(f"- {key}: {training[key]}")
         if training.get("pruned"):

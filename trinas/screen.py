@@ -1,7 +1,8 @@
-"""Train a genotype from scratch under one fixed schedule and score it: the unit of every fair comparison.
+"""Train a genotype under one fixed schedule and score it: the unit of every fair comparison.
 
 Two networks compared with `screen` got the same steps, batch, patch size, learning rate, data and seed:
-the same batches in the same order and the same initialisation stream. A run keeps a checkpoint and writes
+the same batches in the same order and the same initialisation stream (or the same starting weights, a
+schedule's `init`, when the comparison is between ways of training a model on). A run keeps a checkpoint and writes
 its result when done, so a stopped comparison continues where it was and finished runs are never redone.
 """
 
@@ -19,8 +20,10 @@ import torch
 
 from .cost import count_params, madds_per_output_pixel
 from .data import Pair, PatchSampler, image_subset, list_images, make_pairs
+from .distill import teach
 from .evaluate import BenchmarkImage, load_benchmark, score, upscale_with
-from .net import TriNet
+from .export import load_model
+from .net import TriNet, unfold_into
 from .space import Genotype
 from .train import TrainConfig, train
 
@@ -39,6 +42,13 @@ class Schedule:
     late_loss: str | None = None
     late_patch: int | None = None
     precision: str = "fp32"  # "bf16": the forward pass in bfloat16 autocast
+    distill: float = 0.0  # the share of the loss that goes to `teacher`'s self-ensemble (`trinas.distill`)
+    teacher: str | None = None  # the model folder whose self-ensemble is the second target
+    init: str | None = None  # a model folder of the same network every run starts from; None: fresh weights
+
+    def __post_init__(self) -> None:
+        if self.distill and not self.teacher:
+            raise ValueError("a schedule with distillation needs a teacher model")
 
     @property
     def largest_patch(self) -> int:
@@ -62,16 +72,19 @@ def load_screen_data(train_dirs: list[Path], val: Path, report: Path, scale: int
 
 def screen(genotype: Genotype, seed: int, schedule: Schedule, data: ScreenData, folder: Path,
            extra: dict | None = None, device: str = "cpu") -> dict:
-    """Train `genotype` from scratch with `seed`, score it on both sets; `folder` keeps its checkpoint and result."""
+    """Train `genotype` with `seed` (from fresh weights, or from `schedule.init`'s), score it on both sets;
+    `folder` keeps its checkpoint and result."""
     done = folder / RESULT
     if done.exists():
         return json.loads(done.read_text())
     config = TrainConfig(scale=genotype.scale, steps=schedule.steps, batch=schedule.batch, patch=schedule.patch,
                          lr=schedule.lr, seed=seed, val_every=schedule.steps, ema=schedule.ema,
                          late_from=schedule.late_from, late_loss=schedule.late_loss, late_patch=schedule.late_patch,
-                         precision=schedule.precision)
+                         precision=schedule.precision, distill=schedule.distill)
     torch.manual_seed(seed)  # the same initialisation stream for every network of this seed
     model = TriNet(genotype)
+    if schedule.init:
+        unfold_into(model, load_model(Path(schedule.init)))  # refuses another network
     sampler = PatchSampler(data.pairs, genotype.scale, schedule.patch, seed)
     started = time.monotonic()
     state = train(model, sampler, [], config, folder / "checkpoint.pt", device=device, log=lambda line: None)
@@ -151,6 +164,9 @@ def _start_worker(spec: DataSpec, schedule: Schedule, threads: int, device: str)
     _WORKER["schedule"], _WORKER["device"] = schedule, device
     _WORKER["data"] = load_screen_data(list(spec.train_dirs), spec.val, spec.report, spec.scale, spec.patch,
                                        spec.max_side, spec.fraction)
+    if schedule.distill:  # once per worker, before its first run
+        teach(load_model(Path(schedule.teacher)), _WORKER["data"].pairs, device, schedule.precision,
+              log=lambda line: None)
 
 
 def _run_task(task: Task) -> dict:

@@ -4,6 +4,8 @@ whose parts are each switched on only where a measurement says they pay (`benchm
 - `ema`: an exponential moving average of the weights, validated and exported instead of the raw weights;
 - `late_loss` from `late_from`: L1 first, then L2 or Charbonnier for the end of the run;
 - `late_patch` from `late_from`: larger patches for the end of the run;
+- `distill`: a teacher's self-ensemble outputs as a second target, mixed into the loss with this weight
+  (`trinas.distill`; the pairs carry them);
 - `precision` "bf16": the forward pass in bfloat16 autocast (weights, optimiser and loss stay fp32). On a CPU
   with AMX it made a training step 2.4x as fast (`benchmarks/training_step.py --precisions fp32 bf16`).
 
@@ -33,6 +35,7 @@ import torch.nn.functional as F
 from .allocator import keep_freed_memory
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import PatchSampler, list_images, make_pairs
+from .distill import distillation_loss, teach
 from .evaluate import BenchmarkImage, load_benchmark, score, upscale_with
 from .net import TRAIN_LAYOUT, TriNet, unfold_into
 from .space import Genotype, baseline_genotype
@@ -55,6 +58,7 @@ class TrainConfig:
     late_loss: str | None = None      # "l2" or "charbonnier" after late_from; None: L1 throughout
     late_patch: int | None = None     # LR patch side after late_from; None: `patch` throughout
     precision: str = "fp32"           # "bf16": the forward pass in bfloat16 autocast
+    distill: float = 0.0              # weight of the teacher's outputs in the loss (0: the HR images alone)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -63,6 +67,8 @@ class TrainConfig:
             raise ValueError(f"ema decay must be in (0, 1), got {self.ema}")
         if self.late_loss not in (None, *LOSSES):
             raise ValueError(f"unknown late loss {self.late_loss!r}; use one of {', '.join(LOSSES)}")
+        if not 0 <= self.distill <= 1:
+            raise ValueError(f"the distillation weight is a share of the loss in [0, 1], got {self.distill}")
         if not 0 < self.late_from <= 1:
             raise ValueError(f"late_from is a fraction of the run, got {self.late_from}")
 
@@ -168,9 +174,15 @@ def train(model: TriNet, sampler: PatchSampler, val: list[BenchmarkImage], confi
     while step < config.steps:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
-        lr_batch, hr_batch = sampler.batch(step, config.batch, config.patch_at(step))
-        lr_batch = lr_batch.to(device, memory_format=TRAIN_LAYOUT)
-        loss = LOSSES[config.loss_at(step)](forward_in(model, lr_batch, config.precision), hr_batch.to(device))
+        loss_fn = LOSSES[config.loss_at(step)]
+        if config.distill:
+            lr_batch, hr_batch, target = sampler.batch_with_targets(step, config.batch, config.patch_at(step))
+            output = forward_in(model, lr_batch.to(device, memory_format=TRAIN_LAYOUT), config.precision)
+            loss = distillation_loss(loss_fn, output, hr_batch.to(device), target.to(device), config.distill)
+        else:
+            lr_batch, hr_batch = sampler.batch(step, config.batch, config.patch_at(step))
+            lr_batch = lr_batch.to(device, memory_format=TRAIN_LAYOUT)
+            loss = loss_fn(forward_in(model, lr_batch, config.precision), hr_batch.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -254,6 +266,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="bf16: the forward pass in bfloat16 autocast, 2.4x as fast on a CPU with AMX "
                              "(measure: benchmarks/training_step.py)")
+    parser.add_argument("--teacher", type=Path, metavar="MODEL",
+                        help="a model folder of the same scale whose self-ensemble (8 flips and rotations) is a "
+                             "second target, made once over the training images (trinas.distill)")
+    parser.add_argument("--distill", type=float, metavar="WEIGHT",
+                        help="the teacher's share of the loss, in (0, 1] [default with --teacher: 0.5]")
     parser.add_argument("--val-every", type=int, default=500)
     parser.add_argument("--max-side", type=int, default=2048)
     parser.add_argument("--time-budget", type=float, help="seconds before stopping (resumable)")
@@ -289,9 +306,18 @@ def main(argv: list[str] | None = None) -> None:
             matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
             model.load_state_dict(matched, strict=False)
             print(f"initialised {len(matched)}/{len(own)} tensors from {args.init}")
+    if args.distill is not None and not args.teacher:
+        parser.error("--distill needs --teacher MODEL")
+    distill = (0.5 if args.distill is None else args.distill) if args.teacher else 0.0
+    if args.teacher and not 0 < distill <= 1:
+        parser.error(f"--distill is the teacher's share of the loss, in (0, 1]; got {distill}")
+    teacher = load_model(args.teacher) if args.teacher else None
+    if teacher is not None and teacher.genotype.scale != args.scale:
+        parser.error(f"the teacher {args.teacher} is a x{teacher.genotype.scale} model, not x{args.scale}")
     config = TrainConfig(scale=args.scale, steps=args.steps, batch=args.batch, patch=args.patch, lr=args.lr,
                          seed=args.seed, val_every=args.val_every, ema=args.ema, late_from=args.late_from,
-                         late_loss=args.late_loss, late_patch=args.late_patch, precision=args.precision)
+                         late_loss=args.late_loss, late_patch=args.late_patch, precision=args.precision,
+                         distill=distill)
     late = f" from {config.late_from:g} of the run" if config.late_loss or config.late_patch else ""
     training = {"data": list(args.train), "steps": config.steps, "batch": config.batch,
                 "patch": config.patch if not config.late_patch else f"{config.patch}, {config.late_patch}{late}",
@@ -299,6 +325,8 @@ def main(argv: list[str] | None = None) -> None:
                 "optimizer": "Adam, cosine lr" + (f", weight average {config.ema:g}" if config.ema else ""),
                 "lr": config.lr, "seed": config.seed,
                 **({"precision": "bf16 autocast (fp32 weights)"} if config.precision == "bf16" else {}),
+                **({"teacher": f"the self-ensemble of {read_config(args.teacher).get('name') or args.teacher.name}"
+                               f" (8 flips and rotations), {config.distill:g} of the loss"} if teacher else {}),
                 "command": "python -m trinas.train " + shlex.join(a for a in argv if a != "--export-only"),
                 **({"before": before} if args.init else {})}
     if args.export_only:
@@ -315,6 +343,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.monotonic()
     pairs = make_pairs(list_images(args.train), args.scale, max(args.patch, args.late_patch or 0), args.max_side)
     val = [img for folder in args.val for img in load_benchmark(Path(folder), args.scale)]
+    if teacher is not None:
+        teach(teacher, pairs, args.device, config.precision)
     print(f"{len(pairs)} training images, {len(val)} validation images, prepared in {time.monotonic() - t0:.0f}s")
     result = train(model, PatchSampler(pairs, args.scale, args.patch, args.seed), val, config,
                    args.work / "checkpoint.pt", args.device, args.time_budget)

@@ -21,6 +21,7 @@ from .errors import UpscaleError
 from .models import LoadedModel, load
 from trinas.allocator import keep_freed_memory
 from trinas.net import TriNet
+from trinas.symmetry import self_ensemble
 from trinas.tiling import CPU_TILE, plan_tiles
 
 TileCallback = Callable[[int, int], None]  # (tiles done, tiles total)
@@ -181,13 +182,7 @@ class Upscaler:
         window carries its own context, so the ensemble of the tiles is the ensemble of the whole image."""
         window = window.to(self.device, self.storage_dtype).contiguous(memory_format=self.memory_format)
         with self.computing():
-            if not self.tta:
-                return self.forward(window).float()
-            total = None
-            for turns, flip in DIHEDRAL:
-                y = _untransform(self.forward(_transform(window, turns, flip)).float(), turns, flip)
-                total = y if total is None else total.add_(y)
-            return total.div_(len(DIHEDRAL))
+            return self_ensemble(self.forward, window) if self.tta else self.forward(window).float()
 
     @torch.inference_mode()
     def _run_tiles(self, x: torch.Tensor, store: Callable[[slice, slice, torch.Tensor], None],
@@ -321,19 +316,6 @@ def _check_memory(height: int, width: int, channels: int, scale: int, itemsize: 
     if need > free:
         raise EngineError(f"a {width}x{height} image needs about {need / 2**30:.1f} GB of memory at x{scale}, "
                           f"and {free / 2**30:.1f} GB is free; free memory or upscale a smaller image")
-
-
-DIHEDRAL = [(turns, flip) for flip in (False, True) for turns in range(4)]  # the 8 symmetries of a square
-
-
-def _transform(x: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
-    x = torch.flip(x, dims=[-1]) if flip else x
-    return torch.rot90(x, turns, dims=(-2, -1)).contiguous()
-
-
-def _untransform(y: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
-    y = torch.rot90(y, -turns, dims=(-2, -1))
-    return (torch.flip(y, dims=[-1]) if flip else y).contiguous()
 
 
 def resize_to(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
