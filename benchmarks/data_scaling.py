@@ -25,7 +25,6 @@ from trinas.data import image_subset, list_images
 from trinas.screen import (DataSpec, Schedule, Task, add_screen_arguments, mean_and_spread, screen_all_or_exit,
                            seed_summary)
 from screened_network import add_network_arguments, network_of
-from trinas.train import PRECISIONS
 
 
 def gain_per_doubling(images: list[int], means: list[float]) -> float | None:
@@ -41,8 +40,6 @@ def main(argv: list[str] | None = None) -> None:
     add_network_arguments(parser)
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5, 1.0],
                         help="shares of the training images, each in (0, 1]")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="bf16: 2-3x faster with AMX, as good at equal steps (the recipe ablation)")
     args = parser.parse_args(argv)
     if not all(0 < f <= 1 for f in args.fractions):
         parser.error("every --fractions value must be in (0, 1]")

@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> None:
              for op, g in genotypes.items()]
     spec = DataSpec(tuple(args.train), args.val, args.report, args.scale, args.patch)
     results: dict[str, list[dict]] = {op: [] for op in args.ops}
-    for result in screen_all_or_exit(tasks, spec, Schedule(args.steps, args.batch, args.patch, args.lr), args.jobs,
-                             args.threads, args.device):
+    schedule = Schedule(args.steps, args.batch, args.patch, args.lr, precision=args.precision)
+    for result in screen_all_or_exit(tasks, spec, schedule, args.jobs, args.threads, args.device):
         results[result["op"]].append(result)
         print(f"{result['op']} seed {result['seed']}: {args.val.name} {result['val']:.2f} dB, "
               f"{args.report.name} {result['report']:.2f} dB", flush=True)
@@ -90,10 +90,11 @@ def main(argv: list[str] | None = None) -> None:
                      "time_ratio": seconds[op] / seconds[first], **seed_summary(results[op])})
     summary = {"command": "python benchmarks/operation_value.py " + shlex.join(sys.argv[1:] if argv is None else argv),
                "frame": args.frame, "time_threads": args.time_threads, "seeds": args.seeds,
-               "schedule": {"steps": args.steps, "batch": args.batch, "patch": args.patch, "lr": args.lr},
+               "schedule": {"steps": args.steps, "batch": args.batch, "patch": args.patch, "lr": args.lr,
+                            "precision": args.precision},
                "rows": rows}
     lines = [f"Each op in every cell of `{genotypes[first].describe()}`; {args.steps} steps, batch {args.batch}, "
-             f"{args.patch}px LR patches, lr {args.lr}, seeds {args.seeds}; a {args.frame} output frame timed on "
+             f"{args.patch}px LR patches, lr {args.lr}, {args.precision}, seeds {args.seeds}; a {args.frame} output frame timed on "
              f"{args.time_threads} threads, interleaved.", "",
              f"| op | {args.val.name} PSNR | {args.report.name} PSNR | ms / frame | time vs {first} |",
              "|---|---|---|---|---|"]

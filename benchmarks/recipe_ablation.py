@@ -6,7 +6,8 @@ Variants: `plain` (L1, one patch size, no average), `ema` (a weight average, dec
 `late-charbonnier` (the last --late-from of the run with that loss), `late-patch` (larger patches late),
 `all` (every part), and `bf16` (the forward pass in bfloat16 autocast: not a part of the recipe but a trade,
 kept where it loses no more than the seeds' spread at equal steps, for the steps per hour it buys; each row
-says its training minutes, comparable within one run of this script), and with `--teacher MODEL`
+says its training minutes, comparable within one run of this script; with `--precision bf16` every arm runs
+in bf16 and there is no such arm), and with `--teacher MODEL`
 `distill` (--distill of the loss towards MODEL's self-ensemble, `trinas.distill`). A part is kept in the
 default recipe only where it beats `plain` on Set5 by more than the seeds' spread.
 
@@ -33,7 +34,6 @@ from pathlib import Path
 from trinas.screen import (DataSpec, Schedule, Task, add_screen_arguments, mean_and_spread, screen_all_or_exit,
                            seed_summary)
 from screened_network import add_network_arguments, model_folder, network_of
-from trinas.train import PRECISIONS
 
 
 def variants(schedule: Schedule, ema: float, late_patch: int, teacher: str | None = None,
@@ -56,9 +56,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ema", type=float, default=0.999)
     parser.add_argument("--late-from", type=float, default=0.8)
     parser.add_argument("--late-patch", type=int, default=48)
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="of every arm (bf16: 2-3x faster with AMX, and no worse at equal steps in the "
-                             "fp32 ablation's bf16 arm); then there is no bf16 arm")
     parser.add_argument("--init", metavar="MODEL",
                         help="every arm trains on from this model's weights (of --model's network), not from scratch")
     parser.add_argument("--teacher", metavar="MODEL",

@@ -117,7 +117,7 @@ def summarise(args: argparse.Namespace, networks: list[Network], val_name: str, 
     randoms = {key: [r[f"{key}_mean"] for r in complete if r["role"] == "random"] for key in ("val", "report")}
     return {"command": "python benchmarks/search_controls.py " + shlex.join(sys.argv[1:]),
             "schedule": {"steps": args.steps, "batch": args.batch, "patch": args.patch, "lr": args.lr,
-                         "train": [str(p) for p in args.train], "seeds": args.seeds},
+                         "precision": args.precision, "train": [str(p) for p in args.train], "seeds": args.seeds},
             "sets": {"val": val_name, "report": report_name}, "rows": rows, "complete": len(complete),
             "found_rank": ranks,
             **{f"random_median_{key}": float(np.median(v)) if v else None for key, v in randoms.items()}}
@@ -126,7 +126,7 @@ def summarise(args: argparse.Namespace, networks: list[Network], val_name: str, 
 def markdown(summary: dict) -> str:
     sets, s = summary["sets"], summary["schedule"]
     lines = [f"Schedule: {s['steps']} steps, batch {s['batch']}, {s['patch']}px LR patches, lr {s['lr']} cosine, "
-             f"seeds {s['seeds']}, data {', '.join(s['train'])}.", "",
+             f"{s.get('precision', 'fp32')}, seeds {s['seeds']}, data {', '.join(s['train'])}.", "",
              f"| network | role | multiply-adds/px | {sets['val']} PSNR | {sets['report']} PSNR | genotype |",
              "|---|---|---|---|---|---|"]
 
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
                  for seed in args.seeds for n in networks]
         spec = DataSpec(tuple(args.train), args.val, args.report, networks[0].genotype.scale, args.patch,
                         args.max_side)
-        schedule = Schedule(args.steps, args.batch, args.patch, args.lr)
+        schedule = Schedule(args.steps, args.batch, args.patch, args.lr, precision=args.precision)
         for result in screen_all_or_exit(tasks, spec, schedule, args.jobs, args.threads, args.device):
             print(f"{result['name']} seed {result['seed']}: {args.val.name} {result['val']:.2f} dB, "
                   f"{args.report.name} {result['report']:.2f} dB", flush=True)
