@@ -15,10 +15,11 @@ import torch
 DIHEDRAL = [(turns, flip) for flip in (False, True) for turns in range(4)]
 
 
-def transform(x: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
-    """Mirror the last axis (if `flip`), then turn by `turns` quarter turns."""
+def transform(x: torch.Tensor, turns: int, flip: bool,
+              memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """Mirror the last axis (if `flip`), then turn by `turns` quarter turns; laid out in `memory_format`."""
     x = torch.flip(x, dims=[-1]) if flip else x
-    return torch.rot90(x, turns, dims=(-2, -1)).contiguous()
+    return torch.rot90(x, turns, dims=(-2, -1)).contiguous(memory_format=memory_format)
 
 
 def untransform(y: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
@@ -27,10 +28,13 @@ def untransform(y: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
     return (torch.flip(y, dims=[-1]) if flip else y).contiguous()
 
 
-def self_ensemble(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """The mean of `forward` over the 8 symmetries of NCHW `x` (each output turned back), in float32."""
+def self_ensemble(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                  memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """The mean of `forward` over the 8 symmetries of NCHW `x` (each output turned back), in float32. The
+    turned inputs are laid out in `memory_format`: the layout the network runs fastest in (channels-last on
+    the CPU; a turned NCHW input cost 5x the time there in bf16)."""
     total = None
     for turns, flip in DIHEDRAL:
-        y = untransform(forward(transform(x, turns, flip)).float(), turns, flip)
+        y = untransform(forward(transform(x, turns, flip, memory_format)).float(), turns, flip)
         total = y if total is None else total.add_(y)
     return total.div_(len(DIHEDRAL))

@@ -182,7 +182,9 @@ class Upscaler:
         window carries its own context, so the ensemble of the tiles is the ensemble of the whole image."""
         window = window.to(self.device, self.storage_dtype).contiguous(memory_format=self.memory_format)
         with self.computing():
-            return self_ensemble(self.forward, window) if self.tta else self.forward(window).float()
+            if self.tta:
+                return self_ensemble(self.forward, window, self.memory_format)
+            return self.forward(window).float()
 
     @torch.inference_mode()
     def _run_tiles(self, x: torch.Tensor, store: Callable[[slice, slice, torch.Tensor], None],
