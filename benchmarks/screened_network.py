@@ -15,10 +15,18 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def model_folder(spec: str) -> str:
-    """The folder of a model folder or packaged name, as a schedule names the weights it starts from."""
+    """The folder of a model folder or packaged name, as a schedule names the weights it starts from: relative
+    to the working folder where it lies below it (`weights/trinas-x2`), so a comparison's stamps and results do
+    not name one machine's checkout and the same command resumes it from another."""
+    from pathlib import Path
+
     from upscale.models import resolve
 
-    return str(resolve(spec))
+    folder = Path(resolve(spec)).resolve()
+    try:
+        return str(folder.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(folder)
 
 
 def network_of(args: argparse.Namespace) -> Genotype:
