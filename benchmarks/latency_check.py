@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.tile} ({table.measured} layers timed now, table {table.path}; "
           f"{f'calibrated on {len(fitted_on)} other random networks' if fitted_on else 'calibrated' if calibration else 'not calibrated'})")
     print_rows(rows)
+    print_fit_check(table)
     repeat = sorted(abs(again[n] / measured[n] - 1) for n in measured)
     print(f"measured twice: the two measurements differ by {repeat[len(repeat) // 2]:.1%} (median), "
           f"{repeat[-1]:.1%} (largest); a prediction cannot be checked more closely than that")
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         # The calibration's own networks and their times too, so another fit can be tried without timing.
         args.json.write_text(json.dumps({"frame": args.frame, "scales": args.scale, "tile": args.tile,
-                                         "checked": rows, "fitted_on": fitted_on}, indent=1) + "\n")
+                                         "checked": rows, "fitted_on": fitted_on, "fit_check": table.fit_check},
+                                        indent=1) + "\n")
 
 
 def space_of(args: argparse.Namespace, scale: int, i: int) -> SearchSpace:
@@ -168,7 +170,19 @@ def refit(paths: list[Path], device: Device, cache: Path | None) -> None:
     rows = [check_row(table, r["name"], Genotype.from_dict(r["spec"]), [tuple(t) for t in r["tiles"]],
                       r["measured_ms"]) for data in checks for r in data["checked"]]
     print_rows(rows)
+    print_fit_check(table)
     print_shares(rows)
+
+
+def print_fit_check(table: LatencyTable) -> None:
+    """How the calibration fitted now predicted its own networks, each from a fit to the others, and which
+    prediction the table keeps (`LatencyTable.calibrate`)."""
+    check = table.fit_check
+    if check is None:
+        return
+    print(f"calibration networks, each predicted by a fit to the others: within 10% for {check['fitted_within']} "
+          f"of {check['networks']}, mean error {check['fitted_error']:.1%} (the raw sums: {check['raw_within']}, "
+          f"{check['raw_error']:.1%}); kept: {'the fit' if check['kept'] == 'fitted' else 'the raw sums'}")
 
 
 if __name__ == "__main__":

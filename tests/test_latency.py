@@ -211,6 +211,24 @@ def test_a_calibration_is_fitted_to_whole_networks_and_kept(tmp_path, monkeypatc
     assert again.frame_ms(*networks[0]) == pytest.approx(truth[0], rel=1e-6)
 
 
+def test_a_fit_that_does_not_predict_unseen_networks_better_than_the_sums_is_not_kept(tmp_path, monkeypatch):
+    """Frame times that are the layers' sums give or take 8% of noise: a fit can only learn the noise, so each
+    network predicted by a fit to the others misses by more than the sums do, and the sums are kept."""
+    monkeypatch.setattr(latency, "time_modules", each_module(lambda module, c, h, w, d: float(h * w * c) / 1e4))
+    table = LatencyTable(Device("cpu", 1, False, "test cpu"), tmp_path)
+    rng = np.random.default_rng(3)
+    networks = [(random_genotype(SearchSpace(2, max_width=16), rng), [(20, 24)]) for _ in range(12)]
+    noise = np.random.default_rng(4).uniform(0.92, 1.08, len(networks))
+    sums = [table.frame_ms(g, tiles) for g, tiles in networks]
+    table.calibrate(networks, list(np.array(sums) * noise), pull=0.0)
+    check = table.fit_check
+    assert check["kept"] == "raw" and check["networks"] == 12 and check["fitted_error"] >= check["raw_error"]
+    assert all(table.frame_ms(g, tiles) == pytest.approx(s) for (g, tiles), s in zip(networks, sums))
+    table.calibrate(networks, [s * 0.5 for s in sums], pull=0.0)  # twice as fast as the sums: worth a fit
+    assert table.fit_check["kept"] == "fitted" and table.fit_check["fitted_within"] == 12
+    assert table.fit_check["raw_within"] == 0
+
+
 def test_a_calibration_measures_networks_of_the_same_tiles_together(tmp_path, monkeypatch):
     monkeypatch.setattr(latency, "time_modules", each_module(lambda module, c, h, w, d: 1.0))
     groups = []
@@ -299,6 +317,8 @@ def test_the_latency_check_predicts_and_measures_alike_in_bf16(fake_clock, monke
                 "--json", str(rows)])
     out = capsys.readouterr().out
     assert "1 threads, bf16" in out and "calibrated: within 10% for" in out
+    assert "calibration networks, each predicted by a fit to the others: within 10% for" in out
     assert any("-bf16-" in p.name for p in fake_clock.iterdir())
     checked = json.loads(rows.read_text())["checked"]
     assert {r["name"] for r in checked} >= {"trinas-x2", "random-x2-00", "random-x2-01"}
+    assert json.loads(rows.read_text())["fit_check"]["networks"] == 2
