@@ -495,5 +495,7 @@ def calibrate_if_needed(table: LatencyTable, space: SearchSpace, tiles: list[tup
     rng = np.random.default_rng(0)
     started = time.monotonic()
     table.calibrate([(random_genotype(space, rng), tiles) for _ in range(CALIBRATION_NETWORKS)])
+    kept = ("the fit" if table.fit_check["kept"] == "fitted"
+            else "the layers' sums (the fit predicted networks it had not seen no better)")
     log(f"calibrated the latency table on {CALIBRATION_NETWORKS} random networks timed whole "
-        f"({time.monotonic() - started:.0f} s, once per device)")
+        f"({time.monotonic() - started:.0f} s, once per device); predictions use {kept}")
