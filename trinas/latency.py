@@ -35,6 +35,7 @@ from torch import nn
 from .allocator import allocator_name, keep_freed_memory
 from .net import TriNet, UpsampleBlock, absorbs_residual, fold, make_op
 from .operations import op_kind
+from .precision import DTYPES
 from .space import Cell, Genotype, SearchSpace, Upsample, random_genotype
 from .tiling import LATENCY_DEVICES
 
@@ -96,7 +97,7 @@ class Device:
 
     @property
     def dtype(self) -> torch.dtype:
-        return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[self.precision]
+        return DTYPES[self.precision]
 
 
 def cpu_name() -> str:

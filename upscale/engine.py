@@ -21,6 +21,7 @@ from .errors import UpscaleError
 from .models import LoadedModel, load
 from trinas.allocator import keep_freed_memory
 from trinas.net import TriNet
+from trinas.precision import DTYPES
 from trinas.symmetry import self_ensemble
 from trinas.tiling import CPU_TILE, plan_tiles
 
@@ -51,9 +52,6 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
 def pick_dtype(device: torch.device, precision: str, supports_half: bool) -> torch.dtype:
     """The precision the convolutions run in. Auto: fp16 on a GPU when the model allows it, fp32 on the CPU.
     On the CPU bf16 is there to ask for (the engine runs it as autocast, `Upscaler`): on processors with
@@ -62,9 +60,9 @@ def pick_dtype(device: torch.device, precision: str, supports_half: bool) -> tor
     is refused (slow, or it crashes)."""
     if precision == "auto":
         return torch.float16 if device.type in ("cuda", "mps") and supports_half else torch.float32
-    if precision not in PRECISIONS:
+    if precision not in DTYPES:
         raise EngineError(f"unknown precision {precision!r} (use auto, fp32, fp16 or bf16)")
-    dtype = PRECISIONS[precision]
+    dtype = DTYPES[precision]
     if dtype == torch.float16 and device.type == "cpu":
         raise EngineError("fp16 runs only on a GPU; on the CPU use fp32 or bf16 (drop --precision, or "
                           "--precision bf16)")
