@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> None:
                             "precision": args.precision},
                "rows": rows}
     lines = [f"Each op in every cell of `{genotypes[first].describe()}`; {args.steps} steps, batch {args.batch}, "
-             f"{args.patch}px LR patches, lr {args.lr}, {args.precision}, seeds {args.seeds}; a {args.frame} output frame timed on "
-             f"{args.time_threads} threads, interleaved.", "",
+             f"{args.patch}px LR patches, lr {args.lr}, {args.precision}, seeds {args.seeds}; a {args.frame} output "
+             f"frame timed on {args.time_threads} threads, interleaved.", "",
              f"| op | {args.val.name} PSNR | {args.report.name} PSNR | ms / frame | time vs {first} |",
              "|---|---|---|---|---|"]
     for row in rows:

@@ -2,8 +2,8 @@
 
 Two networks compared with `screen` got the same steps, batch, patch size, learning rate, data and seed:
 the same batches in the same order and the same initialisation stream (or the same starting weights, a
-schedule's `init`, when the comparison is between ways of training a model on). A run keeps a checkpoint and writes
-its result when done, so a stopped comparison continues where it was and finished runs are never redone.
+schedule's `init`, when the comparison is between ways of training a model on). A run keeps a checkpoint and
+writes its result when done, so a stopped comparison continues where it was and finished runs are never redone.
 """
 
 from __future__ import annotations
