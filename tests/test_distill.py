@@ -120,3 +120,15 @@ def test_the_training_command_refuses_a_weight_without_a_teacher_and_a_teacher_o
     with pytest.raises(SystemExit):
         main(common + ["--teacher", str(tmp_path / "x3")])
     assert "is a x3 model, not x2" in capsys.readouterr().err
+
+
+def test_a_comparison_names_its_starting_model_relative_to_the_working_folder(tmp_path, monkeypatch):
+    """Stamps and results name `weights/...`, not one machine's checkout, so the same command resumes elsewhere."""
+    from tests.test_controls import load_script
+
+    screened = load_script("screened_network")
+    model = tiny_model(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert screened.model_folder(model) == "model"
+    monkeypatch.chdir(tmp_path / "set5")
+    assert screened.model_folder(model) == str((tmp_path / "model").resolve())  # outside: the whole path
