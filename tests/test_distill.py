@@ -130,5 +130,6 @@ def test_a_comparison_names_its_starting_model_relative_to_the_working_folder(tm
     model = tiny_model(tmp_path)
     monkeypatch.chdir(tmp_path)
     assert screened.model_folder(model) == "model"
-    monkeypatch.chdir(tmp_path / "set5")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
     assert screened.model_folder(model) == str((tmp_path / "model").resolve())  # outside: the whole path
