@@ -343,9 +343,9 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.monotonic()
     pairs = make_pairs(list_images(args.train), args.scale, max(args.patch, args.late_patch or 0), args.max_side)
     val = [img for folder in args.val for img in load_benchmark(Path(folder), args.scale)]
+    print(f"{len(pairs)} training images, {len(val)} validation images, prepared in {time.monotonic() - t0:.0f}s")
     if teacher is not None:
         teach(teacher, pairs, args.device, config.precision)
-    print(f"{len(pairs)} training images, {len(val)} validation images, prepared in {time.monotonic() - t0:.0f}s")
     result = train(model, PatchSampler(pairs, args.scale, args.patch, args.seed), val, config,
                    args.work / "checkpoint.pt", args.device, args.time_budget)
     gained = result["saturation"]
