@@ -306,8 +306,9 @@ def _speed_section(speed: list[dict] | None) -> list[str]:
              "Times depend on the machine: rerun the command on yours.", "",
              "| measured | device | precision | input -> output | ms per frame | frames/s | date |",
              "|---|---|---|---|---|---|---|"]
-    for e in speed:
-        lines.append(f"| {SPEED_HOW.get(e['how'], e['how'])} | {e['device_name']} | {e['precision']} | "
+    for e in speed:  # a note says what differs, e.g. a figure of the same network with its earlier weights
+        how = SPEED_HOW.get(e["how"], e["how"]) + (f" ({e['note']})" if e.get("note") else "")
+        lines.append(f"| {how} | {e['device_name']} | {e['precision']} | "
                      f"{e['input']} -> {e['output']} | {e['ms_per_frame']:.1f} | {e['fps']:.1f} | {e['date']} |")
     for e in speed:  # models timed beside it in the same run (`upscale bench --against`): the fair comparison
         for other, ms in (e.get("against") or {}).items():
