@@ -88,9 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         rows.append({"variant": name, "schedule": asdict(schedules[name]), "minutes": minutes,
                      **seed_summary(results[name])})
     command = "python benchmarks/recipe_ablation.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    start = f"from {args.init}'s weights" if args.init else "from scratch"
+    origin = f"from {args.init}'s weights" if args.init else "from scratch"
     teacher = f"; distill = {args.distill:g} of the loss towards {args.teacher}'s self-ensemble" if args.teacher else ""
-    lines = [f"`{genotype.describe()}` {start}; {args.steps} steps, batch {args.batch}, {args.patch}px LR "
+    lines = [f"`{genotype.describe()}` {origin}; {args.steps} steps, batch {args.batch}, {args.patch}px LR "
              f"patches, lr {args.lr}, {args.precision}, seeds {args.seeds}; late = the last "
              f"{1 - args.late_from:.0%} of the steps{teacher}. Training minutes count from a run's last "
              "(re)start.", "",
@@ -98,9 +98,9 @@ def main(argv: list[str] | None = None) -> None:
              f"training minutes |", "|---|---|---|---|---|"]
     plain = next((r for r in rows if r["variant"] == "plain"), None)
     if init:  # where every arm started: what training on gained or lost
-        start = start_scores(init, args, genotype.scale)
-        gain = f"{start['val'] - plain['val_mean']:+.3f} dB" if plain else ""
-        lines.append(f"| {args.init}, before | {start['val']:.2f} | {start['report']:.2f} | {gain} | 0 |")
+        before = start_scores(init, args, genotype.scale)
+        gain = f"{before['val'] - plain['val_mean']:+.3f} dB" if plain else ""
+        lines.append(f"| {args.init}, before | {before['val']:.2f} | {before['report']:.2f} | {gain} | 0 |")
     for row in rows:
         gain = f"{row['val_mean'] - plain['val_mean']:+.3f} dB" if plain else ""
         lines.append(f"| {row['variant']} | {mean_and_spread(row, 'val')} | {mean_and_spread(row, 'report')} | "

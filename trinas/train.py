@@ -175,14 +175,13 @@ def train(model: TriNet, sampler: PatchSampler, val: list[BenchmarkImage], confi
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         loss_fn = LOSSES[config.loss_at(step)]
-        if config.distill:
-            lr_batch, hr_batch, target = sampler.batch_with_targets(step, config.batch, config.patch_at(step))
-            output = forward_in(model, lr_batch.to(device, memory_format=TRAIN_LAYOUT), config.precision)
-            loss = distillation_loss(loss_fn, output, hr_batch.to(device), target.to(device), config.distill)
-        else:
-            lr_batch, hr_batch = sampler.batch(step, config.batch, config.patch_at(step))
-            lr_batch = lr_batch.to(device, memory_format=TRAIN_LAYOUT)
-            loss = loss_fn(forward_in(model, lr_batch, config.precision), hr_batch.to(device))
+        patch = config.patch_at(step)
+        lr_batch, hr_batch, target = (sampler.batch_with_targets(step, config.batch, patch) if config.distill
+                                      else (*sampler.batch(step, config.batch, patch), None))
+        output = forward_in(model, lr_batch.to(device, memory_format=TRAIN_LAYOUT), config.precision)
+        hr_batch = hr_batch.to(device)
+        loss = (distillation_loss(loss_fn, output, hr_batch, target.to(device), config.distill) if config.distill
+                else loss_fn(output, hr_batch))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
