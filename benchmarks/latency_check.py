@@ -106,10 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = [check_row(table, name, g, list(tiles), measured[name]) | {"measured_again_ms": again[name]}
             for name, (g, tiles) in checked.items()]
     table.save()
+    how = (f"calibrated on {len(fitted_on)} other random networks" if fitted_on
+           else "calibrated" if calibration else "not calibrated")
     print(f"{args.frame} output frame, {', '.join(f'x{s}' for s in args.scale)}, {args.threads} threads, "
-          f"{device.precision}, tiles of "
-          f"{args.tile} ({table.measured} layers timed now, table {table.path}; "
-          f"{f'calibrated on {len(fitted_on)} other random networks' if fitted_on else 'calibrated' if calibration else 'not calibrated'})")
+          f"{device.precision}, tiles of {args.tile} ({table.measured} layers timed now, table {table.path}; {how})")
     print_rows(rows)
     print_fit_check(table)
     print_repeat(rows)
