@@ -468,13 +468,12 @@ class LatencyTable:
                   if len(y) > 2 else raw)
         self.fit_check = {"networks": len(y), "raw_within": _within(raw, y), "fitted_within": _within(unseen, y),
                           "raw_error": _error(raw, y), "fitted_error": _error(unseen, y)}
-        self.fit_check["kept"] = "fitted" if self.fit_check["fitted_error"] < self.fit_check["raw_error"] else "raw"
-        self.calibration = dict(zip(FITTED, (float(c) for c in (coef if self.fit_check["kept"] == "fitted"
-                                                                  else identity))))
-        used = {layer.kind for g, tiles in networks for layer in layers_of(g, *tiles[0])}
-        for kind in LAYER_KINDS:  # a kind no network had keeps its own time
-            if kind not in used:
-                self.calibration[kind] = 1.0
+        fitted = self.fit_check["fitted_error"] < self.fit_check["raw_error"]
+        self.fit_check["kept"] = "fitted" if fitted else "raw"
+        self.calibration = dict(zip(FITTED, (float(c) for c in (coef if fitted else identity))))
+        if fitted:  # a kind no network had keeps its own time
+            used = {layer.kind for g, tiles in networks for layer in layers_of(g, *tiles[0])}
+            self.calibration.update({kind: 1.0 for kind in LAYER_KINDS if kind not in used})
         return [float(v) for v in y]
 
     def save(self) -> None:
