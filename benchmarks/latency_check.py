@@ -13,7 +13,9 @@ shuffle tail.
     python benchmarks/latency_check.py --frame 1280x720 --scale 2 --scale 4 --tail mixed --random 20 \
         --calibrate 20 --threads 2
 
-Prints one row per network (raw and calibrated prediction, measured ms, ratios) and the share within 10%;
+Prints one row per network (raw and calibrated prediction, measured ms, ratios) and the share within 10%,
+and measures every network again in a fresh process: how far that moves a frame time is as closely as any
+prediction can be checked (a process's memory layout alone moved `trinas-x2` by 7% on our CPU);
 `--json FILE` writes the rows. `--refit FILE...` reads such files back and fits the calibration again to
 their stored frame times, timing nothing but layers the table lacks: a new kind of fit is tried without the
 minutes of whole-network timing, on exactly the networks it was checked on before.
