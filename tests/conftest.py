@@ -71,4 +71,5 @@ def fake_clock(tmp_path, monkeypatch):
     monkeypatch.setenv("TRINAS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(latency, "time_modules", each_module(fake_layer_time))
     monkeypatch.setattr(latency, "measure_frames", fake_frame_times)
+    monkeypatch.setattr(latency, "busy_cores", lambda seconds=0.5: 0.0)  # stand-in clocks: an idle machine
     return tmp_path / "cache" / "latency"

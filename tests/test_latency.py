@@ -248,12 +248,34 @@ def test_a_calibration_measures_networks_of_the_same_tiles_together(tmp_path, mo
 
 
 def test_timing_on_a_busy_machine_is_called_out(monkeypatch):
-    monkeypatch.setattr(latency.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    monkeypatch.setattr(latency, "busy_cores", lambda: 1.9)
     monkeypatch.setattr(latency.os, "sched_getaffinity", lambda pid: {0, 1})
-    assert "busy (load 3.0 on 2 cores)" in latency.busy_warning()
+    assert "busy (other work on 1.9 of 2 cores)" in latency.busy_warning()
     assert "delete /tmp/t.json to measure again" in latency.busy_warning(Path("/tmp/t.json"))
-    monkeypatch.setattr(latency.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
+    monkeypatch.setattr(latency, "busy_cores", lambda: 0.2)
     assert latency.busy_warning() is None
+    monkeypatch.setattr(latency, "busy_cores", lambda: None)  # no /proc/stat: the load average
+    monkeypatch.setattr(latency.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    assert "busy (other work on 3.0 of 2 cores)" in latency.busy_warning()
+
+
+def test_busy_cores_are_read_from_proc_stat_while_this_process_sleeps(tmp_path, monkeypatch):
+    """Busy cores are the non-idle share of the allowed CPUs' ticks over the wait (iowait counts as idle); a
+    CPU outside the process's affinity is left out; without /proc/stat, None."""
+    stat = tmp_path / "stat"
+    counters = ["cpu  0 0 0 0 0 0 0 0", "cpu0 {0} 0 0 {1} 0 0 0 0", "cpu1 {2} 0 0 {3} 0 0 0 0", "cpu2 {4} 0 0 0 0"]
+    ticks = iter([(100, 100, 100, 100, 100), (190, 110, 150, 150, 100)])  # cpu0 90% busy, cpu1 50%, cpu2 out
+
+    def write(*_):
+        stat.write_text("\n".join(counters).format(*next(ticks)) + "\nintr 1 2 3\n")
+
+    write()
+    monkeypatch.setattr(latency, "PROC_STAT", stat)
+    monkeypatch.setattr(latency.time, "sleep", write)
+    monkeypatch.setattr(latency.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert latency.busy_cores() == pytest.approx(1.4)
+    monkeypatch.setattr(latency, "PROC_STAT", tmp_path / "missing")
+    assert latency.busy_cores() is None
 
 
 def test_a_table_filled_on_another_machine_is_measured_again(tmp_path, monkeypatch):

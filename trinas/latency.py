@@ -50,6 +50,7 @@ LAYER = "layer"  # the calibration's cost of running one more layer inside a net
 TRAFFIC = "traffic"  # the calibration's cost of moving activations, in ms per MB
 FITTED = (*LAYER_KINDS, CALL, LAYER, TRAFFIC)  # what a calibration holds
 CALIBRATION_NETWORKS = 16  # random networks timed whole to calibrate a table before it sets a budget
+PROC_STAT = Path("/proc/stat")  # the kernel's CPU time counters (Linux)
 STALE_TOLERANCE = 0.10  # a table whose reference layers now run this much faster or slower is re-measured
 
 
@@ -117,16 +118,45 @@ def busy_warning(table: Path | None = None) -> str | None:
     """A warning when other work keeps the CPU busy: whatever is timed then is inflated, and a table keeps it
     (an x4 check timed beside a running search put the cheapest x4 network at 241 ms; idle, 46 ms). `table`:
     the file to delete to measure again [default: the cache folder]."""
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return None
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if load < 0.5 * cores:
+    busy = busy_cores()
+    if busy is None:  # no /proc/stat: the load average, which lags by a minute
+        try:
+            busy = os.getloadavg()[0]
+        except OSError:
+            return None
+    if busy < 0.5 * cores:
         return None
-    return (f"the machine is busy (load {load:.1f} on {cores} cores): layer and frame times measured now are "
-            f"inflated, and the latency table keeps them; time on an idle machine (delete "
+    return (f"the machine is busy (other work on {busy:.1f} of {cores} cores): layer and frame times measured "
+            f"now are inflated, and the latency table keeps them; time on an idle machine (delete "
             f"{table or default_cache()} to measure again)")
+
+
+def busy_cores(seconds: float = 0.5) -> float | None:
+    """How many of the cores this process may use were busy over the next `seconds` while it slept, from
+    /proc/stat (None where there is none). The one-minute load average it replaces still counted a check
+    that had just ended and called an idle machine busy."""
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+
+    def snapshot() -> tuple[int, int]:
+        total = idle = 0
+        for line in PROC_STAT.read_text().splitlines():
+            name, *values = line.split()
+            if not (name.startswith("cpu") and name[3:].isdigit()) or (allowed and int(name[3:]) not in allowed):
+                continue
+            ticks = [int(v) for v in values[:8]]  # user nice system idle iowait irq softirq steal
+            total, idle = total + sum(ticks), idle + ticks[3] + ticks[4]
+        return total, idle
+
+    try:
+        total, idle = snapshot()
+        time.sleep(seconds)
+        total2, idle2 = snapshot()
+    except (OSError, ValueError, IndexError):
+        return None
+    cores = len(allowed) if allowed else (os.cpu_count() or 1)
+    spent = total2 - total
+    return cores * (1 - (idle2 - idle) / spent) if spent > 0 else None
 
 
 def default_cache() -> Path:
