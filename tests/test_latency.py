@@ -4,6 +4,7 @@ in the user's cache, and a prediction is the sum of its layers' times over the t
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -358,3 +359,29 @@ def test_frames_are_measured_again_in_a_fresh_process():
     times = latency.measure_frames_in_fresh_process([({"a": tiny}, [(8, 8)]), ({"b": tiny}, [(8, 8), (8, 4)])],
                                                     Device("cpu", 1, False, "test cpu"))
     assert set(times) == {"a", "b"} and all(ms > 0 for ms in times.values())
+
+
+def test_two_tables_of_one_machine_are_compared_on_stored_checks(fake_clock, capsys, tmp_path):
+    """`benchmarks/latency_tables_compare.py`: the per-layer ratio of two tables, and each table's and their
+    mean's predictions of a stored check (networks measured at exactly the first table's sums)."""
+    from tests.test_controls import load_script
+
+    compare = load_script("latency_tables_compare")
+    table = LatencyTable(Device("cpu", 2, False, "test cpu"), tmp_path)
+    rng = np.random.default_rng(0)
+    space = SearchSpace(2)
+    networks = [(random_genotype(space, rng), [(16, 16), (16, 8)]) for _ in range(6)]
+    entries = [{"spec": g.to_dict(), "tiles": tiles, "measured_ms": table.frame_ms(g, tiles)} for g, tiles in networks]
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps({"entries": table.entries}))
+    second.write_text(json.dumps({"entries": {k: 1.1 * v for k, v in table.entries.items()}}))
+    check = tmp_path / "check.json"
+    check.write_text(json.dumps({"fitted_on": entries[:4], "checked": entries[4:]}))
+    compare.main(["--table", str(first), "--table", str(second), "--check", str(check)])
+    out = capsys.readouterr().out
+    assert "second / first" in out and "median 1.100" in out
+    assert re.search(r"check\.json +first +2/2 +2/2 +0\.0%", out)  # the table the times were made from
+    assert "mean of the tables" in out
+    (tmp_path / "short.json").write_text(json.dumps({"entries": {}}))
+    with pytest.raises(SystemExit, match="lacks"):
+        compare.main(["--table", str(tmp_path / "short.json"), "--check", str(check)])
