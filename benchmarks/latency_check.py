@@ -15,7 +15,7 @@ shuffle tail.
 
 Prints one row per network (raw and calibrated prediction, measured ms, ratios) and the share within 10%,
 and measures every network again in a fresh process: how far that moves a frame time is as closely as any
-prediction can be checked (a process's memory layout alone moved `trinas-x2` by 7% on our CPU);
+prediction can be checked (a second process moved one network by 14% on our CPU);
 `--json FILE` writes the rows. `--refit FILE...` reads such files back and fits the calibration again to
 their stored frame times, timing nothing but layers the table lacks: a new kind of fit is tried without the
 minutes of whole-network timing, on exactly the networks it was checked on before.

@@ -332,10 +332,10 @@ def measure_frames(genotypes: dict[str, Genotype], tiles: list[tuple[int, int]],
 
 def measure_frames_in_fresh_process(groups: list[tuple[dict[str, Genotype], list[tuple[int, int]]]],
                                     device: Device) -> dict[str, float]:
-    """`measure_frames` for each (networks, tiles) group, all in one new process. A process's own memory
-    layout moves a network's frame time: `trinas-x2` took 199-213 ms per frame in five processes on our CPU,
-    while two measurements within one process differed by about 1%, so a prediction checked against one
-    process is checked no more closely than that spread, and a second process shows it."""
+    """`measure_frames` for each (networks, tiles) group, all in one new process. Each process runs a
+    network at its own speed (its memory layout, most likely): on our CPU two processes differed by 4% at the
+    median and 14% at most, while two measurements within one process differed by about 1%, so a prediction
+    checked against one process is checked no more closely than that spread, and a second process shows it."""
     jobs = [({name: g.to_dict() for name, g in networks.items()}, [tuple(t) for t in tiles]) for networks, tiles
             in groups]
     context = multiprocessing.get_context("spawn")  # a fresh interpreter, not a copy of this one's memory
