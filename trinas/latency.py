@@ -44,7 +44,6 @@ from .tiling import LATENCY_DEVICES
 TABLE_VERSION = 1
 LAYER_KINDS = ("op", "relu", "add", "up", "head", "tail", "bicubic", "repeat", "shuffle")
 FILL_GROUP = 64  # layers timed interleaved at once
-FILL_PROCESSES = 3  # processes that time every layer; the table keeps the median (1: this process alone)
 FILL_MEGABYTES = 1024.0  # and at most this much activation memory among them
 CALL = "call"  # the calibration's cost of one network call, in ms
 LAYER = "layer"  # the calibration's cost of running one more layer inside a network, in ms
@@ -352,20 +351,6 @@ def _measure_specs(job: tuple[dict[str, dict], list[tuple[int, int]]], device: D
     return measure_frames({name: Genotype.from_dict(spec) for name, spec in specs.items()}, tiles, device)
 
 
-def _time_layers_on(layers: list[Layer], device: Device, **timing) -> list[float]:
-    """The layers' milliseconds on `device` with its threads (`time_modules`), in the calling process."""
-    if device.threads and device.kind == "cpu":
-        torch.set_num_threads(device.threads)
-    items = [(*layer_module(layer), layer.height, layer.width) for layer in layers]
-    return time_modules(items, device, **timing)
-
-
-def _timing_process() -> ProcessPoolExecutor:
-    """One spawned process, kept while its table lives, that times layers on request. A table keeps each
-    layer's median over FILL_PROCESSES such processes, asked one after another (never side by side)."""
-    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-
-
 class LatencyTable:
     """Layer times for one device, read from and written to `<cache>/<device key>.json`."""
 
@@ -377,7 +362,6 @@ class LatencyTable:
         self.measured = 0  # layers timed by this object (the rest came from the file)
         self.reference: list[float] | None = None  # REFERENCE_LAYERS' times when the table was filled
         self.fit_check: dict | None = None  # how the last calibration predicted networks it had not seen
-        self._timers: list[ProcessPoolExecutor] = []  # the FILL_PROCESSES processes that time layers, kept
         if self.path.is_file():
             try:
                 data = json.loads(self.path.read_text())
@@ -442,21 +426,16 @@ class LatencyTable:
             self._time(group)
 
     def _time(self, layers: list[Layer]) -> None:
-        if FILL_PROCESSES > 1:
-            if len(self._timers) != FILL_PROCESSES:
-                self._timers = [_timing_process() for _ in range(FILL_PROCESSES)]
-            runs = [timer.submit(_time_layers_on, layers, self.device).result() for timer in self._timers]
-            times = [float(np.median(each)) for each in zip(*runs)]
-        else:
-            times = self._time_layers(layers)
-        for layer, ms in zip(layers, times):
+        for layer, ms in zip(layers, self._time_layers(layers)):
             self.entries[layer.key] = ms
         self.measured += len(layers)
 
     def _time_layers(self, layers, **timing) -> list[float]:
-        """The layers' milliseconds on this table's device and threads (`time_modules`) in this process,
-        stored nowhere."""
-        return _time_layers_on(layers, self.device, **timing)
+        """The layers' milliseconds on this table's device and threads (`time_modules`), stored nowhere."""
+        if self.device.threads and self.device.kind == "cpu":
+            torch.set_num_threads(self.device.threads)
+        items = [(*layer_module(layer), layer.height, layer.width) for layer in layers]
+        return time_modules(items, self.device, **timing)
 
     def network_ms(self, genotype: Genotype, height: int, width: int) -> float:
         """Predicted milliseconds of one forward pass of the folded network on a height x width input."""
