@@ -131,10 +131,7 @@ def space_of(args: argparse.Namespace, scale: int, i: int) -> SearchSpace:
 
 def check_row(table: LatencyTable, name: str, genotype: Genotype, tiles: list, measured_ms: float) -> dict:
     """One network's raw and calibrated prediction against its measured frame time."""
-    calibration = table.calibration
-    table.calibration = None
-    raw = table.frame_ms(genotype, tiles)
-    table.calibration = calibration
+    raw = table.raw_frame_ms(genotype, tiles)
     predicted = table.frame_ms(genotype, tiles)
     return {"name": name, "genotype": genotype.describe(), "spec": genotype.to_dict(), "tiles": tiles,
             "raw_ms": raw, "predicted_ms": predicted, "measured_ms": measured_ms,

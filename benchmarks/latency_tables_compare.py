@@ -69,15 +69,10 @@ def score(entries: dict[str, float], check: dict) -> tuple[str, str, float]:
 
     fit = networks("fitted_on")
     table.calibrate([(g, tiles) for g, tiles, _ in fit], [ms for *_, ms in fit])
-    calibration, rows = table.calibration, []
-    for genotype, tiles, measured in networks("checked"):
-        table.calibration = None
-        raw = table.frame_ms(genotype, tiles)
-        table.calibration = calibration
-        rows.append((raw / measured, table.frame_ms(genotype, tiles) / measured))
-    ratios = np.array(rows)
+    ratios = np.array([(table.raw_frame_ms(g, tiles) / measured, table.frame_ms(g, tiles) / measured)
+                       for g, tiles, measured in networks("checked")])
     within = np.sum(np.abs(ratios - 1) <= 0.10, axis=0)
-    return f"{within[0]}/{len(rows)}", f"{within[1]}/{len(rows)}", float(np.abs(ratios[:, 1] - 1).max())
+    return f"{within[0]}/{len(ratios)}", f"{within[1]}/{len(ratios)}", float(np.abs(ratios[:, 1] - 1).max())
 
 
 def _require(entries: dict[str, float], layers) -> None:

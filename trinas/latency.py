@@ -443,6 +443,14 @@ class LatencyTable:
         self.fill(layers)
         return sum(self.layer_ms(layer) for layer in layers)
 
+    def raw_frame_ms(self, genotype: Genotype, tiles: list[tuple[int, int]]) -> float:
+        """`frame_ms` from the layers' times alone, whatever the calibration: what checks compare it to."""
+        calibration, self.calibration = self.calibration, None
+        try:
+            return self.frame_ms(genotype, tiles)
+        finally:
+            self.calibration = calibration
+
     def frame_ms(self, genotype: Genotype, tiles: list[tuple[int, int]]) -> float:
         """Predicted milliseconds for a frame the engine cuts into tiles of these input sizes (with context)."""
         self.fill(layer for h, w in tiles for layer in layers_of(genotype, h, w))

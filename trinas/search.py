@@ -225,12 +225,6 @@ def search(config: SearchConfig, data: SearchData, out: Path, device: str = "aut
     run.elapsed_s = time.monotonic() - started
     save()
     if ranks.world > 1:
-        # DistributedDataParallel's reducer is held in reference cycles: collected at interpreter exit, after
-        # the process group is gone, its gloo threads aborted the process now and then ("terminate called
-        # without an active exception": 1 of 10 two-process test searches on a loaded 2-core machine, 0 of 20
-        # once collected here, with the group alive).
-        del model
-        gc.collect()
         dist.barrier()
     return run
 
@@ -288,6 +282,10 @@ def run_search(config: SearchConfig, train_dirs: list[Path], val_dirs: list[Path
         return prune_found(result, data, train_dirs, config, log) if config.prune else result
     finally:
         if ranks.world > 1 and dist.is_initialized():
-            gc.collect()  # whatever still holds the group goes while it lives (see `search`)
+            # DistributedDataParallel's reducer is held in reference cycles: collected at interpreter exit,
+            # after the group is gone, its gloo threads aborted the process now and then ("terminate called
+            # without an active exception": 1 of 10 two-process test searches on a loaded 2-core machine).
+            # Collected here, while the group lives.
+            gc.collect()
             dist.barrier()
             dist.destroy_process_group()
