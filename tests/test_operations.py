@@ -123,6 +123,31 @@ def test_a_folded_network_computes_what_its_branches_compute(scale, tmp_path):
     assert conv_madds(folded, x[:1]) == pytest.approx(madds_per_input_pixel(GENOTYPES[scale]) * 13 * 11)
 
 
+SKIPPING = {  # cells whose ops hand the cell's input back: the in-place ReLU and add must leave it alone
+    "conv tail": Genotype(2, 6, (Cell(("skip", "conv3x3"), (6, 6)), Cell(("skip", "skip"), (6, 6)),
+                                 Cell(("conv3x3", "skip"), (6, 6)), Cell(("skip",), (6,)), Upsample(2),
+                                 Cell(("resblock3x3", "skip"), (6, 6)))),
+    "shuffle tail": Genotype(3, 6, (Cell(("skip", "resblock3x3"), (6, 6)), Cell(("sepconv3x3", "skip"), (6, 6)),
+                                    Cell(("spanatt3x3",), (6,))), tail="shuffle"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SKIPPING))
+@pytest.mark.parametrize("folded", [False, True])
+def test_inference_writing_in_place_computes_what_training_computes(name, folded):
+    """Without gradients the ReLUs and residual adds write into tensors just made (`relu_new`): the output is
+    the training forward's, and the input is untouched, also where a skip hands a cell its own input."""
+    torch.manual_seed(0)
+    net = randomised(TriNet(SKIPPING[name]))
+    net = fold(net) if folded else net
+    x = torch.rand(2, 3, 9, 10) - 0.3  # negative values too: a ReLU applied to a shared tensor would show
+    original = x.clone()
+    with torch.inference_mode():
+        inference = net(x)
+    assert torch.equal(x, original)
+    assert torch.allclose(inference, net(x), rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("scale", sorted(GENOTYPES))
 def test_a_folded_network_starts_a_training_network_that_computes_the_same(scale):
     """`unfold_into` inverts `fold` (a model folder, stored folded, starts a training run): same output, and

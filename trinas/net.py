@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .operations import op_kind
+from .operations import add_to_new, op_kind, relu_new
 from .space import Cell, Genotype, Upsample
 
 # The memory layout training runs in (networks and batches): channels-last trains these convolutions 1.1-1.4x
@@ -52,9 +52,11 @@ class CellBlock(nn.Module):
         y = x
         for i, op in enumerate(self.ops):
             if i > 0:
-                y = F.relu(y)
+                y = F.relu(y) if y is x else relu_new(y)  # a skip hands back the cell's input, which stays
             y = op(y)
-        return x + y if self.residual else y
+        if not self.residual:
+            return y
+        return x + y if y is x else add_to_new(y, x)
 
 
 class UpsampleBlock(nn.Sequential):
@@ -112,9 +114,10 @@ class TriNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.shuffle is not None:  # the input repeated into every sub-pixel channel: a nearest skip
-            return self.shuffle(self.tail(self.body(self.head(x))) + x.repeat_interleave(self.scale**2, dim=1))
+            y = self.tail(self.body(self.head(x)))
+            return self.shuffle(add_to_new(y, x.repeat_interleave(self.scale**2, dim=1)))
         skip = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return skip + self.tail(self.body(self.head(x)))
+        return add_to_new(self.tail(self.body(self.head(x))), skip)
 
 
 def fold(net: TriNet) -> TriNet:
