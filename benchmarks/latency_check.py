@@ -34,7 +34,7 @@ from trinas.export import load_model
 from trinas.latency import Device, LatencyTable, busy_warning, measure_frames, measure_frames_in_fresh_process
 from trinas.net import receptive_radius
 from trinas.space import Genotype, SearchSpace, random_genotype
-from trinas.tiling import CPU_TILE, tile_shapes
+from trinas.tiling import engine_tile, tile_shapes
 from upscale.models import packaged_models
 
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", choices=["cpu", "cpu-bf16"], default="cpu",
                         help="the CPU in fp32, or in bf16 as `--precision bf16` runs")
-    parser.add_argument("--tile", type=int, default=CPU_TILE, help="engine tile side (0: whole frames)")
+    parser.add_argument("--tile", type=int, help="tile side (0: whole frames) [default: the engine's on the CPU]")
     parser.add_argument("--genotype", action="append", default=[], metavar="JSON",
                         help="a genotype to check too, as JSON text or a file (repeatable)")
     parser.add_argument("--calibrate", type=int, default=0, metavar="N",
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.calibrate:
         other = np.random.default_rng(args.seed + 1000)
         networks = [(random_genotype(space_of(args, scale, i), other),
-                     tile_shapes(out_h // scale, out_w // scale, args.tile, 8))  # the context of about four cells
+                     tile_shapes(out_h // scale, out_w // scale, tile_of(args, scale), 8))  # the context of about four cells
                     for scale in args.scale for i in range(args.calibrate)]
         fitted_ms = table.calibrate(networks)  # measured here
         fitted_on = [{"name": f"fit-x{g.scale}-{i:02d}", "spec": g.to_dict(), "tiles": tiles, "measured_ms": ms}
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
             if Genotype.from_dict(data).scale == scale:
                 genotypes[f"given-{i:02d}"] = Genotype.from_dict(data)
         for name, g in genotypes.items():
-            checked[name] = (g, tuple(tile_shapes(out_h // scale, out_w // scale, args.tile, receptive_radius(g))))
+            tiles = tile_shapes(out_h // scale, out_w // scale, tile_of(args, scale), receptive_radius(g))
+            checked[name] = (g, tuple(tiles))
     by_tiles: dict[tuple, dict] = {}
     for name, (g, tiles) in checked.items():
         by_tiles.setdefault(tiles, {})[name] = g
@@ -111,16 +112,23 @@ def main(argv: list[str] | None = None) -> None:
     how = (f"calibrated on {len(fitted_on)} other random networks" if fitted_on
            else "calibrated" if calibration else "not calibrated")
     print(f"{args.frame} output frame, {', '.join(f'x{s}' for s in args.scale)}, {args.threads} threads, "
-          f"{device.precision}, tiles of {args.tile} ({table.measured} layers timed now, table {table.path}; {how})")
+          f"{device.precision}, tiles of {', '.join(str(tile_of(args, s)) for s in args.scale)} (0: whole; "
+          f"{table.measured} layers timed now, table {table.path}; {how})")
     print_rows(rows)
     print_fit_check(table)
     print_repeat(rows)
     print_shares(rows)
     if args.json:
         # The calibration's own networks and their times too, so another fit can be tried without timing.
-        args.json.write_text(json.dumps({"frame": args.frame, "scales": args.scale, "tile": args.tile,
+        args.json.write_text(json.dumps({"frame": args.frame, "scales": args.scale, "tile": [tile_of(args, s) for s in args.scale],
                                          "checked": rows, "fitted_on": fitted_on, "fit_check": table.fit_check},
                                         indent=1) + "\n")
+
+
+def tile_of(args: argparse.Namespace, scale: int) -> int:
+    """The tile side an input of this scale's frame is cut at: --tile, else the engine's on the CPU."""
+    out_w, out_h = (int(v) for v in args.frame.lower().split("x"))
+    return engine_tile("cpu", out_h // scale, out_w // scale, args.tile)
 
 
 def space_of(args: argparse.Namespace, scale: int, i: int) -> SearchSpace:

@@ -211,3 +211,19 @@ def test_a_compiled_model_gives_the_same_pixels(tiny_model_dir):
     eager = Upscaler.from_pretrained(str(tiny_model_dir), tile=0)
     compiled = Upscaler.from_pretrained(str(tiny_model_dir), tile=0, compiled=True)
     assert np.abs(compiled.upscale_array(image).astype(int) - eager.upscale_array(image).astype(int)).max() <= 1
+
+
+def test_an_input_no_larger_than_one_tile_runs_whole_by_default(tmp_path, monkeypatch):
+    """Cut at 256, a 320x180 input is two tiles, the second mostly context (slower than the whole): the engine's
+    default runs an input of at most one tile's area whole, and the latency model predicts the same tiles."""
+    from trinas.tiling import CPU_TILE, engine_tile
+
+    assert engine_tile("cpu", 180, 320) == 0 and engine_tile("cpu", 270, 480) == CPU_TILE
+    assert engine_tile("cpu", 180, 320, tile=CPU_TILE) == CPU_TILE  # asked for, kept
+    assert engine_tile("cuda", 1080, 1920) == 0
+    up = _upscaler(make_tiny_model(tmp_path / "m"), tile="auto")
+    monkeypatch.setattr(up, "auto_tile", lambda: 16)
+    for (h, w), expected in (((12, 21), 1), ((17, 16), 2)):  # 252 and 272 pixels against a tile of 256
+        counts = []
+        up.run_tensor(torch.rand(1, 3, h, w), on_tile=lambda done, total: counts.append(total))
+        assert counts == [expected] * expected

@@ -254,7 +254,7 @@ def prune_for_frame(net: TriNet, train_dirs: list[Path], budget_ms: float, frame
     if stale := table.verify():
         log(stale)
     width, height = frame
-    tile = engine_tile(device_kind, tile)
+    tile = engine_tile(device_kind, height // net.scale, width // net.scale, tile)
     tiles = tile_shapes(height // net.scale, width // net.scale, tile, net.receptive_field)
     pairs = make_pairs(list_images(train_dirs), net.scale, patch)
     sampler = PatchSampler(pairs, net.scale, patch, seed)

@@ -36,7 +36,7 @@ def latency_model(config: SearchConfig, log: Callable[[str], None] = print, with
     (and read from) the device's latency table (`with_cells=False`: the fixed part only, in seconds)."""
     width, height = frame_size(config.latency_at)
     scale = config.space.scale
-    tile = engine_tile(config.latency_device, config.latency_tile)
+    tile = engine_tile(config.latency_device, height // scale, width // scale, config.latency_tile)
     try:
         device = Device.current(config.latency_device, config.latency_threads, half=config.latency_device == "cuda")
     except ValueError as exc:

@@ -37,12 +37,21 @@ def _spans(length: int, tile: int) -> list[tuple[int, int]]:
     return [(edges[i], edges[i + 1]) for i in range(count)]
 
 
-def engine_tile(device_kind: str, tile: int | None = None) -> int:
-    """The tile side the engine uses on a device kind unless told otherwise: CPU_TILE on the CPU, whole
+def engine_tile(device_kind: str, height: int, width: int, tile: int | None = None) -> int:
+    """The tile side the engine uses for a height x width input on a device kind unless told otherwise (`tile`):
+    CPU_TILE on the CPU, or the whole input where it is no larger than one tile (`whole_if_one_tile`); whole
     frames (0) on a GPU (whose tiles the engine sizes from free memory, far above a video frame)."""
     if tile is not None:
         return tile
-    return CPU_TILE if device_kind.startswith("cpu") else 0
+    return whole_if_one_tile(height, width, CPU_TILE) if device_kind.startswith("cpu") else 0
+
+
+def whole_if_one_tile(height: int, width: int, tile: int) -> int:
+    """`tile`, or 0 (the whole input) where the input's area is at most one tile's. Cut at 256, a 320x180 input
+    is two tiles, the second mostly context: it ran at 0.88-0.92x the speed of the whole on our 2-core CPU
+    (`trinas-x4-rt`, `trinas-x2`), while 640x360 ran faster tiled and 480x270 went either way
+    (`benchmarks/results/bench-tiles-small-inputs-2026-12-03.txt`). No more memory than a tile's."""
+    return 0 if tile > 0 and height * width <= tile * tile else tile
 
 
 def plan_tiles(height: int, width: int, tile: int, pad: int) -> list[Tile]:

@@ -302,8 +302,8 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
 @click.option("--latency-device", type=click.Choice(LATENCY_DEVICES), default="cpu", show_default=True,
               help="Where --latency-ms holds: the CPU (fp32, --threads), the CPU in bf16 (as --precision bf16 "
                    "runs: fast with AMX) or a CUDA GPU (fp16).")
-@click.option("--latency-tile", type=click.IntRange(0), help="Engine tile side to time [default: 256 on the CPU, "
-              "whole frames on a GPU].")
+@click.option("--latency-tile", type=click.IntRange(0), help="Engine tile side to time [default: 256 on the CPU "
+              "(whole frames no larger than one tile), whole frames on a GPU].")
 @click.option("--prune", is_flag=True, help="Search to 1.3x --latency-ms, then prune channels down to it and "
               "fine-tune (the unpruned model is kept in OUT/unpruned).")
 @click.option("--prune-steps", type=click.IntRange(0), default=2000, show_default=True,

@@ -23,7 +23,7 @@ from trinas.allocator import keep_freed_memory
 from trinas.net import TriNet
 from trinas.precision import DTYPES
 from trinas.symmetry import self_ensemble
-from trinas.tiling import CPU_TILE, plan_tiles
+from trinas.tiling import CPU_TILE, plan_tiles, whole_if_one_tile
 
 TileCallback = Callable[[int, int], None]  # (tiles done, tiles total)
 
@@ -190,7 +190,7 @@ class Upscaler:
         """Run the model over the tiles of `x` and hand each tile's output core to `store(rows, cols, y)` (output
         coordinates, y: N x C x rows x cols float32), so callers keep the result in their own pixel type."""
         n, c, h, w = x.shape
-        tile = self.auto_tile() if self.tile == "auto" else int(self.tile)
+        tile = whole_if_one_tile(h, w, self.auto_tile()) if self.tile == "auto" else int(self.tile)
         s = self.scale
         while True:
             try:

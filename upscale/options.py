@@ -36,7 +36,8 @@ def engine_options(command: Callable) -> Callable:
                      help="auto: fp16 on a GPU, fp32 on the CPU; bf16 also on the CPU (fast with AMX: measure)."),
         click.option("--tile", default="auto", show_default=True, metavar="N|auto|0",
                      callback=lambda ctx, param, value: parse_tile(value),
-                     help="Tile side in input pixels; 0 = whole image; auto = from free memory."),
+                     help="Tile side in input pixels; 0 = whole image; auto = from free memory (on the CPU at "
+                          "most 256, and whole images no larger than one tile)."),
         click.option("--tile-pad", type=click.IntRange(0), metavar="N",
                      help="Context around each tile [default: the model's receptive field, seamless]."),
         click.option("--compile", "compiled", is_flag=True,
