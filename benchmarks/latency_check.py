@@ -13,13 +13,9 @@ shuffle tail.
     python benchmarks/latency_check.py --frame 1280x720 --scale 2 --scale 4 --tail mixed --random 20 \
         --calibrate 20 --threads 2
 
-The machine's speed moves over minutes, so each group of networks is measured between two timings of the
-table's reference layers, and predicted at the pace they give (`LatencyTable.measure`); the share is also
-given at the pace of the check's start, as a search started then would have predicted.
-
-Prints one row per network (raw and calibrated prediction, measured ms, pace, ratios) and the share within
-10%, and measures every network again in a fresh process: how far that moves a frame time is as closely as
-any prediction can be checked (a second process moved one network by 14% on our CPU);
+Prints one row per network (raw and calibrated prediction, measured ms, ratios) and the share within 10%,
+and measures every network again in a fresh process: how far that moves a frame time is as closely as any
+prediction can be checked (a second process moved one network by 14% on our CPU);
 `--json FILE` writes the rows. `--refit FILE...` reads such files back and fits the calibration again to
 their stored frame times, timing nothing but layers the table lacks: a new kind of fit is tried without the
 minutes of whole-network timing, on exactly the networks it was checked on before.
@@ -35,7 +31,7 @@ import numpy as np
 import torch
 
 from trinas.export import load_model
-from trinas.latency import Device, LatencyTable, busy_warning, measure_frames_in_fresh_process
+from trinas.latency import Device, LatencyTable, busy_warning, measure_frames, measure_frames_in_fresh_process
 from trinas.net import receptive_radius
 from trinas.space import Genotype, SearchSpace, random_genotype
 from trinas.tiling import engine_tile, tile_shapes
@@ -79,12 +75,12 @@ def main(argv: list[str] | None = None) -> None:
     fitted_on: list[dict] = []
     if args.calibrate:
         other = np.random.default_rng(args.seed + 1000)
-        networks = [(random_genotype(space_of(args, scale, i), other),  # the context of about four cells:
-                     tile_shapes(out_h // scale, out_w // scale, tile_of(args, scale), 8))
+        networks = [(random_genotype(space_of(args, scale, i), other),
+                     tile_shapes(out_h // scale, out_w // scale, tile_of(args, scale), 8))  # the context of about four cells
                     for scale in args.scale for i in range(args.calibrate)]
-        timed = table.calibrate(networks)  # measured here
-        fitted_on = [{"name": f"fit-x{g.scale}-{i:02d}", "spec": g.to_dict(), "tiles": tiles, "measured_ms": ms,
-                      "pace": pace} for i, ((g, tiles), (ms, pace)) in enumerate(zip(networks, timed))]
+        fitted_ms = table.calibrate(networks)  # measured here
+        fitted_on = [{"name": f"fit-x{g.scale}-{i:02d}", "spec": g.to_dict(), "tiles": tiles, "measured_ms": ms}
+                     for i, ((g, tiles), ms) in enumerate(zip(networks, fitted_ms))]
     calibration = table.calibration
     # Each network over its own tiles (its receptive field as context); networks with the same tiles are
     # measured together, interleaved.
@@ -105,14 +101,12 @@ def main(argv: list[str] | None = None) -> None:
     by_tiles: dict[tuple, dict] = {}
     for name, (g, tiles) in checked.items():
         by_tiles.setdefault(tiles, {})[name] = g
-    measured: dict[str, tuple[float, float]] = {}  # frame time, and the pace it ran at
+    measured: dict[str, float] = {}
     for tiles, group in by_tiles.items():
-        frames, pace = table.measure(group, list(tiles))
-        measured.update({name: (ms, pace) for name, ms in frames.items()})
+        measured.update(measure_frames(group, list(tiles), device))
     # How well does this machine repeat itself? The same networks in a fresh process.
     again = measure_frames_in_fresh_process([(group, list(tiles)) for tiles, group in by_tiles.items()], device)
-    rows = [check_row(table, name, g, list(tiles), *measured[name])
-            | {"measured_again_ms": again[name][0], "pace_again": table.pace_of(again[name][1])}
+    rows = [check_row(table, name, g, list(tiles), measured[name]) | {"measured_again_ms": again[name]}
             for name, (g, tiles) in checked.items()]
     table.save()
     how = (f"calibrated on {len(fitted_on)} other random networks" if fitted_on
@@ -126,9 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     print_shares(rows)
     if args.json:
         # The calibration's own networks and their times too, so another fit can be tried without timing.
-        tiles = [tile_of(args, s) for s in args.scale]
-        args.json.write_text(json.dumps({"frame": args.frame, "scales": args.scale, "tile": tiles, "checked": rows,
-                                         "fitted_on": fitted_on, "fit_check": table.fit_check}, indent=1) + "\n")
+        args.json.write_text(json.dumps({"frame": args.frame, "scales": args.scale, "tile": [tile_of(args, s) for s in args.scale],
+                                         "checked": rows, "fitted_on": fitted_on, "fit_check": table.fit_check},
+                                        indent=1) + "\n")
 
 
 def tile_of(args: argparse.Namespace, scale: int) -> int:
@@ -143,54 +137,38 @@ def space_of(args: argparse.Namespace, scale: int, i: int) -> SearchSpace:
     return SearchSpace(scale, tail="shuffle" if shuffle else "conv")
 
 
-def check_row(table: LatencyTable, name: str, genotype: Genotype, tiles: list, measured_ms: float,
-              pace: float = 1.0) -> dict:
-    """One network's raw and calibrated prediction against its measured frame time, at the pace it ran at
-    (`LatencyTable.measure`), and calibrated at the table's pace as it stood (as a search started then
-    predicts)."""
-    at_start = table.frame_ms(genotype, tiles)
-    start_pace, table.pace = table.pace, pace
-    try:
-        raw, predicted = table.raw_frame_ms(genotype, tiles), table.frame_ms(genotype, tiles)
-    finally:
-        table.pace = start_pace
+def check_row(table: LatencyTable, name: str, genotype: Genotype, tiles: list, measured_ms: float) -> dict:
+    """One network's raw and calibrated prediction against its measured frame time."""
+    raw = table.raw_frame_ms(genotype, tiles)
+    predicted = table.frame_ms(genotype, tiles)
     return {"name": name, "genotype": genotype.describe(), "spec": genotype.to_dict(), "tiles": tiles,
-            "raw_ms": raw, "predicted_ms": predicted, "at_start_ms": at_start, "measured_ms": measured_ms,
-            "pace": pace, "raw_ratio": raw / measured_ms, "ratio": predicted / measured_ms,
-            "at_start_ratio": at_start / measured_ms}
+            "raw_ms": raw, "predicted_ms": predicted, "measured_ms": measured_ms,
+            "raw_ratio": raw / measured_ms, "ratio": predicted / measured_ms}
 
 
 def print_rows(rows: list[dict]) -> None:
-    print(f"{'network':20s} {'raw':>7s} {'calib.':>7s} {'measured':>8s} {'pace':>5s} {'raw/m':>6s} {'cal/m':>6s}  "
-          "genotype")
+    print(f"{'network':20s} {'raw':>7s} {'calib.':>7s} {'measured':>8s} {'raw/m':>6s} {'cal/m':>6s}  genotype")
     for row in rows:
         print(f"{row['name']:20s} {row['raw_ms']:7.1f} {row['predicted_ms']:7.1f} {row['measured_ms']:8.1f} "
-              f"{row['pace']:5.3f} {row['raw_ratio']:6.3f} {row['ratio']:6.3f}  {row['genotype']}")
+              f"{row['raw_ratio']:6.3f} {row['ratio']:6.3f}  {row['genotype']}")
 
 
 def print_repeat(rows: list[dict]) -> None:
-    """How far a second measurement in a fresh process moved (as timed, and each at its pace), and the
-    calibrated share against the mean of both: a check against one process cannot be closer than a
-    process's own spread."""
-    for label, again in (("as timed", lambda r: r["measured_again_ms"] / r["measured_ms"]),
-                         ("each at its pace", lambda r: r["measured_again_ms"] / r["pace_again"]
-                          / (r["measured_ms"] / r["pace"]))):
-        repeat = sorted(abs(again(r) - 1) for r in rows)
-        print(f"measured again in a fresh process ({label}): the two differ by {repeat[len(repeat) // 2]:.1%} "
-              f"(median), {repeat[-1]:.1%} (largest)")
-    mean = [abs(2 * r["predicted_ms"] / r["pace"]
-                / (r["measured_ms"] / r["pace"] + r["measured_again_ms"] / r["pace_again"]) - 1) for r in rows]
-    print(f"calibrated against the mean of both processes, each at its pace: within 10% for "
-          f"{sum(e <= 0.10 for e in mean)} of {len(rows)}; largest error {max(mean):.1%}")
+    """How far a second measurement in a fresh process moved, and the calibrated share against the mean of
+    both: a check against one process cannot be closer than a process's own spread."""
+    repeat = sorted(abs(r["measured_again_ms"] / r["measured_ms"] - 1) for r in rows)
+    print(f"measured again in a fresh process: the two differ by {repeat[len(repeat) // 2]:.1%} (median), "
+          f"{repeat[-1]:.1%} (largest); a prediction cannot be checked more closely than that")
+    mean = [abs(2 * r["predicted_ms"] / (r["measured_ms"] + r["measured_again_ms"]) - 1) for r in rows]
+    print(f"calibrated against the mean of both processes: within 10% for {sum(e <= 0.10 for e in mean)} of "
+          f"{len(rows)}; largest error {max(mean):.1%}")
 
 
 def print_shares(rows: list[dict]) -> None:
-    for key, label in (("raw_ratio", "raw, at the measured pace"), ("ratio", "calibrated, at the measured pace"),
-                       ("at_start_ratio", "calibrated, at the pace of the check's start")):
-        if key in rows[0]:
-            within = sum(abs(r[key] - 1) <= 0.10 for r in rows)
-            print(f"{label}: within 10% for {within} of {len(rows)}; largest error "
-                  f"{max(abs(r[key] - 1) for r in rows):.1%}")
+    for key, label in (("raw_ratio", "raw"), ("ratio", "calibrated")):
+        within = sum(abs(r[key] - 1) <= 0.10 for r in rows)
+        print(f"{label}: within 10% for {within} of {len(rows)}; largest error "
+              f"{max(abs(r[key] - 1) for r in rows):.1%}")
 
 
 def refit(paths: list[Path], device: Device, cache: Path | None) -> None:
@@ -203,11 +181,11 @@ def refit(paths: list[Path], device: Device, cache: Path | None) -> None:
         raise SystemExit("error: no calibration networks in these files (they were written without --calibrate)")
     table = LatencyTable(device, cache)
     table.calibrate([(Genotype.from_dict(e["spec"]), [tuple(t) for t in e["tiles"]]) for e in fit],
-                    [e["measured_ms"] / e.get("pace", 1.0) for e in fit])  # checks before the pace: 1
+                    [e["measured_ms"] for e in fit])
     print(f"refitted on the {len(fit)} stored calibration networks of {', '.join(map(str, paths))} "
           f"({table.measured} layers timed now, table {table.path})")
     rows = [check_row(table, r["name"], Genotype.from_dict(r["spec"]), [tuple(t) for t in r["tiles"]],
-                      r["measured_ms"], r.get("pace", 1.0)) for data in checks for r in data["checked"]]
+                      r["measured_ms"]) for data in checks for r in data["checked"]]
     print_rows(rows)
     print_fit_check(table)
     print_shares(rows)

@@ -65,9 +65,7 @@ def score(entries: dict[str, float], check: dict) -> tuple[str, str, float]:
     table.fill = lambda layers: _require(entries, layers)  # nothing is timed here
 
     def networks(kind: str) -> list[tuple[Genotype, list[tuple[int, int]], float]]:
-        """Each network with its time at the table's pace (checks from before the pace: 1)."""
-        return [(Genotype.from_dict(e["spec"]), [tuple(t) for t in e["tiles"]], e["measured_ms"] / e.get("pace", 1.0))
-                for e in check[kind]]
+        return [(Genotype.from_dict(e["spec"]), [tuple(t) for t in e["tiles"]], e["measured_ms"]) for e in check[kind]]
 
     fit = networks("fitted_on")
     table.calibrate([(g, tiles) for g, tiles, _ in fit], [ms for *_, ms in fit])

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import each_module, fake_frame_times, fake_layer_time
+from conftest import each_module, fake_frame_times
 from PIL import Image
 
 from trinas import latency
@@ -61,8 +61,7 @@ def test_each_layer_is_timed_once_per_device_and_kept_in_the_cache(tmp_path, mon
     table = LatencyTable(device, tmp_path)
     one = table.network_ms(GENOTYPE, 16, 16)
     distinct = len({layer.key for layer in layers_of(GENOTYPE, 16, 16)})
-    # The repeated residual add is timed once; the reference layers beside them (the pace).
-    assert table.measured == len(timed) - len(latency.REFERENCE_LAYERS) == distinct
+    assert table.measured == len(timed) == distinct  # the repeated residual add is timed once
     assert one == pytest.approx(sum(table.entries[layer.key] for layer in layers_of(GENOTYPE, 16, 16)))
     assert table.frame_ms(GENOTYPE, [(16, 16), (16, 16), (8, 16)]) > 2 * one
     table.save()
@@ -169,40 +168,13 @@ def test_a_prediction_times_its_missing_layers_together_in_bounded_groups(tmp_pa
     monkeypatch.setattr(latency, "time_modules", fake_times)
     table = LatencyTable(Device("cpu", 2, False, "test cpu"), tmp_path)
     distinct = len({layer.key for layer in layers_of(GENOTYPE, 16, 16)})
-    reference = len(latency.REFERENCE_LAYERS)  # timed in every group: the pace it ran at
     table.frame_ms(GENOTYPE, [(16, 16)])
-    assert calls == [distinct + reference]
+    assert calls == [distinct]
     table.frame_ms(GENOTYPE, [(16, 16)])
-    assert calls == [distinct + reference]  # nothing timed twice
+    assert calls == [distinct]  # nothing timed twice
     monkeypatch.setattr(latency, "FILL_GROUP", 3)
     table.frame_ms(GENOTYPE, [(20, 20)])
-    assert calls[1:] == [3 + reference] * (distinct // 3) + ([distinct % 3 + reference] if distinct % 3 else [])
-
-
-def test_layers_are_stored_at_the_pace_of_the_tables_start_and_predicted_at_the_pace_now(tmp_path, monkeypatch):
-    """The machine slows down between two groups of layers: the later group is stored as if timed at the
-    first's speed, and predictions follow the pace measured now (`verify`) and around whole networks."""
-    speed = {"factor": 1.0}
-
-    def fake_time(module, channels, height, width, device, **kwargs):
-        return speed["factor"] * (channels + height * width / 100)
-
-    monkeypatch.setattr(latency, "time_modules", each_module(fake_time))
-    monkeypatch.setattr(latency, "busy_warning", lambda table=None: None)
-    table = LatencyTable(Device("cpu", 2, False, "test cpu"), tmp_path)
-    assert table.verify() is None and table.pace == 1.0
-    first = table.network_ms(GENOTYPE, 16, 16)
-    speed["factor"] = 1.25  # everything, reference layers too, runs 1.25x as long now
-    wider = Genotype(2, 12, (Cell(("conv3x3",), (12,)), Upsample(2)))
-    stored = table.network_ms(wider, 16, 16)
-    assert stored == pytest.approx(sum(fake_time(*layer_module(layer), layer.height, layer.width, None)
-                                       for layer in layers_of(wider, 16, 16)) / 1.25)  # at the start's speed
-    speed["factor"] = 1.08
-    assert table.verify() is None and table.pace == pytest.approx(1.08)  # within the tolerance: the pace
-    assert table.network_ms(GENOTYPE, 16, 16) == pytest.approx(1.08 * first)
-    monkeypatch.setattr(latency, "measure_frames", lambda genotypes, tiles, device: dict.fromkeys(genotypes, 9.0))
-    speed["factor"] = 1.5
-    assert table.measure({"a": GENOTYPE}, [(16, 16)]) == ({"a": 9.0}, pytest.approx(1.5))
+    assert calls[1:] == [3] * (distinct // 3) + ([distinct % 3] if distinct % 3 else [])
 
 
 def test_modules_are_timed_with_real_clocks_in_the_order_given():
@@ -362,20 +334,18 @@ def test_the_latency_check_predicts_and_measures_alike_in_bf16(fake_clock, monke
     from tests.test_controls import load_script
 
     check = load_script("latency_check")
-    reference = [fake_layer_time(*latency.layer_module(layer), layer.height, layer.width, None)
-                 for layer in latency.REFERENCE_LAYERS]
-    slower = lambda groups, device: {name: (1.05 * ms, reference) for networks, tiles in groups  # noqa: E731
+    monkeypatch.setattr(check, "measure_frames", fake_frame_times)
+    slower = lambda groups, device: {name: 1.05 * ms for networks, tiles in groups  # noqa: E731
                                      for name, ms in fake_frame_times(networks, tiles, device).items()}
     monkeypatch.setattr(check, "measure_frames_in_fresh_process", slower)
     rows = tmp_path / "rows.json"
     check.main(["--frame", "128x64", "--random", "2", "--calibrate", "2", "--device", "cpu-bf16", "--threads", "1",
                 "--json", str(rows)])
     out = capsys.readouterr().out
-    assert "1 threads, bf16" in out and "calibrated, at the measured pace: within 10% for" in out
-    assert "calibrated, at the pace of the check's start: within 10% for" in out
+    assert "1 threads, bf16" in out and "calibrated: within 10% for" in out
     assert "calibration networks, each predicted by a fit to the others: within 10% for" in out
-    assert "measured again in a fresh process (as timed): the two differ by 5.0% (median), 5.0% (largest)" in out
-    assert "calibrated against the mean of both processes, each at its pace: within 10% for" in out
+    assert "measured again in a fresh process: the two differ by 5.0% (median), 5.0% (largest)" in out
+    assert "calibrated against the mean of both processes: within 10% for" in out
     assert any("-bf16-" in p.name for p in fake_clock.iterdir())
     checked = json.loads(rows.read_text())["checked"]
     assert {r["name"] for r in checked} >= {"trinas-x2", "random-x2-00", "random-x2-01"}
@@ -388,8 +358,7 @@ def test_frames_are_measured_again_in_a_fresh_process():
     tiny = Genotype(2, 4, (Cell(("conv3x3",), (4,)), Upsample(2)))
     times = latency.measure_frames_in_fresh_process([({"a": tiny}, [(8, 8)]), ({"b": tiny}, [(8, 8), (8, 4)])],
                                                     Device("cpu", 1, False, "test cpu"))
-    assert set(times) == {"a", "b"} and all(ms > 0 for ms, _ in times.values())
-    assert all(len(reference) == len(latency.REFERENCE_LAYERS) for _, reference in times.values())
+    assert set(times) == {"a", "b"} and all(ms > 0 for ms in times.values())
 
 
 def test_two_tables_of_one_machine_are_compared_on_stored_checks(fake_clock, capsys, tmp_path):

@@ -14,11 +14,6 @@ their layers' sum, wide ones up to 1.8x slower), so a table can be calibrated, a
 a regressor: whole random networks are timed and a non-negative scale per layer kind, a cost per network
 call (carried by the head layer), per layer run and per megabyte of activations are fitted to them.
 Predictions stay sums of per-layer costs, so a search's expected latency stays exact.
-
-The machine's own speed moves by several percent over minutes (whole networks ran 10% faster than others
-timed minutes before them on one session's Xeon), so every timing also times three reference layers beside
-it: a table stores its layers at the speed the machine had when the table was started, and a prediction is
-scaled by the *pace*, how slowly the reference layers run now against then (`LatencyTable.verify`).
 """
 
 from __future__ import annotations
@@ -341,42 +336,25 @@ def measure_frames(genotypes: dict[str, Genotype], tiles: list[tuple[int, int]],
     return {name: min(t) for name, t in times.items()}
 
 
-def time_layers(layers: Iterable[Layer], device: Device, **timing) -> list[float]:
-    """The layers' milliseconds on the device with its threads (`time_modules`), stored nowhere."""
-    if device.threads and device.kind == "cpu":
-        torch.set_num_threads(device.threads)
-    return time_modules([(*layer_module(layer), layer.height, layer.width) for layer in layers], device, **timing)
-
-
-def measure_with_reference(genotypes: dict[str, Genotype], tiles: list[tuple[int, int]],
-                           device: Device) -> tuple[dict[str, float], list[float]]:
-    """`measure_frames`, and REFERENCE_LAYERS' times around it (the mean of right before and right after):
-    how fast the machine ran meanwhile (`LatencyTable.pace_of`)."""
-    before = time_layers(REFERENCE_LAYERS, device)
-    frames = measure_frames(genotypes, tiles, device)
-    after = time_layers(REFERENCE_LAYERS, device)
-    return frames, [(a + b) / 2 for a, b in zip(before, after)]
-
-
 def measure_frames_in_fresh_process(groups: list[tuple[dict[str, Genotype], list[tuple[int, int]]]],
-                                    device: Device) -> dict[str, tuple[float, list[float]]]:
-    """`measure_with_reference` for each (networks, tiles) group, all in one new process: each network's frame
-    time and the reference layers' times around its group. Each process runs a network at its own speed
-    (its memory layout, most likely): on our CPU two processes differed by 4% at the median and 14% at most,
-    while two measurements within one process differed by about 1%, so a prediction checked against one
-    process is checked no more closely than that spread, and a second process shows it."""
+                                    device: Device) -> dict[str, float]:
+    """`measure_frames` for each (networks, tiles) group, all in one new process. Each process runs a
+    network at its own speed (its memory layout, most likely): on our CPU two processes differed by 4% at the
+    median and 14% at most, while two measurements within one process differed by about 1%, so a prediction
+    checked against one process is checked no more closely than that spread, and a second process shows it."""
     jobs = [({name: g.to_dict() for name, g in networks.items()}, [tuple(t) for t in tiles]) for networks, tiles
             in groups]
     context = multiprocessing.get_context("spawn")  # a fresh interpreter, not a copy of this one's memory
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         parts = list(pool.map(_measure_specs, jobs, [device] * len(jobs)))
-    return {name: (ms, reference) for frames, reference in parts for name, ms in frames.items()}
+    return {name: ms for part in parts for name, ms in part.items()}
 
 
-def _measure_specs(job: tuple[dict[str, dict], list[tuple[int, int]]],
-                   device: Device) -> tuple[dict[str, float], list[float]]:
+def _measure_specs(job: tuple[dict[str, dict], list[tuple[int, int]]], device: Device) -> dict[str, float]:
     specs, tiles = job
-    return measure_with_reference({name: Genotype.from_dict(spec) for name, spec in specs.items()}, tiles, device)
+    if device.threads:
+        torch.set_num_threads(device.threads)
+    return measure_frames({name: Genotype.from_dict(spec) for name, spec in specs.items()}, tiles, device)
 
 
 class LatencyTable:
@@ -390,7 +368,6 @@ class LatencyTable:
         self.measured = 0  # layers timed by this object (the rest came from the file)
         self.reference: list[float] | None = None  # REFERENCE_LAYERS' times when the table was filled
         self.fit_check: dict | None = None  # how the last calibration predicted networks it had not seen
-        self.pace = 1.0  # the reference layers' time now over their stored time: predictions are scaled by it
         if self.path.is_file():
             try:
                 data = json.loads(self.path.read_text())
@@ -410,12 +387,11 @@ class LatencyTable:
         reason when it did. A table is kept per processor name, but two machines of one name need not run
         alike: a table filled on one session's Xeon put an x2 network at 213 ms that a later Xeon of the same
         name ran in 160 (its layers 17-28% faster). On a busy machine nothing is decided (the new times are
-        the suspect ones); a table without a reference adopts today's, an idle machine's. Within the
-        tolerance, the ratio is the pace that predictions are scaled by from now on."""
-        now = time_layers(REFERENCE_LAYERS, self.device)
+        the suspect ones); a table without a reference adopts today's, an idle machine's."""
+        now = self._time_layers(REFERENCE_LAYERS, min_seconds=0.1, rounds=7)
         idle = busy_warning() is None
         if self.reference and self.entries and idle:
-            ratio = self.pace_of(now)
+            ratio = float(np.median(np.array(now) / np.array(self.reference)))
             if abs(ratio - 1.0) > STALE_TOLERANCE:
                 dropped = len(self.entries)
                 self.entries, self.calibration, self.reference = {}, None, now
@@ -423,34 +399,20 @@ class LatencyTable:
                         f"the machine that filled it, so its {dropped} layer times are measured again")
         if not self.reference and idle:  # kept otherwise: small drifts must not add up
             self.reference = now
-        self.pace = self.pace_of(now) if idle else 1.0  # a busy machine's pace is not the one a budget means
         return None
-
-    def pace_of(self, reference_ms: list[float]) -> float:
-        """How slowly the machine runs against when the table was started: the median ratio of these times of
-        REFERENCE_LAYERS to the stored ones (1.0 for a table without them)."""
-        if not self.reference:
-            return 1.0
-        return float(np.median(np.array(reference_ms) / np.array(self.reference)))
-
-    def measure(self, genotypes: dict[str, Genotype], tiles: list[tuple[int, int]]) -> tuple[dict[str, float], float]:
-        """Whole networks' frame times and the pace they ran at (`measure_with_reference`)."""
-        frames, reference = measure_with_reference(genotypes, tiles, self.device)
-        return frames, self.pace_of(reference)
 
     def layer_ms(self, layer: Layer) -> float:
         """The layer's cost in a whole network: its time alone, calibrated when the table is; the head (one
         per network call) also carries the calibration's cost of a call."""
         raw = self.raw_layer_ms(layer)
         if self.calibration is None:
-            return self.pace * raw
+            return raw
         c = self.calibration
-        return self.pace * (raw * c[layer.kind] + c[LAYER] + c[TRAFFIC] * layer.megabytes
-                            + (c[CALL] if layer.kind == "head" else 0.0))
+        return (raw * c[layer.kind] + c[LAYER] + c[TRAFFIC] * layer.megabytes
+                + (c[CALL] if layer.kind == "head" else 0.0))
 
     def raw_layer_ms(self, layer: Layer) -> float:
-        """The layer's time when run alone, as stored: at the pace of the table's start (measured the first time
-        it is asked for)."""
+        """The layer's time when run alone (measured the first time it is asked for)."""
         self.fill([layer])
         return self.entries[layer.key]
 
@@ -470,15 +432,16 @@ class LatencyTable:
             self._time(group)
 
     def _time(self, layers: list[Layer]) -> None:
-        """Time the layers with the reference layers among them, and store them at the table's pace."""
-        times = time_layers([*layers, *REFERENCE_LAYERS], self.device)
-        reference = times[len(layers):]
-        if not self.reference:
-            self.reference = reference
-        pace = self.pace_of(reference)
-        for layer, ms in zip(layers, times):
-            self.entries[layer.key] = ms / pace
+        for layer, ms in zip(layers, self._time_layers(layers)):
+            self.entries[layer.key] = ms
         self.measured += len(layers)
+
+    def _time_layers(self, layers, **timing) -> list[float]:
+        """The layers' milliseconds on this table's device and threads (`time_modules`), stored nowhere."""
+        if self.device.threads and self.device.kind == "cpu":
+            torch.set_num_threads(self.device.threads)
+        items = [(*layer_module(layer), layer.height, layer.width) for layer in layers]
+        return time_modules(items, self.device, **timing)
 
     def network_ms(self, genotype: Genotype, height: int, width: int) -> float:
         """Predicted milliseconds of one forward pass of the folded network on a height x width input."""
@@ -513,11 +476,9 @@ class LatencyTable:
         return np.array([sums[k] for k in LAYER_KINDS] + [len(tiles), count, traffic])
 
     def calibrate(self, networks: list[tuple[Genotype, list[tuple[int, int]]]],
-                  measured: list[float] | None = None, pull: float = 1.0) -> list[tuple[float, float]]:
-        """Fit the calibration to these (network, frame tiles) pairs' frame times, measured here unless given
-        (given: at the table's pace, a time divided by the pace it ran at); returns each network's time as
-        measured and its pace (`measure`). A non-negative least-squares fit of the time on `features`
-        (both at the table's pace), each kind's scale pulled
+                  measured: list[float] | None = None, pull: float = 1.0) -> list[float]:
+        """Fit the calibration to these (network, frame tiles) pairs' frame times (measured here unless given;
+        returned): a non-negative least-squares fit of measured time on `features`, each kind's scale pulled
         toward 1 and the layer and traffic costs toward 0 with the weight of `pull` networks; the call's cost
         is free.
 
@@ -530,8 +491,14 @@ class LatencyTable:
 
         The fit is kept only where it predicts networks it has not seen better than the raw sums do: each
         network is predicted by a fit to the others, and `fit_check` says how both did and which was kept."""
-        timed = [(float(ms), 1.0) for ms in measured] if measured is not None else self._measure_all(networks)
-        measured = [ms / pace for ms, pace in timed]
+        if measured is None:  # networks cut into the same tiles are measured together, interleaved
+            groups: dict[tuple, dict[str, Genotype]] = {}
+            for i, (genotype, tiles) in enumerate(networks):
+                groups.setdefault(tuple(tiles), {})[str(i)] = genotype
+            frames: dict[str, float] = {}
+            for tiles, group in groups.items():
+                frames.update(measure_frames(group, list(tiles), self.device))
+            measured = [frames[str(i)] for i in range(len(networks))]
         x = np.stack([self.features(g, tiles) for g, tiles in networks])
         y = np.asarray(measured, dtype=float)
         coef = _fit(x, y, pull)
@@ -551,19 +518,7 @@ class LatencyTable:
         if fitted:  # a kind no network had keeps its own time
             used = {layer.kind for g, tiles in networks for layer in layers_of(g, *tiles[0])}
             self.calibration.update({kind: 1.0 for kind in LAYER_KINDS if kind not in used})
-        return timed
-
-    def _measure_all(self, networks: list[tuple[Genotype, list[tuple[int, int]]]]) -> list[tuple[float, float]]:
-        """Each network's frame time and the pace it ran at; networks cut into the same tiles are measured
-        together, interleaved."""
-        groups: dict[tuple, dict[str, Genotype]] = {}
-        for i, (genotype, tiles) in enumerate(networks):
-            groups.setdefault(tuple(tiles), {})[str(i)] = genotype
-        timed: dict[str, tuple[float, float]] = {}
-        for tiles, group in groups.items():
-            frames, pace = self.measure(group, list(tiles))
-            timed.update({name: (ms, pace) for name, ms in frames.items()})
-        return [timed[str(i)] for i in range(len(networks))]
+        return [float(v) for v in y]
 
     def save(self) -> None:
         """Write the table atomically (a temporary file, then a rename)."""
