@@ -313,6 +313,26 @@ def test_a_table_filled_on_another_machine_is_measured_again(tmp_path, monkeypat
     assert busy.verify() is None and busy.entries
 
 
+def test_one_stray_timing_of_the_reference_layers_does_not_drop_a_table(tmp_path, monkeypatch):
+    factors = iter([1.0, 1.4, 1.02, 1.4, 1.35])  # filled; a stray 1.4x then 1.02x; then 1.4x twice
+
+    def fake_times(items, device, **kwargs):
+        factor = next(factors) if len(items) == len(latency.REFERENCE_LAYERS) else 1.0
+        return [factor * (1 + i) for i in range(len(items))]
+
+    monkeypatch.setattr(latency, "time_modules", fake_times)
+    monkeypatch.setattr(latency, "busy_warning", lambda table=None: None)
+    device = Device("cpu", 2, False, "test cpu")
+    table = LatencyTable(device, tmp_path)
+    assert table.verify() is None
+    table.network_ms(GENOTYPE, 16, 16)
+    table.save()
+    kept = LatencyTable(device, tmp_path)
+    assert kept.verify() is None and kept.entries == table.entries  # the second timing, 1.02x, decides
+    dropped = LatencyTable(device, tmp_path)
+    assert "1.35x their stored time" in dropped.verify() and dropped.entries == {}  # two in a row: dropped
+
+
 def test_a_table_from_before_references_adopts_this_machines(tmp_path, monkeypatch):
     monkeypatch.setattr(latency, "time_modules", each_module(lambda module, *args, **kwargs: 1.0))
     monkeypatch.setattr(latency, "busy_warning", lambda table=None: None)
