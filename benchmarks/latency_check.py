@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     fitted_on: list[dict] = []
     if args.calibrate:
         other = np.random.default_rng(args.seed + 1000)
-        networks = [(random_genotype(space_of(args, scale, i), other),
-                     tile_shapes(out_h // scale, out_w // scale, tile_of(args, scale), 8))  # the context of about four cells
+        networks = [(random_genotype(space_of(args, scale, i), other),  # the context of about four cells:
+                     tile_shapes(out_h // scale, out_w // scale, tile_of(args, scale), 8))
                     for scale in args.scale for i in range(args.calibrate)]
         fitted_ms = table.calibrate(networks)  # measured here
         fitted_on = [{"name": f"fit-x{g.scale}-{i:02d}", "spec": g.to_dict(), "tiles": tiles, "measured_ms": ms}
@@ -120,9 +120,9 @@ def main(argv: list[str] | None = None) -> None:
     print_shares(rows)
     if args.json:
         # The calibration's own networks and their times too, so another fit can be tried without timing.
-        args.json.write_text(json.dumps({"frame": args.frame, "scales": args.scale, "tile": [tile_of(args, s) for s in args.scale],
-                                         "checked": rows, "fitted_on": fitted_on, "fit_check": table.fit_check},
-                                        indent=1) + "\n")
+        tiles = [tile_of(args, s) for s in args.scale]
+        args.json.write_text(json.dumps({"frame": args.frame, "scales": args.scale, "tile": tiles, "checked": rows,
+                                         "fitted_on": fitted_on, "fit_check": table.fit_check}, indent=1) + "\n")
 
 
 def tile_of(args: argparse.Namespace, scale: int) -> int:

@@ -52,7 +52,7 @@ class CellBlock(nn.Module):
         y = x
         for i, op in enumerate(self.ops):
             if i > 0:
-                y = F.relu(y) if y is x else relu_new(y)  # a skip hands back the cell's input, which stays
+                y = F.relu(y) if y is x else relu_new(y)  # after a skip: the cell's own input, kept intact
             y = op(y)
         if not self.residual:
             return y
