@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.refit:
         return refit(args.refit, Device.current(args.device, args.threads), args.cache)
     out_w, out_h = (int(v) for v in args.frame.lower().split("x"))
+    # The tile side each scale's input is cut at: --tile, else the engine's on the CPU.
+    tile_of = {scale: engine_tile("cpu", out_h // scale, out_w // scale, args.tile) for scale in args.scale}
 
     device = Device.current(args.device, args.threads)
     table = LatencyTable(device, args.cache)
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.calibrate:
         other = np.random.default_rng(args.seed + 1000)
         networks = [(random_genotype(space_of(args, scale, i), other),  # the context of about four cells:
-                     tile_shapes(out_h // scale, out_w // scale, tile_of(args, scale), 8))
+                     tile_shapes(out_h // scale, out_w // scale, tile_of[scale], 8))
                     for scale in args.scale for i in range(args.calibrate)]
         fitted_ms = table.calibrate(networks)  # measured here
         fitted_on = [{"name": f"fit-x{g.scale}-{i:02d}", "spec": g.to_dict(), "tiles": tiles, "measured_ms": ms}
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
             if Genotype.from_dict(data).scale == scale:
                 genotypes[f"given-{i:02d}"] = Genotype.from_dict(data)
         for name, g in genotypes.items():
-            tiles = tile_shapes(out_h // scale, out_w // scale, tile_of(args, scale), receptive_radius(g))
+            tiles = tile_shapes(out_h // scale, out_w // scale, tile_of[scale], receptive_radius(g))
             checked[name] = (g, tuple(tiles))
     by_tiles: dict[tuple, dict] = {}
     for name, (g, tiles) in checked.items():
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     how = (f"calibrated on {len(fitted_on)} other random networks" if fitted_on
            else "calibrated" if calibration else "not calibrated")
     print(f"{args.frame} output frame, {', '.join(f'x{s}' for s in args.scale)}, {args.threads} threads, "
-          f"{device.precision}, tiles of {', '.join(str(tile_of(args, s)) for s in args.scale)} (0: whole; "
+          f"{device.precision}, tiles of {', '.join(str(tile_of[s]) for s in args.scale)} (0: whole; "
           f"{table.measured} layers timed now, table {table.path}; {how})")
     print_rows(rows)
     print_fit_check(table)
@@ -120,15 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     print_shares(rows)
     if args.json:
         # The calibration's own networks and their times too, so another fit can be tried without timing.
-        tiles = [tile_of(args, s) for s in args.scale]
-        args.json.write_text(json.dumps({"frame": args.frame, "scales": args.scale, "tile": tiles, "checked": rows,
+        args.json.write_text(json.dumps({"frame": args.frame, "scales": args.scale,
+                                         "tile": [tile_of[s] for s in args.scale], "checked": rows,
                                          "fitted_on": fitted_on, "fit_check": table.fit_check}, indent=1) + "\n")
-
-
-def tile_of(args: argparse.Namespace, scale: int) -> int:
-    """The tile side an input of this scale's frame is cut at: --tile, else the engine's on the CPU."""
-    out_w, out_h = (int(v) for v in args.frame.lower().split("x"))
-    return engine_tile("cpu", out_h // scale, out_w // scale, args.tile)
 
 
 def space_of(args: argparse.Namespace, scale: int, i: int) -> SearchSpace:

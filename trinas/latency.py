@@ -396,8 +396,9 @@ class LatencyTable:
             ratio = self._reference_ratio(now)
             if abs(ratio - 1.0) > STALE_TOLERANCE:  # once more: the nearer of the two decides
                 again = self._time_layers(REFERENCE_LAYERS, min_seconds=0.1, rounds=7)
-                if abs(self._reference_ratio(again) - 1.0) < abs(ratio - 1.0):
-                    now, ratio = again, self._reference_ratio(again)
+                ratio_again = self._reference_ratio(again)
+                if abs(ratio_again - 1.0) < abs(ratio - 1.0):
+                    now, ratio = again, ratio_again
             if abs(ratio - 1.0) > STALE_TOLERANCE:
                 dropped = len(self.entries)
                 self.entries, self.calibration, self.reference = {}, None, now
