@@ -35,26 +35,28 @@ def bench_seconds(checkout: Path, bench_args: list[str], row: str) -> float:
     return rows[row]["seconds"]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", required=True, help="the earlier commit (any git revision)")
+    parser.add_argument("--repo", type=Path, default=ROOT, help="the work tree compared [default: this one]")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--row", default="channels-last", help="the bench row compared")
     parser.add_argument("bench_args", nargs=argparse.REMAINDER, help="-- then `upscale bench` options")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    root = args.repo.resolve()
     bench_args = args.bench_args[1:] if args.bench_args[:1] == ["--"] else args.bench_args
     with tempfile.TemporaryDirectory(prefix="checkouts-compare-") as tmp:
         base = Path(tmp) / "base"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(base), args.base],
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "--quiet", str(base), args.base],
                        check=True)
         try:
             times: dict[str, list[float]] = {args.base: [], "work tree": []}
             for index in range(args.rounds):
-                for name, checkout in ((args.base, base), ("work tree", ROOT)):
+                for name, checkout in ((args.base, base), ("work tree", root)):
                     times[name].append(bench_seconds(checkout, bench_args, args.row) * 1e3)
                 print(f"round {index + 1}: " + ", ".join(f"{name} {t[-1]:.1f} ms" for name, t in times.items()))
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(base)], check=False)
     before, after = (statistics.median(t) for t in times.values())
     print(f"median: {args.base} {before:.1f} ms, work tree {after:.1f} ms; the work tree takes {after / before:.3f}x "
           f"(`upscale bench {' '.join(bench_args)}`, row {args.row})")
