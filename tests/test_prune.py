@@ -75,6 +75,37 @@ def test_pruning_to_a_latency_budget_ends_within_it(tmp_path, fake_clock):
         prune_to_latency(net, table, tiles, 1e-9, sampler, batches=1, recover_steps=0, log=lambda line: None)
 
 
+def test_a_cut_of_one_step_that_saves_nothing_is_widened_until_it_saves(tmp_path, fake_clock, monkeypatch):
+    """Convolutions on a vector unit of 8 channels cost as if every width were rounded up to 8: taking 4 of 16
+    channels saves nothing, 8 does. Pruning takes the 8 rather than stopping short of the budget."""
+    from trinas import latency
+
+    from tests.conftest import each_module
+
+    def blocked_time(module, channels, height, width, device, **kwargs):
+        convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+        rounded = sum(-(-m.in_channels // 8) * 8 * -(-m.out_channels // 8) * 8 * m.kernel_size[0] ** 2
+                      for m in convs)
+        return 0.01 + rounded * height * width * 1e-6
+
+    monkeypatch.setattr(latency, "time_modules", each_module(blocked_time))
+    table = LatencyTable(Device("cpu", 1, False, "blocked"), tmp_path)
+    genotype = Genotype(2, 16, (Cell(("conv3x3", "conv3x3"), (16, 16)), Upsample(2)))
+    net = TriNet(genotype)
+    rng = torch.Generator().manual_seed(0)
+    images = [(torch.rand(3, 40, 40, generator=rng) * 255).byte().permute(1, 2, 0).numpy() for _ in range(3)]
+    sampler = PatchSampler([Pair(make_lr(hr, 2), hr) for hr in images], 2, 8, seed=0)
+    tiles = [(16, 16)]
+    assert table.frame_ms(shrunk(genotype, {Group(0, 0): 12}), tiles) == table.frame_ms(genotype, tiles)
+    budget = table.frame_ms(shrunk(genotype, {Group(0, 0): 8}), tiles) + 1e-9
+    lines = []
+    pruned, steps = prune_to_latency(net, table, tiles, budget, sampler, batches=1, recover_steps=0,
+                                     log=lines.append)
+    assert table.frame_ms(pruned.genotype, tiles) <= budget
+    assert any("pruned 8 channels" in line for line in lines)
+    assert all(width % 8 == 0 for width in (pruned.genotype.width, *pruned.genotype.path[0].widths))
+
+
 def test_upscale_prune_writes_a_smaller_model_within_the_budget(tmp_path, fake_clock):
     from click.testing import CliRunner
     from PIL import Image

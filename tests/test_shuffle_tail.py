@@ -10,6 +10,7 @@ from trinas.cost import madds_per_output_pixel
 from trinas.export import load_model, save_model
 from trinas.latency import layers_of
 from trinas.net import TriNet, fold
+from trinas.operations import add_to_subpixels
 from trinas.space import Cell, Genotype, SearchSpace, Upsample, random_genotype
 
 GENOTYPE = Genotype(4, 8, (Cell(("rep3x3", "conv3x3"), (6, 8)),), tail="shuffle")
@@ -22,6 +23,25 @@ def test_a_zero_network_is_nearest_upscaling():
             p.zero_()
     x = torch.rand(1, 3, 5, 7)
     assert torch.equal(net(x), x.repeat_interleave(3, dim=2).repeat_interleave(3, dim=3))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_nearest_skip_adds_the_input_to_every_sub_pixel_channel(channels_last):
+    """`add_to_subpixels` is the repeated input added, with gradients and written in place without them; the
+    input is left as it was."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    y = torch.rand(2, 3 * 9, 5, 7).contiguous(memory_format=layout).requires_grad_()
+    x = torch.rand(2, 3, 5, 7).contiguous(memory_format=layout)
+    expected = y.detach() + x.repeat_interleave(9, dim=1)
+    trained = add_to_subpixels(y, x, 3)
+    assert torch.equal(trained, expected) and trained.shape == y.shape
+    trained.sum().backward()
+    assert torch.equal(y.grad, torch.ones_like(y))
+    original, fresh = x.clone(), y.detach().clone()
+    with torch.inference_mode():
+        inferred = add_to_subpixels(fresh, x, 3)
+    assert torch.equal(inferred, expected) and torch.equal(x, original)
+    assert inferred.data_ptr() == fresh.data_ptr() and inferred.stride() == fresh.stride()  # its layout kept
 
 
 def test_output_size_folding_and_a_model_folder(tmp_path):
@@ -60,7 +80,7 @@ def test_costs_and_latency_layers_run_at_the_input_resolution():
     assert madds_per_output_pixel(GENOTYPE) < madds_per_output_pixel(conv_tail)  # no convolutions at 2x and 4x
     layers = layers_of(GENOTYPE, 10, 12)
     assert {(layer.height, layer.width) for layer in layers} == {(10, 12)}
-    assert [layer.kind for layer in layers][-4:] == ["tail", "repeat", "add", "shuffle"]
+    assert [layer.kind for layer in layers][-3:] == ["tail", "nearest_add", "shuffle"]
     assert "bicubic" not in {layer.kind for layer in layers}
 
 

@@ -36,13 +36,14 @@ from torch import nn
 
 from .allocator import allocator_name, keep_freed_memory
 from .net import TriNet, UpsampleBlock, absorbs_residual, fold, make_op
-from .operations import add_to_new, op_kind, relu_new
+from .operations import add_to_new, add_to_subpixels, op_kind, relu_new
 from .precision import DTYPES
 from .space import Cell, Genotype, SearchSpace, Upsample, random_genotype
 from .tiling import LATENCY_DEVICES
 
-TABLE_VERSION = 2  # 2: the ReLU and the add timed in place, as inference now runs them
-LAYER_KINDS = ("op", "relu", "add", "up", "head", "tail", "bicubic", "repeat", "shuffle")
+TABLE_VERSION = 3  # 2: the ReLU and the add timed in place, as inference runs them; 3: the shuffle tail's
+# nearest skip added into the sub-pixel channels as one layer (`add_to_subpixels`)
+LAYER_KINDS = ("op", "relu", "add", "up", "head", "tail", "bicubic", "nearest_add", "shuffle")
 FILL_GROUP = 64  # layers timed interleaved at once
 FILL_MEGABYTES = 1024.0  # and at most this much activation memory among them
 CALL = "call"  # the calibration's cost of one network call, in ms
@@ -169,8 +170,7 @@ def default_cache() -> Path:
 
 @dataclass(frozen=True)
 class Layer:
-    """One timed unit: a kind ("op", "head", "tail", "up", "relu", "add", "bicubic"), its parameters and the
-    input height and width it runs at."""
+    """One timed unit: a kind (LAYER_KINDS), its parameters and the input height and width it runs at."""
 
     kind: str
     args: tuple
@@ -191,7 +191,7 @@ class Layer:
                     "op": lambda: args[1] + args[2], "up": lambda: args[0] + 2 * args[0] * args[1] ** 2,
                     "relu": lambda: 2 * args[0], "add": lambda: 3 * args[0],
                     "bicubic": lambda: args[0] + args[0] * args[1] ** 2,
-                    "repeat": lambda: args[0] + args[0] * args[1] ** 2,
+                    "nearest_add": lambda: args[0] + 2 * args[0] * args[1] ** 2,
                     "shuffle": lambda: 2 * args[0] * args[1] ** 2}[kind]()
         return 4 * channels * self.height * self.width / 1e6
 
@@ -207,8 +207,8 @@ def layers_of(genotype: Genotype, height: int, width: int) -> list[Layer]:
         layers = [Layer("head", (c, w), height, width)]
         for cell in genotype.cells:
             layers += cell_layers(cell, w, height, width)
-        return layers + [Layer("tail", (w, c * s * s), height, width), Layer("repeat", (c, s), height, width),
-                         Layer("add", (c * s * s,), height, width), Layer("shuffle", (c, s), height, width)]
+        return layers + [Layer("tail", (w, c * s * s), height, width), Layer("nearest_add", (c, s), height, width),
+                         Layer("shuffle", (c, s), height, width)]
     layers = [Layer("head", (c, w), height, width), Layer("bicubic", (c, s), height, width)]
     h_, w_ = height, width
     for step in genotype.path:
@@ -235,7 +235,7 @@ def cell_layers(cell: Cell, trunk: int, height: int, width: int) -> list[Layer]:
 
 class _Elementwise(nn.Module):
     """A layer without weights. The ReLU and the add write into their input, as the network does at inference
-    (`relu_new`, `add_to_new`); the add's second operand is a tensor of its own."""
+    (`relu_new`, `add_to_new`, `add_to_subpixels`); the second operand of an add is a tensor of its own."""
 
     def __init__(self, kind: str, scale: int = 1) -> None:
         super().__init__()
@@ -249,8 +249,10 @@ class _Elementwise(nn.Module):
             if self.other is None or self.other.shape != x.shape:
                 self.other = torch.rand_like(x)
             return add_to_new(x, self.other)
-        if self.kind == "repeat":
-            return x.repeat_interleave(self.scale**2, dim=1)
+        if self.kind == "nearest_add":  # x: the tail's output; `other`: the network's input
+            if self.other is None or self.other.shape[2:] != x.shape[2:]:
+                self.other = torch.rand_like(x[:, :x.shape[1] // self.scale**2])
+            return add_to_subpixels(x, self.other, self.scale)
         if self.kind == "shuffle":
             return F.pixel_shuffle(x, self.scale)
         return F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
@@ -270,9 +272,9 @@ def layer_module(layer: Layer) -> tuple[nn.Module, int]:
         return UpsampleBlock(args[0], args[1]), args[0]
     if kind in ("relu", "add"):
         return _Elementwise(kind), args[0]
-    if kind in ("bicubic", "repeat"):
+    if kind == "bicubic":
         return _Elementwise(kind, args[1]), args[0]
-    if kind == "shuffle":
+    if kind in ("shuffle", "nearest_add"):
         return _Elementwise(kind, args[1]), args[0] * args[1] ** 2
     raise ValueError(f"unknown layer kind {kind!r}")
 

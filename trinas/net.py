@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .operations import add_to_new, op_kind, relu_new
+from .operations import add_to_new, add_to_subpixels, op_kind, relu_new
 from .space import Cell, Genotype, Upsample
 
 # The memory layout training runs in (networks and batches): channels-last trains these convolutions 1.1-1.4x
@@ -115,7 +115,7 @@ class TriNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.shuffle is not None:  # the input repeated into every sub-pixel channel: a nearest skip
             y = self.tail(self.body(self.head(x)))
-            return self.shuffle(add_to_new(y, x.repeat_interleave(self.scale**2, dim=1)))
+            return self.shuffle(add_to_subpixels(y, x, self.scale))
         skip = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
         return add_to_new(self.tail(self.body(self.head(x))), skip)
 

@@ -199,25 +199,40 @@ def prune_to_latency(net: TriNet, table: LatencyTable, tiles: list[tuple[int, in
         scores = importances(net, groups, sampler, batches, device)
         best = None
         for group in groups:
-            smaller = shrunk(genotype, {group: width_of(genotype, group) - step})
-            saved = current - table.frame_ms(smaller, tiles)
-            if saved <= 0:
+            found = _smallest_cut_that_saves(genotype, group, table, tiles, current, step, min_width)
+            if found is None:
                 continue
+            cut, saved = found
             order = torch.argsort(scores[group])
-            cost = float(scores[group][order[:step]].sum())
+            cost = float(scores[group][order[:cut]].sum())
             if best is None or cost / saved < best[0]:
-                best = (cost / saved, group, order[step:].sort().values)
+                best = (cost / saved, group, order[cut:].sort().values)
         if best is None:
             raise SearchInputError(f"no channel of {genotype.describe()} saves time on this device's latency "
                                    f"table; it stays at {current:,.1f} ms against a budget of {budget_ms:,.1f} ms: "
                                    f"raise the budget (or time the table again on an idle machine)")
         _, group, kept = best
+        cut = width_of(genotype, group) - len(kept)
         net = select_channels(net, {group: kept.cpu()}).to(device)
         current = table.frame_ms(net.genotype, tiles)
         history.append(PruneStep(group.describe(), len(kept), current))
-        log(f"pruned {step} channels of the {group.describe()} (now {len(kept)}): {current:,.1f} ms predicted")
+        log(f"pruned {cut} channels of the {group.describe()} (now {len(kept)}): {current:,.1f} ms predicted")
         _fine_tune(net, sampler, recover_steps, lr, device)
     return net, history
+
+
+def _smallest_cut_that_saves(genotype: Genotype, group: Group, table: LatencyTable, tiles: list[tuple[int, int]],
+                             current: float, step: int, min_width: int) -> tuple[int, float] | None:
+    """The fewest channels, a multiple of `step`, whose removal from `group` makes the network predicted faster,
+    and the milliseconds saved; None if no cut down to `min_width` does. One step alone may save nothing: on
+    an AMD EPYC (AVX2) a 3x3 convolution from 24 to 12 channels took longer than from 24 to 16, and the
+    pruning of `trinas-x4-rt` stopped at 47 ms, twice its budget, with every single step of 4 saving nothing."""
+    width = width_of(genotype, group)
+    for cut in range(step, width - min_width + 1, step):
+        saved = current - table.frame_ms(shrunk(genotype, {group: width - cut}), tiles)
+        if saved > 0:
+            return cut, saved
+    return None
 
 
 def _fine_tune(net: TriNet, sampler: PatchSampler, steps: int, lr: float, device: torch.device | str) -> None:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .net import UpsampleBlock
+from .operations import add_to_subpixels
 from .ops import as_channels, make_candidate, width_mask
 from .space import SearchSpace, changes_width
 from .sparsestmax import MAX_RADIUS, RELAXATIONS, entropy, tail_sums, with_softmax_gradient
@@ -195,6 +196,6 @@ class SuperNet(nn.Module):
             if k < len(self.upsamplers):
                 h = self.upsamplers[k](h) * trunk
         if self.shuffle is not None:  # as TriNet: the input repeated into the sub-pixel channels, then shuffled
-            return self.shuffle(self.tail(h) + x.repeat_interleave(space.scale**2, dim=1))
+            return self.shuffle(add_to_subpixels(self.tail(h), x, space.scale))
         skip = F.interpolate(x, scale_factor=space.scale, mode="bicubic", align_corners=False)
         return skip + self.tail(h)
