@@ -28,3 +28,17 @@ def test_export_matches_pytorch_at_any_size_and_refuses_to_overwrite(tmp_path):
     assert again.exit_code != 0 and "--overwrite" in again.output
     wrong = CliRunner().invoke(main, ["models", "export", str(tmp_path / "model"), "--onnx", str(tmp_path / "m.bin")])
     assert wrong.exit_code != 0 and ".onnx" in wrong.output
+
+
+def test_a_shuffle_tail_network_exports_at_any_size(tmp_path):
+    """The shuffle tail's skip is a broadcast into the sub-pixel channels (`add_to_subpixels`), written in
+    place at inference: the exported graph computes it at every size."""
+    torch.manual_seed(0)
+    net = TriNet(Genotype(4, 8, (Cell(("ecb3x3", "conv3x3"), (8, 8)),), tail="shuffle"))
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.1)
+    save_model(net, tmp_path / "model")
+    out = tmp_path / "model.onnx"
+    result = CliRunner().invoke(main, ["models", "export", str(tmp_path / "model"), "--onnx", str(out)])
+    assert result.exit_code == 0, result.output
+    assert check_onnx(load_model(tmp_path / "model"), out, sizes=((2, 17, 40), (1, 9, 31))) <= 1e-4
