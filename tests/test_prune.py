@@ -111,7 +111,7 @@ def test_upscale_prune_writes_a_smaller_model_within_the_budget(tmp_path, fake_c
     from PIL import Image
 
     from tests.conftest import make_tiny_model
-    from trinas.export import load_model, read_config
+    from trinas.export import load_model, model_card, read_config
     from upscale.cli import main
 
     model = make_tiny_model(tmp_path / "tiny", width=16, cells=2)
@@ -125,9 +125,15 @@ def test_upscale_prune_writes_a_smaller_model_within_the_budget(tmp_path, fake_c
             str(tmp_path / "pruned"), "--steps", "3", "--threads", "1"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    record = read_config(tmp_path / "pruned")["training"]["pruned"]
+    config = read_config(tmp_path / "pruned")
+    record = config["training"]["pruned"]
     assert record["predicted_ms_after"] <= 2.0 < record["predicted_ms_before"]
     assert load_model(tmp_path / "pruned").genotype.width < 16
+    card = (tmp_path / "pruned" / "README.md").read_text()  # the command that made it, and from what
+    assert f"pruned from `{load_model(model).genotype.describe()}`" in card and "`upscale prune " in card
+    trained_on = {**config, "training": {"command": "python -m trinas.train --init pruned", "steps": 5,
+                                         "before": [{"command": "earlier", "steps": 9, "pruned": record}]}}
+    assert "- then pruned from" in model_card(trained_on) and "`upscale prune " in model_card(trained_on)
     again = CliRunner().invoke(main, args)
     assert again.exit_code != 0 and "not empty" in again.output
 

@@ -269,15 +269,13 @@ def model_card(config: dict[str, Any], pictures: tuple[str, ...] = ()) -> str:
             if key in training:
                 lines.append(f"- {key}: {training[key]}")
         if training.get("pruned"):
-            p = training["pruned"]
-            lines.append(f"- pruned from `{p.get('unpruned', '?')}` to a predicted {p.get('predicted_ms_after', 0):.1f} ms "
-                         f"per {p.get('at', '?')} frame on the {p.get('device', '?')} (was "
-                         f"{p.get('predicted_ms_before', 0):.1f}), then fine-tuned {p.get('fine_tune_steps', 0)} steps")
+            lines.append(f"- {_pruning(training['pruned'])}")
         if training.get("before"):
             lines += ["", "It started from the weights of an earlier run, made by:", ""]
             for earlier in training["before"]:
-                pruned = " (then pruned)" if earlier.get("pruned") else ""
-                lines.append(f"- `{earlier.get('command', '?')}`, {earlier.get('steps', '?')} steps{pruned}")
+                lines.append(f"- `{earlier.get('command', '?')}`, {earlier.get('steps', '?')} steps")
+                if earlier.get("pruned"):
+                    lines.append(f"- then {_pruning(earlier['pruned'])}")
         lines.append("")
     if "curves.png" in pictures:
         # A training run writes its own curve (its history is in the config), also when it went on from a search.
@@ -291,6 +289,16 @@ def model_card(config: dict[str, Any], pictures: tuple[str, ...] = ()) -> str:
               "```python", "from upscale import Upscaler", f'up = Upscaler.from_pretrained("{spec}")',
               "big = up(image)  # PIL image or numpy array", "```", ""]
     return "\n".join(lines)
+
+
+def _pruning(record: dict) -> str:
+    """One line of a card on a pruning: from what, to what predicted time, and the command when it was one of
+    its own (`upscale prune`; within `upscale search --prune` the search's command is the one above)."""
+    source = record.get("unpruned") or record.get("from", "?")
+    line = (f"pruned from `{source}` to a predicted {record.get('predicted_ms_after', 0):.1f} ms per "
+            f"{record.get('at', '?')} frame on the {record.get('device', '?')} (was "
+            f"{record.get('predicted_ms_before', 0):.1f}), then fine-tuned {record.get('fine_tune_steps', 0)} steps")
+    return line + (f": `{record['command']}`" if record.get("command") else "")
 
 
 SPEED_HOW = {"engine": "the engine alone (`upscale bench`)",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -402,6 +403,7 @@ def prune_command(ctx, spec, latency_ms, latency_at, train_dirs, out, latency_de
     if threads:
         torch.set_num_threads(threads)
     model = load(spec)
+    unpruned = model.module.genotype.describe()
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / ".prune-checkpoint.pt"
     result = prune_for_frame(model.module, list(train_dirs), latency_ms, frame_size(latency_at), latency_device, threads,
@@ -409,11 +411,16 @@ def prune_command(ctx, spec, latency_ms, latency_at, train_dirs, out, latency_de
                              log=lambda line: console.print(escape(line)))
     checkpoint.unlink(missing_ok=True)
     training = {**model.config.get("training", {}),
-                "pruned": {"from": spec, "latency_ms": latency_ms, "at": latency_at, "device": latency_device,
+                "pruned": {"from": spec, "unpruned": unpruned,
+                           "latency_ms": latency_ms, "at": latency_at, "device": latency_device,
                            "predicted_ms_before": round(result.before_ms, 2),
                            "predicted_ms_after": round(result.after_ms, 2),
                            "fine_tune_steps": result.fine_tune_steps,
-                           "command": " ".join(["upscale", *sys.argv[1:]])}}
+                           "command": shlex.join([
+                               "upscale", "prune", spec, "--latency-ms", f"{latency_ms:g}", "--at", latency_at,
+                               *(a for d in train_dirs for a in ("--train", str(d))), "--out", str(out),
+                               "--latency-device", latency_device, *(["--threads", str(threads)] if threads else []),
+                               "--steps", str(steps), "--seed", str(seed)])}}  # as run, whoever called it
     save_model(result.net.cpu(), out, training=training, searched=model.config.get("searched", False))
     console.print(escape(f"wrote {out}: {result.net.genotype.describe()}, {result.after_ms:,.1f} ms predicted per "
                          f"{latency_at} frame (was {result.before_ms:,.1f}); measure it: upscale bench "
