@@ -100,7 +100,7 @@ def test_record_against_keeps_the_others_times_of_the_same_run(tmp_path):
 
 
 def test_record_keeps_the_default_engine_time_with_its_command_and_a_rerun_replaces_it(tmp_path):
-    from trinas.export import read_config
+    from trinas.export import read_config, write_config
 
     model = make_tiny_model(tmp_path / "m")
     result = bench_json("--model", str(model), "--record")
@@ -117,6 +117,11 @@ def test_record_keeps_the_default_engine_time_with_its_command_and_a_rerun_repla
     other_size = [a if a != "32x24" else "16x16" for a in QUICK]
     assert CliRunner().invoke(main, ["bench", "--model", str(model), "--record", *other_size]).exit_code == 0
     assert [e["input"] for e in read_config(model)["speed"]] == ["32x24", "16x16"]
+    config = read_config(model)  # a figure of another machine, or of another day, stays beside today's
+    config["speed"][0] = {**config["speed"][0], "device_name": "another CPU, 2 threads"}
+    config["speed"][1] = {**config["speed"][1], "date": "2026-01-01"}
+    write_config(model, config)
+    assert bench_json("--model", str(model), "--record") and len(read_config(model)["speed"]) == 3
 
 
 def test_record_refuses_what_is_not_the_default_engine_or_not_a_local_folder(tiny_model_dir):
