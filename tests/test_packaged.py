@@ -79,7 +79,7 @@ def test_the_real_time_x4_meets_its_targets_as_recorded():
 
 
 def test_the_lighter_real_time_x4_meets_its_targets_on_every_machine_it_was_measured_on():
-    """`trinas-x4-rt` pruned to 0.42x its time on a Zen 3 EPYC where it made 12.9 frames/s: there, and on
+    """`trinas-x4-rt` pruned to 0.43x its time on a Zen 3 EPYC where it made 12.4 frames/s: there, and on
     every machine recorded since, 25 frames per second or more end to end in fp32, 0.8 dB or more above
     bicubic on Set14, and pruned from `trinas-x4-rt` by `upscale prune` (its card gives the command)."""
     config = read_config(packaged_models()["trinas-x4-rt-lite"])

@@ -26,6 +26,13 @@ def random_net(genotype: Genotype) -> TriNet:
     return fold(net).double().eval()
 
 
+def random_patches() -> PatchSampler:
+    """x2 training patches of 8 pixels from three random 40x40 images: enough for importances and a few steps."""
+    rng = torch.Generator().manual_seed(0)
+    images = [(torch.rand(3, 40, 40, generator=rng) * 255).byte().permute(1, 2, 0).numpy() for _ in range(3)]
+    return PatchSampler([Pair(make_lr(hr, 2), hr) for hr in images], 2, 8, seed=0)
+
+
 def test_the_groups_are_the_trunk_and_every_inner_width():
     groups = groups_of(GENOTYPE)
     assert groups == [Group(), Group(0, 0), Group(4, 0)]
@@ -60,10 +67,7 @@ def test_pruning_to_a_latency_budget_ends_within_it(tmp_path, fake_clock):
     genotype = Genotype(2, 16, (Cell(("conv3x3", "conv3x3"), (16, 16)), Cell(("conv3x3", "conv3x3"), (16, 16)),
                                 Upsample(2)))
     net = TriNet(genotype)
-    rng = torch.Generator().manual_seed(0)
-    images = [(torch.rand(3, 40, 40, generator=rng) * 255).byte().permute(1, 2, 0).numpy() for _ in range(3)]
-    pairs = [Pair(make_lr(hr, 2), hr) for hr in images]
-    sampler = PatchSampler(pairs, 2, 8, seed=0)
+    sampler = random_patches()
     tiles = [(16, 16)]
     before = table.frame_ms(genotype, tiles)
     budget = before * 0.6
@@ -92,9 +96,7 @@ def test_a_cut_of_one_step_that_saves_nothing_is_widened_until_it_saves(tmp_path
     table = LatencyTable(Device("cpu", 1, False, "blocked"), tmp_path)
     genotype = Genotype(2, 16, (Cell(("conv3x3", "conv3x3"), (16, 16)), Upsample(2)))
     net = TriNet(genotype)
-    rng = torch.Generator().manual_seed(0)
-    images = [(torch.rand(3, 40, 40, generator=rng) * 255).byte().permute(1, 2, 0).numpy() for _ in range(3)]
-    sampler = PatchSampler([Pair(make_lr(hr, 2), hr) for hr in images], 2, 8, seed=0)
+    sampler = random_patches()
     tiles = [(16, 16)]
     assert table.frame_ms(shrunk(genotype, {Group(0, 0): 12}), tiles) == table.frame_ms(genotype, tiles)
     budget = table.frame_ms(shrunk(genotype, {Group(0, 0): 8}), tiles) + 1e-9
