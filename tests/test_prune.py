@@ -130,6 +130,8 @@ def test_upscale_prune_writes_a_smaller_model_within_the_budget(tmp_path, fake_c
     config = read_config(tmp_path / "pruned")
     record = config["training"]["pruned"]
     assert record["predicted_ms_after"] <= 2.0 < record["predicted_ms_before"]
+    assert record["command"] == (f"upscale prune {model} --latency-ms 2 --at 64x64 --train {train} "
+                                 f"--out {tmp_path / 'pruned'} --threads 1 --steps 3")  # as typed, not pytest's argv
     assert load_model(tmp_path / "pruned").genotype.width < 16
     card = (tmp_path / "pruned" / "README.md").read_text()  # the command that made it, and from what
     assert f"pruned from `{load_model(model).genotype.describe()}`" in card and "`upscale prune " in card

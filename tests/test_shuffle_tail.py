@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from trinas.cost import madds_per_output_pixel
-from trinas.export import load_model, save_model
+from trinas.export import load_model, read_config, save_model
 from trinas.latency import layers_of
 from trinas.net import TriNet, fold
 from trinas.operations import add_to_subpixels
@@ -118,3 +118,5 @@ def test_a_tiny_shuffle_tail_search_runs_end_to_end(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     genotype = load_model(tmp_path / "out").genotype
     assert genotype.tail == "shuffle" and not any(isinstance(s, Upsample) for s in genotype.path)
+    command = read_config(tmp_path / "out")["training"]["command"]  # as typed, not pytest's argv
+    assert command.startswith("upscale search --scale 4 --train ") and command.endswith("--patch 8 --val-every 6 --quiet")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -28,6 +27,7 @@ from .bench import bench, bench_models, peak_memory_mb
 from .errors import UpscaleError, one_line_errors
 from .evaluation import evaluate, summary
 from .images import DEFAULT_MAX_PIXELS
+from .invocation import typed_command
 from .options import TTA_OPTION, build_upscaler, engine_options, parse_tile
 from .policies import AUDIO_CHOICES, SUBTITLE_CHOICES
 from .progress import console, image_progress, print_bench, print_image_summary, print_scores
@@ -366,7 +366,7 @@ def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_m
                           latency_at=latency_at, latency_device=latency_device, latency_threads=threads, latency_tile=latency_tile,
                           prune=prune, prune_steps=prune_steps)
     main_rank = os.environ.get("RANK", "0") == "0"
-    command = " ".join(["upscale", *sys.argv[1:]]).replace(" --resume", "")
+    command = typed_command(ctx, leave_out=("resume",))
     result = search_with_live_view(config, list(train_dirs), list(val_dirs), out, device, resume,
                                    quiet or not main_rank, command=command, max_side=max_side)
     if result is not None:
@@ -416,11 +416,7 @@ def prune_command(ctx, spec, latency_ms, latency_at, train_dirs, out, latency_de
                            "predicted_ms_before": round(result.before_ms, 2),
                            "predicted_ms_after": round(result.after_ms, 2),
                            "fine_tune_steps": result.fine_tune_steps,
-                           "command": shlex.join([
-                               "upscale", "prune", spec, "--latency-ms", f"{latency_ms:g}", "--at", latency_at,
-                               *(a for d in train_dirs for a in ("--train", str(d))), "--out", str(out),
-                               "--latency-device", latency_device, *(["--threads", str(threads)] if threads else []),
-                               "--steps", str(steps), "--seed", str(seed)])}}  # as run, whoever called it
+                           "command": typed_command(ctx)}}
     save_model(result.net.cpu(), out, training=training, searched=model.config.get("searched", False))
     console.print(escape(f"wrote {out}: {result.net.genotype.describe()}, {result.after_ms:,.1f} ms predicted per "
                          f"{latency_at} frame (was {result.before_ms:,.1f}); measure it: upscale bench "
