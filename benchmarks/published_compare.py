@@ -3,7 +3,9 @@
 Issue 13's targets are CARN-M's published PSNR; FSRCNN is the classic fast anchor. This rebuilds both
 (`reference_networks.py`, random weights: speed does not depend on them), times every network of a scale on
 the input that makes one output frame (1280x720 by default), interleaved over rounds in one process, as the
-engine runs a whole frame (channels-last, inference mode, the same threads), and prints one table per scale:
+engine runs a whole frame (inference mode, the same threads; every network in both memory layouts, and FSRCNN
+also with its transposed convolution written as a sub-pixel one, each credited with its fastest form), and
+prints one table per scale:
 time, the ratio to CARN-M, parameters, and Set5 / Set14 PSNR: ours as `upscale eval` measured it (the
 model's config), theirs as published (trained on other data, which the table says).
 
@@ -15,6 +17,7 @@ Time it on an idle machine. Network time only: reading, writing and colour conve
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 
@@ -22,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from interleaved import interleaved_medians  # noqa: E402
-from reference_networks import PUBLISHED, TRAINED_ON, reference_network  # noqa: E402
+from reference_networks import FORMS, PUBLISHED, TRAINED_ON, reference_network  # noqa: E402
 
 from upscale.engine import Upscaler  # noqa: E402
 from upscale.models import load, packaged_models  # noqa: E402
@@ -37,8 +40,14 @@ def our_network(spec: str, threads: int) -> tuple[torch.nn.Module, int, tuple[fl
 
 def frame_input(scale: int, frame: tuple[int, int], channels: int) -> torch.Tensor:
     width, height = frame
-    x = torch.rand(1, channels, round(height / scale), round(width / scale))
-    return x.contiguous(memory_format=torch.channels_last)
+    return torch.rand(1, channels, round(height / scale), round(width / scale))
+
+
+def in_layouts(form: str, net: torch.nn.Module, x: torch.Tensor) -> dict[str, tuple[torch.nn.Module, torch.Tensor]]:
+    """The network and its input in both memory layouts (each network is credited with its faster one)."""
+    return {", ".join(filter(None, [form, layout])):
+            (copy.deepcopy(net).to(memory_format=fmt), x.contiguous(memory_format=fmt))
+            for layout, fmt in (("channels-last", torch.channels_last), ("contiguous", torch.contiguous_format))}
 
 
 def compare_scale(scale: int, ours: list[str], frame: tuple[int, int], threads: int, rounds: int) -> list[dict]:
@@ -46,31 +55,36 @@ def compare_scale(scale: int, ours: list[str], frame: tuple[int, int], threads: 
     for spec in ours:
         net, net_scale, psnr = our_network(spec, threads)
         if net_scale == scale:
-            rows.append({"name": f"`{spec}`", "net": net, "psnr": psnr, "source": "measured (`upscale eval`)",
-                         "x": frame_input(scale, frame, 3)})
-    for name in ("FSRCNN", "CARN-M"):
-        net = reference_network(name, scale).to(memory_format=torch.channels_last)
-        rows.append({"name": name, "net": net, "psnr": PUBLISHED[name, scale],
-                     "source": f"published (trained on {TRAINED_ON[name]})", "x": frame_input(scale, frame, net.channels)})
+            rows.append({"name": f"`{spec}`", "psnr": psnr, "source": "measured (`upscale eval`)",
+                         "variants": in_layouts("", net, frame_input(scale, frame, 3))})
+    for name, forms in FORMS.items():
+        variants = {}
+        for form in forms:
+            net = reference_network(name, scale, form)
+            variants.update(in_layouts(form, net, frame_input(scale, frame, net.channels)))
+        rows.append({"name": name, "psnr": PUBLISHED[name, scale], "variants": variants,
+                     "source": f"published (trained on {TRAINED_ON[name]})"})
     torch.set_num_threads(threads)
+    calls = {(row["name"], variant): (lambda n=net, x=x: n(x))
+             for row in rows for variant, (net, x) in row["variants"].items()}
     with torch.inference_mode():
-        times = interleaved_medians({row["name"]: (lambda r=row: r["net"](r["x"])) for row in rows}, rounds)
+        times = interleaved_medians(calls, rounds)
     for row in rows:
-        row["ms"] = times[row["name"]]
-        row["params"] = sum(p.numel() for p in row["net"].parameters())
+        row["ms"], row["form"] = min((times[row["name"], variant], variant) for variant in row["variants"])
+        row["params"] = sum(p.numel() for p in next(iter(row["variants"].values()))[0].parameters())
     return rows
 
 
 def table(scale: int, rows: list[dict], frame: tuple[int, int]) -> str:
     anchor = next(row["ms"] for row in rows if row["name"] == "CARN-M")
     lines = [f"x{scale}, a {frame[0]}x{frame[1]} output frame (network only):", "",
-             "| network | ms per frame | time vs CARN-M | params | Set5 / Set14 PSNR | PSNR from |",
-             "|---|---|---|---|---|---|"]
+             "| network | ms per frame | time vs CARN-M | params | Set5 / Set14 PSNR | PSNR from | fastest form |",
+             "|---|---|---|---|---|---|---|"]
     for row in sorted(rows, key=lambda r: r["ms"]):
         set5, set14 = row["psnr"]
         psnr = f"{set5:.2f} / {set14:.2f}" if set5 is not None and set14 is not None else "not recorded"
         lines.append(f"| {row['name']} | {row['ms']:.1f} | {row['ms'] / anchor:.2f}x | {row['params']:,} | {psnr} "
-                     f"| {row['source']} |")
+                     f"| {row['source']} | {row['form']} |")
     return "\n".join(lines)
 
 
