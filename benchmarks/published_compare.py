@@ -5,9 +5,8 @@ Issue 13's targets are CARN-M's published PSNR; FSRCNN is the classic fast ancho
 the input that makes one output frame (1280x720 by default), interleaved over rounds in one process, as the
 engine runs a whole frame (inference mode, the same threads; every network in both memory layouts, and FSRCNN
 also with its transposed convolution written as a sub-pixel one, each credited with its fastest form), and
-prints one table per scale:
-time, the ratio to CARN-M, parameters, and Set5 / Set14 PSNR: ours as `upscale eval` measured it (the
-model's config), theirs as published (trained on other data, which the table says).
+prints one table per scale: time, the ratio to CARN-M, parameters, and Set5 / Set14 PSNR, ours as `upscale
+eval` measured it (the model's config), theirs as published (trained on other data, which the table says).
 
     python benchmarks/published_compare.py --frame 1280x720 --rounds 7
 
@@ -32,7 +31,7 @@ from upscale.models import load, packaged_models  # noqa: E402
 
 
 def our_network(spec: str, threads: int) -> tuple[torch.nn.Module, int, tuple[float, float]]:
-    """A model as the engine prepares it (folded, eval, channels-last), its scale and its measured PSNR."""
+    """A model as the engine prepares it (folded, eval), its scale and its measured Set5 / Set14 PSNR."""
     upscaler = Upscaler(load(spec), device="cpu", precision="fp32", tile=0, threads=threads)
     metrics = upscaler.config.get("metrics", {})
     return upscaler.model, upscaler.scale, (metrics.get("Set5", {}).get("psnr"), metrics.get("Set14", {}).get("psnr"))
