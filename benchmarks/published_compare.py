@@ -49,10 +49,11 @@ def in_layouts(form: str, net: torch.nn.Module, x: torch.Tensor) -> dict[str, tu
             for layout, fmt in (("channels-last", torch.channels_last), ("contiguous", torch.contiguous_format))}
 
 
-def compare_scale(scale: int, ours: list[str], frame: tuple[int, int], threads: int, rounds: int) -> list[dict]:
+def compare_scale(scale: int, ours: dict[str, tuple], frame: tuple[int, int], threads: int,
+                  rounds: int) -> list[dict]:
+    """`ours`: spec -> `our_network`'s (module, scale, PSNR), loaded once for every scale."""
     rows = []
-    for spec in ours:
-        net, net_scale, psnr = our_network(spec, threads)
+    for spec, (net, net_scale, psnr) in ours.items():
         if net_scale == scale:
             rows.append({"name": f"`{spec}`", "psnr": psnr, "source": "measured (`upscale eval`)",
                          "variants": in_layouts("", net, frame_input(scale, frame, 3))})
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     frame = tuple(int(side) for side in args.frame.lower().split("x"))
-    ours = args.model or list(packaged_models())
+    ours = {spec: our_network(spec, args.threads) for spec in args.model or packaged_models()}
     for scale in args.scale or [2, 3, 4]:
         print(table(scale, compare_scale(scale, ours, frame, args.threads, args.rounds), frame), end="\n\n")
     print(f"Command: `python benchmarks/published_compare.py {' '.join(argv if argv is not None else sys.argv[1:])}`")

@@ -62,44 +62,32 @@ class _EfficientResidual(nn.Module):
 
 
 class _Cascade(nn.Module):
-    """`unit` applied three times, each output concatenated with everything before and mixed by a 1x1 conv."""
+    """Three units in a row, each output concatenated with everything before and mixed by a 1x1 conv (the
+    inner cascade passes one unit three times: its weights are shared)."""
 
-    def __init__(self, unit: nn.Module, width: int) -> None:
+    def __init__(self, units: list[nn.Module], width: int) -> None:
         super().__init__()
-        self.unit = unit
+        self.units = nn.ModuleList(units)
         self.mix = nn.ModuleList(nn.Sequential(nn.Conv2d(width * (i + 2), width, 1), nn.ReLU(inplace=True))
-                                 for i in range(3))
+                                 for i in range(len(units)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         concat = out = x
-        for mix in self.mix:
-            concat = torch.cat([concat, self.unit(out)], dim=1)
+        for unit, mix in zip(self.units, self.mix):
+            concat = torch.cat([concat, unit(out)], dim=1)
             out = mix(concat)
         return out
 
 
-class _Blocks(nn.Module):
-    """The outer cascade: three cascading blocks (not shared), each concatenated and mixed like the inner one."""
-
-    def __init__(self, width: int, groups: int) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(_Cascade(_EfficientResidual(width, groups), width) for _ in range(3))
-        self.mix = nn.ModuleList(nn.Sequential(nn.Conv2d(width * (i + 2), width, 1), nn.ReLU(inplace=True))
-                                 for i in range(3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        concat = out = x
-        for block, mix in zip(self.blocks, self.mix):
-            concat = torch.cat([concat, block(out)], dim=1)
-            out = mix(concat)
-        return out
+def _cascading_block(width: int, groups: int) -> _Cascade:
+    return _Cascade([_EfficientResidual(width, groups)] * 3, width)
 
 
 class CARNM(nn.Module):
     def __init__(self, scale: int, width: int = 64, groups: int = 4) -> None:
         super().__init__()
         self.entry = nn.Conv2d(3, width, 3, padding=1)
-        self.cascade = _Blocks(width, groups)
+        self.cascade = _Cascade([_cascading_block(width, groups) for _ in range(3)], width)
         up: list[nn.Module] = []
         for factor in ([2, 2] if scale == 4 else [scale]):
             up += [nn.Conv2d(width, width * factor ** 2, 3, padding=1, groups=groups), nn.ReLU(inplace=True),
