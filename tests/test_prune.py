@@ -138,8 +138,40 @@ def test_upscale_prune_writes_a_smaller_model_within_the_budget(tmp_path, fake_c
     trained_on = {**config, "training": {"command": "python -m trinas.train --init pruned", "steps": 5,
                                          "before": [{"command": "earlier", "steps": 9, "pruned": record}]}}
     assert "- then pruned from" in model_card(trained_on) and "`upscale prune " in model_card(trained_on)
+    assert "chosen by hand" not in card and "baseline" in card  # a baseline pruned is still a baseline
     again = CliRunner().invoke(main, args)
     assert again.exit_code != 0 and "not empty" in again.output
+
+
+def test_a_pruned_model_keeps_how_its_network_was_made(tmp_path, monkeypatch):
+    """A hand-made model pruned is still hand-made: its card says so, not "baseline" (what pruning once wrote,
+    keeping only the `searched` flag), and a searched one stays searched. The pruning itself is the test above;
+    here it hands back the network unchanged, so only what the command writes around it is checked."""
+    import json
+
+    from click.testing import CliRunner
+
+    import trinas.prune
+    from tests.conftest import make_tiny_model
+    from trinas.export import CONFIG, read_config
+    from upscale.cli import main
+
+    monkeypatch.setattr(trinas.prune, "prune_for_frame", lambda net, *args, **kwargs: trinas.prune.PruneResult(
+        net, [], before_ms=3.0, after_ms=1.5, fine_tune_steps=0))
+    made = {"hand": {"design": "the x2 search's cells, repeated", "derived_from": "trinas-x2-searched"},
+            "searched": {"searched": True, "search": {"steps": 7}}}
+    for name, keys in made.items():
+        model = make_tiny_model(tmp_path / name)
+        config = json.loads((model / CONFIG).read_text())
+        (model / CONFIG).write_text(json.dumps({**config, **keys}))
+        result = CliRunner().invoke(main, ["prune", str(model), "--latency-ms", "2.0", "--at", "64x64", "--train",
+                                           str(tmp_path), "--out", str(tmp_path / f"{name}-pruned")])
+        assert result.exit_code == 0, result.output
+        pruned = read_config(tmp_path / f"{name}-pruned")
+        assert {k: pruned.get(k) for k in keys} == keys
+        card = (tmp_path / f"{name}-pruned" / "README.md").read_text()
+        assert "baseline" not in card.split("## ")[0]
+        assert ("chosen by hand" in card) == (name == "hand") and ("found by the TriNAS" in card) == (name != "hand")
 
 
 def test_search_then_prune_from_the_command_line(tmp_path, fake_clock):

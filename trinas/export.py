@@ -32,6 +32,9 @@ CARD = "README.md"
 MODEL_FILES = (CONFIG, WEIGHTS, CARD)
 # Pictures the card shows when a model folder has them (optional: a model loads without them).
 PICTURES = ("architecture.png", "curves.png")
+# The config keys saying how a network was made (searched, and with what settings, or chosen by hand from another
+# model's parts): a run that keeps the network (training on, pruning) carries them, so its card still says so.
+PROVENANCE = ("searched", "search", "design", "derived_from")
 
 
 def pictures_in(folder: Path) -> tuple[str, ...]:

@@ -230,14 +230,14 @@ def started_from(folder: Path, genotype: Genotype) -> tuple[dict, list[dict]]:
     weights: it was not found by that search, and its config names the model it started from instead
     (`derived_from`), or, if that one was itself grown from another, the model at the start of the chain (the
     runs between are in `training.before`): a card must name a model its reader can find, not a work folder."""
-    from .export import ModelConfig, read_config
+    from .export import PROVENANCE, ModelConfig, read_config
 
     source = read_config(folder)
     earlier = source.get("training", {})
     before = [*earlier.get("before", []),
               {k: v for k, v in earlier.items() if k in ("command", "steps", "pruned")}]
     if ModelConfig.of(source, str(folder)).genotype == genotype:
-        carried = {k: source[k] for k in ("searched", "search", "design", "derived_from") if k in source}
+        carried = {k: source[k] for k in PROVENANCE if k in source}
     else:
         carried = {"derived_from": str(source.get("derived_from") or source.get("name") or Path(folder).name)}
     return carried, [b for b in before if b]

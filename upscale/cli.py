@@ -389,7 +389,7 @@ def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_m
 @click.pass_context
 def prune_command(ctx, spec, latency_ms, latency_at, train_dirs, out, latency_device, threads, steps, seed):
     """Prune a model's channels until it runs within --latency-ms per frame on this device, then fine-tune."""
-    from trinas.export import save_model
+    from trinas.export import PROVENANCE, save_model
     from trinas.prune import prune_for_frame
     from trinas.search_config import frame_size
 
@@ -417,7 +417,9 @@ def prune_command(ctx, spec, latency_ms, latency_at, train_dirs, out, latency_de
                            "predicted_ms_after": round(result.after_ms, 2),
                            "fine_tune_steps": result.fine_tune_steps,
                            "command": typed_command(ctx)}}
-    save_model(result.net.cpu(), out, training=training, searched=model.config.get("searched", False))
+    # Pruning keeps the network's make-up: a hand-made model pruned is still hand-made, never a "baseline".
+    made = {k: model.config.raw[k] for k in PROVENANCE if k in model.config.raw}
+    save_model(result.net.cpu(), out, training=training, **made)
     console.print(escape(f"wrote {out}: {result.net.genotype.describe()}, {result.after_ms:,.1f} ms predicted per "
                          f"{latency_at} frame (was {result.before_ms:,.1f}); measure it: upscale bench "
                          f"--model {out} --against {spec}"))
