@@ -174,6 +174,34 @@ def test_a_pruned_model_keeps_how_its_network_was_made(tmp_path, monkeypatch):
         assert ("chosen by hand" in card) == (name == "hand") and ("found by the TriNAS" in card) == (name != "hand")
 
 
+def test_a_failed_pruning_leaves_no_folder_behind(tmp_path, monkeypatch):
+    """Bad input is refused before anything is written, and a pruning that fails (or is stopped) half-way leaves
+    neither OUT nor its staging folder: a rerun with the same OUT is not refused as "not empty"."""
+    from click.testing import CliRunner
+
+    import trinas.prune
+    from tests.conftest import make_tiny_model
+    from upscale.cli import main
+
+    model = make_tiny_model(tmp_path / "model")
+    out = tmp_path / "runs" / "pruned"
+    args = ["prune", str(model), "--latency-ms", "2.0", "--train", str(tmp_path), "--out", str(out)]
+    bad_frame = CliRunner().invoke(main, [*args, "--at", "12x"])
+    assert bad_frame.exit_code != 0 and "WIDTHxHEIGHT" in bad_frame.output and not (tmp_path / "runs").exists()
+
+    def fails(net, *args, checkpoint, **kwargs):
+        checkpoint.write_bytes(b"half a fine-tuning")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trinas.prune, "prune_for_frame", fails)
+    stopped = CliRunner().invoke(main, [*args, "--at", "64x64"])
+    assert stopped.exit_code != 0 and list((tmp_path / "runs").iterdir()) == []
+    (tmp_path / "a-file").write_text("mine")
+    on_a_file = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "a-file"), "--at", "64x64"])
+    assert on_a_file.exit_code != 0 and "is a file" in on_a_file.output
+    assert (tmp_path / "a-file").read_text() == "mine"
+
+
 def test_search_then_prune_from_the_command_line(tmp_path, fake_clock):
     from click.testing import CliRunner
 

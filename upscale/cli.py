@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -395,31 +396,43 @@ def prune_command(ctx, spec, latency_ms, latency_at, train_dirs, out, latency_de
 
     from .models import load
 
-    if out.exists() and any(out.iterdir()):
-        raise click.UsageError(f"{out} is not empty; choose a new folder for the pruned model")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise click.UsageError(f"{out} is {'not empty' if out.is_dir() else 'a file'}; choose a new folder for the "
+                               f"pruned model")
     for folder in train_dirs:
         if not folder.is_dir():
             raise click.UsageError(f"training folder not found: {folder}")
+    frame = frame_size(latency_at)  # refused before anything is written
     if threads:
         torch.set_num_threads(threads)
     model = load(spec)
     unpruned = model.module.genotype.describe()
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / ".prune-checkpoint.pt"
-    result = prune_for_frame(model.module, list(train_dirs), latency_ms, frame_size(latency_at), latency_device, threads,
-                             fine_tune_steps=steps, seed=seed, checkpoint=checkpoint,
-                             log=lambda line: console.print(escape(line)))
-    checkpoint.unlink(missing_ok=True)
-    training = {**model.config.get("training", {}),
-                "pruned": {"from": spec, "unpruned": unpruned,
-                           "latency_ms": latency_ms, "at": latency_at, "device": latency_device,
-                           "predicted_ms_before": round(result.before_ms, 2),
-                           "predicted_ms_after": round(result.after_ms, 2),
-                           "fine_tune_steps": result.fine_tune_steps,
-                           "command": typed_command(ctx)}}
-    # Pruning keeps the network's make-up: a hand-made model pruned is still hand-made, never a "baseline".
-    made = {k: model.config.raw[k] for k in PROVENANCE if k in model.config.raw}
-    save_model(result.net.cpu(), out, training=training, **made)
+    # Built beside OUT and moved there complete: a stopped or failed pruning leaves no half-made model (nor an
+    # OUT holding a checkpoint that a rerun would refuse as not empty).
+    staging = out.parent / f".{out.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        result = prune_for_frame(model.module, list(train_dirs), latency_ms, frame, latency_device, threads,
+                                 fine_tune_steps=steps, seed=seed, checkpoint=staging / "fine-tune-checkpoint.pt",
+                                 log=lambda line: console.print(escape(line)))
+        (staging / "fine-tune-checkpoint.pt").unlink(missing_ok=True)
+        training = {**model.config.get("training", {}),
+                    "pruned": {"from": spec, "unpruned": unpruned,
+                               "latency_ms": latency_ms, "at": latency_at, "device": latency_device,
+                               "predicted_ms_before": round(result.before_ms, 2),
+                               "predicted_ms_after": round(result.after_ms, 2),
+                               "fine_tune_steps": result.fine_tune_steps,
+                               "command": typed_command(ctx)}}
+        # Pruning keeps the network's make-up: a hand-made model pruned is still hand-made, never a "baseline".
+        made = {k: model.config.raw[k] for k in PROVENANCE if k in model.config.raw}
+        save_model(result.net.cpu(), staging, training=training, **made, name=out.name)
+        if out.exists():
+            out.rmdir()  # empty, as checked above
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     console.print(escape(f"wrote {out}: {result.net.genotype.describe()}, {result.after_ms:,.1f} ms predicted per "
                          f"{latency_at} frame (was {result.before_ms:,.1f}); measure it: upscale bench "
                          f"--model {out} --against {spec}"))
