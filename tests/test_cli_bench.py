@@ -81,6 +81,8 @@ def test_models_of_other_scales_are_compared_on_one_output_frame(tmp_path):
         assert abs(row["megapixels_per_s"] - 48 * 24 / 1e6 / row["seconds"]) < 1e-9
     table = CliRunner().invoke(main, args)
     assert table.exit_code == 0 and "16x8" in table.output
+    # Written to a file or a pipe, the table keeps its full width: every model's name whole, never "x…".
+    assert all(str(model) in table.output for model in (x2, x3, x4)) and "…" not in table.output
     both = CliRunner().invoke(main, [*args, "--size", "8x8"])
     assert both.exit_code == 1 and "not both" in both.output
 

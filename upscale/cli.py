@@ -31,7 +31,7 @@ from .images import DEFAULT_MAX_PIXELS
 from .invocation import typed_command
 from .options import TTA_OPTION, build_upscaler, engine_options, parse_tile
 from .policies import AUDIO_CHOICES, SUBTITLE_CHOICES
-from .progress import console, image_progress, print_bench, print_image_summary, print_scores
+from .progress import console, image_progress, print_bench, print_image_summary, print_scores, print_table
 from .records import check_recordable, record_metrics, record_speed, speed_entry
 
 
@@ -454,7 +454,7 @@ def models_list(ctx, as_json):
     if as_json:
         click.echo(json.dumps([e.to_dict() for e in entries], indent=2))
     else:
-        Console().print(_models_table(entries))
+        print_table(_models_table(entries))
 
 
 @models_group.command("info")

@@ -72,7 +72,16 @@ def print_scores(scores, upscaler, per_image: bool, factor: int | None = None) -
         table.add_row(f"[bold]mean of {len(dataset.images)}", f"[bold]{dataset.mean('psnr'):.2f}",
                       f"[bold]{dataset.mean('ssim'):.4f}", f"{dataset.mean('bicubic_psnr'):.2f}",
                       f"{dataset.mean('bicubic_ssim'):.4f}", f"{dataset.mean('seconds'):.3f}")
-        Console().print(table)
+        print_table(table)
+
+
+def print_table(table) -> None:
+    """A result table on stdout. Into a file or a pipe it is printed at its full width: there is no edge to fit
+    there, and the 80 columns rich assumes cut model names ("trinas-x…" named no model in a recorded bench)."""
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=max(out.width, out.measure(table, options=out.options.update_width(10_000)).maximum))
+    out.print(table)
 
 
 def print_bench(result: dict) -> None:
@@ -93,7 +102,7 @@ def print_bench(result: dict) -> None:
         table.add_row(row["name"], *((row["input"],) if inputs else ()), f"{row['seconds'] * 1000:.1f}",
                       f"{row['fps']:.2f}", f"{row['megapixels_per_s']:.2f}", f"{gflops:.1f}" if gflops else "-",
                       f"{gflops / peak:.0%}" if gflops else "-", f"{row['ratio']:.2f}x")
-    Console().print(table)
-    Console().print(f"same run: a plain 3x3 conv at width {reference['conv_width']} on the input size reaches "
+    print_table(table)
+    Console(soft_wrap=True).print(f"same run: a plain 3x3 conv at width {reference['conv_width']} on the input size reaches "
                     f"{peak:.1f} GFLOP/s; OpenCV bicubic takes {reference['bicubic_seconds'] * 1000:.1f} ms/image")
-    Console().print(f"peak memory: {result['peak_memory_mb']:.0f} MB")
+    Console(soft_wrap=True).print(f"peak memory: {result['peak_memory_mb']:.0f} MB")
