@@ -76,6 +76,11 @@ def test_globs_formats_and_outscale(tmp_path, tiny_model_dir):
     assert result.exit_code == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.webp", "b.webp"]
     assert Image.open(tmp_path / "out" / "a.webp").size == (18, 15)
+    said = run("image", str(tmp_path / "g" / "c.bmp"), "-o", str(tmp_path / "out"), "--model", str(tiny_model_dir),
+               "--outscale", "3")  # the factor the output has, and that a resize made it
+    assert "upscaled 1 file(s) x3 (x2 by tiny-x2, then a resize)" in said.output
+    plain = run("image", str(tmp_path / "g" / "c.bmp"), "-o", str(tmp_path / "plain"), "--model", str(tiny_model_dir))
+    assert "upscaled 1 file(s) x2 on" in plain.output
 
 
 def test_interrupted_run_leaves_no_half_written_file_and_resumes(tmp_path, tiny_model_dir, monkeypatch):

@@ -99,7 +99,7 @@ def image(ctx, inputs, output, model_spec, scale, device, precision, tile, tile_
                "notes": report.notes,
                "failed": [{"path": f.path, "error": f.error} for f in failures],
                "seconds": round(report.seconds, 3), "model": upscaler.config.get("name"),
-               "scale": upscaler.scale, "device": str(upscaler.device)}
+               "scale": upscaler.scale, "outscale": outscale or upscaler.scale, "device": str(upscaler.device)}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     elif not quiet:

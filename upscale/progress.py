@@ -47,7 +47,10 @@ def image_progress(total_files: int, quiet: bool) -> Iterator[dict]:
 def print_image_summary(summary: dict) -> None:
     done, skipped, failed = len(summary["done"]), len(summary["skipped"]), len(summary["failed"])
     colour = "red" if failed else "green"
-    line = f"[{colour}]upscaled {done} file(s) x{summary['scale']} on {summary['device']} in {summary['seconds']:.1f}s[/]"
+    factor = f"x{summary['outscale']:g}"  # the factor the outputs have, and how, where a resize made it
+    if summary["outscale"] != summary["scale"]:
+        factor += f" (x{summary['scale']} by {summary['model']}, then a resize)"
+    line = f"[{colour}]upscaled {done} file(s) {factor} on {summary['device']} in {summary['seconds']:.1f}s[/]"
     if skipped:
         line += f"; {skipped} skipped (output exists; --overwrite redoes it)"
     if failed:
