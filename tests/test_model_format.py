@@ -170,7 +170,7 @@ def test_weights_of_the_wrong_shape_are_refused_from_the_header_before_building(
         load_model(folder)
     assert built == ["meta"]  # only the shape check's network, on the meta device, was built
     (folder / "config.json").write_text("{" + " " * (2 << 20) + "}")
-    with pytest.raises(ModelFormatError, match="at most 1,048,576"):
+    with pytest.raises(ModelFormatError, match="larger than 1,048,576 bytes"):
         load_model(folder)
 
 

@@ -20,6 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .cost import count_params, madds_per_output_pixel
+from .files import FileTooLarge, read_bounded
 from .net import TriNet, fold
 from .space import Genotype
 
@@ -93,17 +94,17 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few kilobytes; a larger one is refused before it is read
+MAX_CARD_BYTES = 1 << 20  # a model card too (one from the Hub is read only this far)
 
 
 def read_config(folder: Path) -> dict[str, Any]:
     path = Path(folder) / CONFIG
     if not path.is_file():
         raise ModelFormatError(f"{folder} is not a model folder: no {CONFIG}")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ModelFormatError(f"{path} is {path.stat().st_size:,} bytes; a model config is at most "
-                               f"{MAX_CONFIG_BYTES:,}")
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(read_bounded(path, MAX_CONFIG_BYTES))
+    except FileTooLarge as exc:
+        raise ModelFormatError(f"{exc}: a model config is a few kilobytes") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFormatError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(config, dict) or config.get("architecture") != "TriNet":

@@ -35,6 +35,7 @@ from scipy.optimize import nnls
 from torch import nn
 
 from .allocator import allocator_name, keep_freed_memory
+from .files import read_bounded
 from .net import TriNet, UpsampleBlock, absorbs_residual, fold, make_op
 from .operations import add_to_new, add_to_subpixels, op_kind, relu_new
 from .precision import DTYPES
@@ -53,6 +54,7 @@ FITTED = (*LAYER_KINDS, CALL, LAYER, TRAFFIC)  # what a calibration holds
 FIT_MARGIN = 0.8  # a calibration is kept only with at most this share of the layer sums' error (`fit_pays`)
 CALIBRATION_NETWORKS = 16  # random networks timed whole to calibrate a table before it sets a budget
 PROC_STAT = Path("/proc/stat")  # the kernel's CPU time counters (Linux)
+MAX_TABLE_BYTES = 64 << 20  # a table holds a few thousand layer times (under 1 MB); read no further than this
 STALE_TOLERANCE = 0.10  # a table whose reference layers now run this much faster or slower is re-measured
 
 
@@ -373,8 +375,8 @@ class LatencyTable:
         self.fit_check: dict | None = None  # how the last calibration predicted networks it had not seen
         if self.path.is_file():
             try:
-                data = json.loads(self.path.read_text())
-            except (OSError, json.JSONDecodeError):
+                data = json.loads(read_bounded(self.path, MAX_TABLE_BYTES))
+            except (OSError, ValueError):  # unreadable, damaged or over the bound: the table is timed afresh
                 data = {}
             if isinstance(data, dict) and data.get("version") == TABLE_VERSION:
                 self.entries = {str(k): float(v) for k, v in data.get("entries", {}).items()}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import json
 import shlex
 import sys
 import time
@@ -88,6 +89,7 @@ def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Te
 
 LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss, "charbonnier": charbonnier}
 PRECISIONS = ("fp32", "bf16")
+MAX_GENOTYPE_BYTES = 1 << 20  # a genotype's JSON is a few hundred bytes
 
 
 def forward_in(model: torch.nn.Module, x: torch.Tensor, precision: str) -> torch.Tensor:
@@ -243,6 +245,16 @@ def started_from(folder: Path, genotype: Genotype) -> tuple[dict, list[dict]]:
     return carried, [b for b in before if b]
 
 
+def genotype_of(path: Path) -> Genotype:
+    """The network of --genotype: a model folder's, or a genotype's JSON file (read only up to a bound)."""
+    from .export import ModelConfig, read_config
+    from .files import read_bounded
+
+    if path.is_dir():
+        return ModelConfig.of(read_config(path), str(path)).genotype
+    return Genotype.from_dict(json.loads(read_bounded(path, MAX_GENOTYPE_BYTES)))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=int, required=True)
@@ -282,15 +294,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from .export import ModelConfig, load_model, read_config  # local: keeps the library import light
+    from .export import load_model, read_config  # local: keeps the library import light
 
-    if args.genotype and args.genotype.is_dir():  # a model folder: its network
-        genotype = ModelConfig.of(read_config(args.genotype), str(args.genotype)).genotype
-    elif args.genotype:
-        import json
-        genotype = Genotype.from_dict(json.loads(args.genotype.read_text()))
-    else:
-        genotype = baseline_genotype(args.scale)
+    try:
+        genotype = genotype_of(args.genotype) if args.genotype else baseline_genotype(args.scale)
+    except (OSError, ValueError) as exc:  # missing, too large, not JSON, not a genotype or a model: one line
+        parser.error(f"--genotype {args.genotype}: {exc}")
     model = TriNet(genotype)
     carried, before = started_from(args.init, genotype) if args.init else ({}, [])
     if args.design:

@@ -239,9 +239,9 @@ def _verified(folder: Path, spec: HubSpec) -> Path:
     files are purged from the cache (so a retry downloads them again) and refused."""
     retry = f"removed it from the cache, run `upscale models pull {spec}` to retry"
     try:
-        if not _matches_blob_name(folder / CONFIG):
+        config = read_config(folder)  # first: it reads no more than a config's bound
+        if not _matches_blob_name(folder / CONFIG):  # then the whole file, now known to be small, is hashed
             raise ModelFormatError("its content does not match the Hub's checksum")
-        config = read_config(folder)
     except ModelFormatError as exc:
         purge_snapshot(folder, CONFIG)
         raise HubError(f"{spec}: config.json is damaged or not a TriNAS config ({exc}); {retry}") from exc

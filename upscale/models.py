@@ -12,7 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from trinas.export import ModelConfig, ModelFormatError, load_model, read_config
+from trinas.export import MAX_CARD_BYTES, ModelConfig, ModelFormatError, load_model, read_config
+from trinas.files import read_bounded
 from trinas.net import TriNet
 
 from .errors import UpscaleError
@@ -229,7 +230,7 @@ def describe(spec: str) -> tuple[ModelEntry, dict[str, Any], str]:
 
     folder = resolve(spec)
     config = read_config(folder)
-    card = (folder / CARD).read_text() if (folder / CARD).is_file() else model_card(config)
+    card = _card_text(folder / CARD) or model_card(config)
     if spec.startswith(HUB_PREFIX):
         hub_spec = parse_spec(spec)
         entry = ModelEntry.from_config(config, spec=spec, source="hub", folder=folder,
@@ -241,6 +242,15 @@ def describe(spec: str) -> tuple[ModelEntry, dict[str, Any], str]:
                                        hub=str(record) if record else None,
                                        commit=record.revision if record else None)
     return entry, config, card
+
+
+def _card_text(path: Path) -> str | None:
+    """A folder's model card, or None (the card is then made from its config) where there is none or it is
+    not a card: over MAX_CARD_BYTES (a Hub repo's README.md is anyone's file) or not UTF-8 text."""
+    try:
+        return read_bounded(path, MAX_CARD_BYTES).decode()
+    except (OSError, ValueError):  # FileTooLarge and UnicodeDecodeError are ValueErrors
+        return None
 
 
 __all__ = ["LoadedModel", "ModelEntry", "ModelFormatError", "ModelNotFound", "cached_models", "describe", "list_models", "load",

@@ -27,6 +27,8 @@ import av
 import numpy as np
 import torch
 
+from trinas.files import read_bounded
+
 from .video_output import FramesSink, assemble, check_container, frames_done, plan_encoding
 from .video_read import ReadStats, open_input, plan_reading, read_frames
 from .video_segments import (Manifest, SegmentWriter, check_same_settings, clear, partial_folder,
@@ -134,8 +136,8 @@ def _frames_to_resume(folder: Path, manifest: Path, settings: dict) -> int:
     if not manifest.is_file():
         return 0
     try:
-        kept = json.loads(manifest.read_bytes()[:MAX_FRAMES_MANIFEST])
-    except ValueError:
+        kept = json.loads(read_bounded(manifest, MAX_FRAMES_MANIFEST))
+    except ValueError:  # not JSON, or over the bound (FileTooLarge): nothing past it was read
         raise VideoError(f"{manifest} is damaged; rerun with --overwrite to start over") from None
     check_same_settings(folder, kept, settings)
     return frames_done(folder)
