@@ -93,6 +93,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+PICKLED = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")  # weights files that unpickle: never loaded
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few kilobytes; a larger one is refused before it is read
 MAX_CARD_BYTES = 1 << 20  # a model card too (one from the Hub is read only this far)
 
@@ -163,7 +164,7 @@ def load_model(folder: Path, verify: bool = True) -> TriNet:
     config = read_config(folder)
     weights = folder / WEIGHTS
     if not weights.is_file():
-        pickled = [p.name for p in folder.glob("*") if p.suffix in (".pt", ".pth", ".bin", ".ckpt")]
+        pickled = sorted(p.name for p in folder.glob("*") if p.name.endswith(PICKLED))
         hint = f" (found {', '.join(pickled)}: pickled weights are never loaded)" if pickled else ""
         raise ModelFormatError(f"{folder}: no {WEIGHTS}{hint}")
     expected = config.get("weights_sha256")

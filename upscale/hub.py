@@ -24,14 +24,13 @@ from typing import Any, Iterator
 import huggingface_hub
 from huggingface_hub import constants
 
-from trinas.export import (CARD, CONFIG, MODEL_FILES, PICTURES, WEIGHTS, ModelFormatError, model_card, pictures_in,
-                           read_config, sha256_file)
+from trinas.export import (CARD, CONFIG, MODEL_FILES, PICKLED, PICTURES, WEIGHTS, ModelFormatError, model_card,
+                           pictures_in, read_config, sha256_file)
 
 from .errors import UpscaleError
 
 HUB_ORG = "trinas-upscale"
 LIBRARY = "trinas-upscale"
-PICKLED = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 # A branch, tag or commit: path segments of name characters, none of them "." or "..".
