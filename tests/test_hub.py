@@ -426,6 +426,24 @@ def test_unknown_repo_is_a_404_with_a_hint(fake_hub):
     assert "\n" not in str(caught.value)
 
 
+def test_a_repo_far_over_a_models_size_is_refused_before_a_byte_is_downloaded(fake_hub, tiny, monkeypatch):
+    """The sizes the Hub lists decide (a dry run of the download): a repo whose files come to more than any
+    TriNAS model could need, or whose config is over a config's bound, is refused with nothing fetched."""
+    fake_hub.add_model("alice/tiny", tiny)
+    size = sum(p.stat().st_size for p in tiny.iterdir() if p.is_file())
+    total, config = hub.MAX_DOWNLOAD_BYTES, hub.MAX_CONFIG_BYTES
+    monkeypatch.setattr(hub, "MAX_DOWNLOAD_BYTES", size // 2)
+    with pytest.raises(HubError, match=r"model files come to [\d,]+ bytes .* not downloaded"):
+        hub.fetch("alice/tiny")
+    assert fake_hub.count("GET", "/resolve/") == 0 and not list(hub.cache_dir().rglob("model.safetensors"))
+    monkeypatch.setattr(hub, "MAX_DOWNLOAD_BYTES", total)
+    monkeypatch.setattr(hub, "MAX_CONFIG_BYTES", 10)
+    with pytest.raises(HubError, match=r"config.json is [\d,]+ bytes"):
+        hub.fetch("alice/tiny")
+    monkeypatch.setattr(hub, "MAX_CONFIG_BYTES", config)
+    assert (hub.fetch("alice/tiny") / "model.safetensors").is_file()  # within the bounds it downloads
+
+
 def test_a_cached_model_survives_a_hub_outage(fake_hub, tiny):
     fake_hub.add_model("alice/tiny", tiny)
     folder = hub.fetch("alice/tiny")

@@ -24,8 +24,8 @@ from typing import Any, Iterator
 import huggingface_hub
 from huggingface_hub import constants
 
-from trinas.export import (CARD, CONFIG, MODEL_FILES, PICKLED, PICTURES, WEIGHTS, ModelFormatError, model_card,
-                           pictures_in, read_config, sha256_file)
+from trinas.export import (CARD, CONFIG, MAX_CONFIG_BYTES, MODEL_FILES, PICKLED, PICTURES, WEIGHTS, ModelFormatError,
+                           model_card, pictures_in, read_config, sha256_file)
 
 from .errors import UpscaleError
 
@@ -148,6 +148,7 @@ def with_hub_record(config: dict[str, Any], repo: str, revision: str) -> dict[st
 
 # ---- fetch -----------------------------------------------------------------------------------------------------
 
+MAX_DOWNLOAD_BYTES = 1 << 30  # a model repo's files in all (ours are under 1 MB); more is refused unfetched
 HUB_TIMEOUT_S = 10.0  # seconds any one Hub request may wait for an answer (UPSCALE_HUB_TIMEOUT changes it)
 
 
@@ -191,11 +192,13 @@ def fetch(spec: str | HubSpec, *, offline: bool | None = None, token: str | None
     if spec.pinned and _complete(storage / "snapshots" / spec.revision):
         return _verified(storage / "snapshots" / spec.revision, spec)
     _bounded_requests()
+    fetch = dict(revision=spec.revision, cache_dir=str(cache), endpoint=endpoint(), local_files_only=offline,
+                 allow_patterns=[*MODEL_FILES, *PICTURES], token=token, library_name=LIBRARY,
+                 library_version=_library_version(), etag_timeout=hub_timeout())
     try:
-        folder = Path(huggingface_hub.snapshot_download(
-            spec.repo, revision=spec.revision, cache_dir=str(cache), endpoint=endpoint(),
-            local_files_only=offline, allow_patterns=[*MODEL_FILES, *PICTURES], token=token,
-            library_name=LIBRARY, library_version=_library_version(), etag_timeout=hub_timeout()))
+        folder = _download(spec, fetch)
+    except HubError:
+        raise
     except BaseException as exc:
         if not offline:
             _discard_incomplete(storage, spec)
@@ -204,6 +207,43 @@ def fetch(spec: str | HubSpec, *, offline: bool | None = None, token: str | None
         raise
     _require_model_files(folder, spec, cache)
     return _verified(folder, spec)
+
+
+def _download(spec: HubSpec, fetch: dict) -> Path:
+    """`snapshot_download` with `fetch`, once the Hub's listing (a dry run: nothing downloaded) shows files of a
+    model's size. All of them cached already: that answer is the folder, with no second look-up. The Hub not
+    answering the listing: the cache serves, as snapshot_download itself would, without waiting twice."""
+    if fetch["local_files_only"]:
+        return Path(huggingface_hub.snapshot_download(spec.repo, **fetch))
+    try:
+        planned = huggingface_hub.snapshot_download(spec.repo, **fetch, dry_run=True)
+    except huggingface_hub.errors.DryRunError as exc:
+        unreachable = exc
+    else:
+        _refuse_oversized(spec, planned)
+        cached = {entry.filename: entry for entry in planned if not entry.will_download}
+        if len(cached) == len(planned) and CONFIG in cached:
+            return Path(cached[CONFIG].local_path).parent
+        return Path(huggingface_hub.snapshot_download(spec.repo, **fetch))
+    try:
+        return Path(huggingface_hub.snapshot_download(spec.repo, **{**fetch, "local_files_only": True}))
+    except Exception:
+        raise unreachable from unreachable.__cause__  # why the Hub could not be asked, not "not cached"
+
+
+def _refuse_oversized(spec: HubSpec, planned: list) -> None:
+    """Refuse, before a byte is downloaded, a repo whose files (the sizes the Hub lists) are far over any
+    TriNAS model's: a config over MAX_CONFIG_BYTES, or more than MAX_DOWNLOAD_BYTES in all. Our models are a
+    few hundred kilobytes; a repo of gigabytes is not one, whatever its config says."""
+    sizes = {entry.filename: entry.file_size or 0 for entry in planned if entry.will_download}
+    if sizes.get(CONFIG, 0) > MAX_CONFIG_BYTES:
+        raise HubError(f"{spec}: its {CONFIG} is {sizes[CONFIG]:,} bytes; a model config is at most "
+                       f"{MAX_CONFIG_BYTES:,}: not downloaded")
+    if sum(sizes.values()) > MAX_DOWNLOAD_BYTES:
+        largest = max(sizes, key=sizes.get)
+        raise HubError(f"{spec}: its model files come to {sum(sizes.values()):,} bytes ({largest} "
+                       f"{sizes[largest]:,}), over the {MAX_DOWNLOAD_BYTES:,} a TriNAS model could need: not "
+                       f"downloaded")
 
 
 def _complete(folder: Path) -> bool:
