@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -568,8 +569,10 @@ def test_a_cached_branch_is_used_when_the_hub_never_answers(fake_hub, tiny, monk
     set_client_factory(default_client_factory)
     try:
         found: list = []
+        started = time.monotonic()
         assert finishes(lambda: found.append(hub.fetch("alice/tiny"))) is None
         assert found == [folder]
+        assert time.monotonic() - started < 1.9  # one wait of the 1 s timeout, not one per attempt
     finally:
         close_session()
         server.close()
