@@ -192,11 +192,11 @@ def fetch(spec: str | HubSpec, *, offline: bool | None = None, token: str | None
     if spec.pinned and _complete(storage / "snapshots" / spec.revision):
         return _verified(storage / "snapshots" / spec.revision, spec)
     _bounded_requests()
-    fetch = dict(revision=spec.revision, cache_dir=str(cache), endpoint=endpoint(), local_files_only=offline,
-                 allow_patterns=[*MODEL_FILES, *PICTURES], token=token, library_name=LIBRARY,
-                 library_version=_library_version(), etag_timeout=hub_timeout())
+    options = dict(revision=spec.revision, cache_dir=str(cache), endpoint=endpoint(), local_files_only=offline,
+                   allow_patterns=[*MODEL_FILES, *PICTURES], token=token, library_name=LIBRARY,
+                   library_version=_library_version(), etag_timeout=hub_timeout())
     try:
-        folder = _download(spec, fetch)
+        folder = _download(spec, options)
     except HubError:
         raise
     except BaseException as exc:
@@ -209,14 +209,15 @@ def fetch(spec: str | HubSpec, *, offline: bool | None = None, token: str | None
     return _verified(folder, spec)
 
 
-def _download(spec: HubSpec, fetch: dict) -> Path:
-    """`snapshot_download` with `fetch`, once the Hub's listing (a dry run: nothing downloaded) shows files of a
-    model's size. All of them cached already: that answer is the folder, with no second look-up. The Hub not
-    answering the listing: the cache serves, as snapshot_download itself would, without waiting twice."""
-    if fetch["local_files_only"]:
-        return Path(huggingface_hub.snapshot_download(spec.repo, **fetch))
+def _download(spec: HubSpec, options: dict) -> Path:
+    """`snapshot_download` with these options, once the Hub's listing (a dry run: nothing downloaded) shows
+    files of a model's size. All of them cached already: that answer is the folder, with no second look-up.
+    The Hub not answering the listing: the cache serves, as snapshot_download itself would, without waiting
+    twice."""
+    if options["local_files_only"]:
+        return Path(huggingface_hub.snapshot_download(spec.repo, **options))
     try:
-        planned = huggingface_hub.snapshot_download(spec.repo, **fetch, dry_run=True)
+        planned = huggingface_hub.snapshot_download(spec.repo, **options, dry_run=True)
     except huggingface_hub.errors.DryRunError as exc:
         unreachable = exc
     else:
@@ -224,9 +225,9 @@ def _download(spec: HubSpec, fetch: dict) -> Path:
         cached = {entry.filename: entry for entry in planned if not entry.will_download}
         if len(cached) == len(planned) and CONFIG in cached:
             return Path(cached[CONFIG].local_path).parent
-        return Path(huggingface_hub.snapshot_download(spec.repo, **fetch))
+        return Path(huggingface_hub.snapshot_download(spec.repo, **options))
     try:
-        return Path(huggingface_hub.snapshot_download(spec.repo, **{**fetch, "local_files_only": True}))
+        return Path(huggingface_hub.snapshot_download(spec.repo, **{**options, "local_files_only": True}))
     except Exception:
         raise unreachable from unreachable.__cause__  # why the Hub could not be asked, not "not cached"
 
@@ -242,8 +243,8 @@ def _refuse_oversized(spec: HubSpec, planned: list) -> None:
     if sum(sizes.values()) > MAX_DOWNLOAD_BYTES:
         largest = max(sizes, key=sizes.get)
         raise HubError(f"{spec}: its model files come to {sum(sizes.values()):,} bytes ({largest} "
-                       f"{sizes[largest]:,}), over the {MAX_DOWNLOAD_BYTES:,} a TriNAS model could need: not "
-                       f"downloaded")
+                       f"{sizes[largest]:,}), over the {MAX_DOWNLOAD_BYTES:,} allowed (a TriNAS model is a few hundred "
+                       f"kilobytes): not downloaded")
 
 
 def _complete(folder: Path) -> bool:
