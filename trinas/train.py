@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import json
+import math
 import shlex
 import sys
 import time
