@@ -3,9 +3,10 @@
 A user who wants x3 can run the x3 model, or the x2 model and a resize (`--scale 2 --outscale 3`), or the x4
 model and a shrink. For each factor this scores every packaged model's route to it with `upscale eval
 --outscale` (LR made at the factor, the model, the engine's resize; Set5 and Set14 by the published protocol)
-and, with `--time`, times each route on one output frame with `upscale bench --output` (interleaved, in this
-run; a ratio to the factor's own model). A packaged model is worth shipping when no route that is cheaper
-scores as well.
+and, with `--time`, times each route on one output frame as a user runs it: the input that makes the frame at
+the factor, the model, the resize (interleaved, in this run; a ratio to the factor's own model). Before 0.2.0's
+session 21 it timed each model on its own scale's input instead, which is not the route. A packaged model is
+worth shipping when no route that is cheaper scores as well.
 
     python benchmarks/routes.py --data ../shared/data/val/Set5 --data ../shared/data/val/Set14 --factor 3 \
         --factor 4 --time 1280x720
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.time:
             width, height = (int(v) for v in args.time.lower().split("x"))
             ordered = {name: upscalers[name] for name in sorted(upscalers, key=lambda n: n != own)}
-            timed, _ = bench_models(ordered, 0, 0, repeats=3, rounds=3, output=(width, height))
+            timed, _ = bench_models(ordered, 0, 0, repeats=3, rounds=3, output=(width, height), factor=factor)
             times = {row.name: row.seconds * 1000 for row in timed}
         print(f"\n### to x{factor}\n")
         print(f"| route | {' | '.join(f'{d.name} PSNR' for d in args.data)} |"

@@ -70,11 +70,14 @@ def bench(upscaler: Upscaler, height: int, width: int, repeats: int = 5, rounds:
 
 
 def bench_models(upscalers: dict[str, Upscaler], height: int, width: int, repeats: int = 5,
-                 rounds: int = 3, output: tuple[int, int] | None = None) -> tuple[list[BenchRow], Reference]:
+                 rounds: int = 3, output: tuple[int, int] | None = None, factor: int | None = None
+                 ) -> tuple[list[BenchRow], Reference]:
     """Median time per image of each model, interleaved (the first is the baseline), and the reference timings
     of the same run (at the first model's width and input). Every model gets the same height x width input,
     or, with `output` (width, height), the input that makes that output frame at its own scale (the side over
-    the scale, rounded), so models of different scales are compared on the frame a user wants."""
+    the scale, rounded), so models of different scales are compared on the frame a user wants. With `factor`
+    too, each row is the route to that factor a user would run (`--outscale`): the input that makes the frame
+    at `factor`, the model, then the engine's resize to the frame, whatever the model's own scale."""
     if output is None:
         scales = {up.scale for up in upscalers.values()}
         if len(scales) != 1:
@@ -82,16 +85,19 @@ def bench_models(upscalers: dict[str, Upscaler], height: int, width: int, repeat
                                f" (or compare them on one output frame: --output WxH)")
         inputs = {name: (height, width) for name in upscalers}
     else:
-        inputs = {name: (round(output[1] / up.scale), round(output[0] / up.scale)) for name, up in upscalers.items()}
+        inputs = {name: (round(output[1] / (factor or up.scale)), round(output[0] / (factor or up.scale)))
+                  for name, up in upscalers.items()}
     images = {name: _test_image(*inputs[name]) for name in upscalers}
-    runs = {name: (lambda: None, lambda up=up, image=images[name]: up.upscale_array(image))
+    runs = {name: (lambda: None, lambda up=up, image=images[name]: up.upscale_array(image, factor))
             for name, up in upscalers.items()}
     madds = {name: _madds(up) for name, up in upscalers.items()}
-    out_pixels = {name: h * w * upscalers[name].scale ** 2 for name, (h, w) in inputs.items()}
+    out_pixels = {name: h * w * (factor or upscalers[name].scale) ** 2 for name, (h, w) in inputs.items()}
     first = next(iter(upscalers))
     rows, reference = _with_references(runs, madds, upscalers[first], images[first], repeats, rounds, out_pixels)
     for row in rows:
         row.input = "{1}x{0}".format(*inputs[row.name])
+        if factor and row.gflops:  # the model's multiply-adds are per pixel of its own output, not the route's
+            row.gflops *= (upscalers[row.name].scale / factor) ** 2
     return rows, reference
 
 
