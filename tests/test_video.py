@@ -302,7 +302,17 @@ def test_cancel_stops_and_leaves_nothing_at_the_output(tmp_path):
     assert not (tmp_path / "out.mkv").exists() and leftovers(tmp_path) == []
 
 
-def test_ctrl_c_stops_within_a_second_or_two(tmp_path):
+@pytest.fixture
+def ctrl_c_raises():
+    """Ctrl-C as a terminal delivers it. A job started in the background of a non-interactive shell (a CI
+    script's `cmd &`) inherits SIGINT ignored, and Python then installs no handler, so `interrupt_main`
+    would do nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_within_a_second_or_two(tmp_path, ctrl_c_raises):
     src = make_clip(tmp_path / "in.mkv", frames=48)
     timer = threading.Timer(0.5, _thread.interrupt_main)
     timer.start()
