@@ -153,6 +153,25 @@ def test_a_scales_default_beats_every_cheaper_route_as_recorded(factor):
         assert all(own[dataset] > route[dataset] for dataset in ("Set5", "Set14")), route["route"]
 
 
+SAME_COST = 0.95  # a route timed within 5% of a model is not cheaper: these machines repeat themselves to about that
+
+
+@pytest.mark.parametrize("name", [name for name in PACKAGED if name not in BASELINES.values()])
+def test_every_packaged_model_beats_the_clearly_cheaper_routes_as_recorded(name):
+    """Issue 13 asks it of every packaged model, not only the defaults: no route to the model's scale that ran
+    in under 95% of its time scores as high on either set. The record must hold the model as shipped (its
+    card's PSNR). The baselines are left out by design: the searched models beat them at less time."""
+    config = read_config(packaged_models()[name])
+    rows = [row for row in json.loads(ROUTES.read_text()) if row["factor"] == config["scale"]]
+    own = next((row for row in rows if row["route"] == name), None)
+    assert own is not None, f"{name} is not in {ROUTES.name}: run benchmarks/routes.py again"
+    assert all(own[dataset] == pytest.approx(config["metrics"][dataset]["psnr"], abs=0.005)
+               for dataset in ("Set5", "Set14"))
+    for route in rows:
+        if route["ms"] < SAME_COST * own["ms"]:
+            assert all(own[dataset] > route[dataset] for dataset in ("Set5", "Set14")), route["route"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not VAL.is_dir(), reason="needs ../shared/data/val")
 @pytest.mark.parametrize("factor", [2, 3, 4])
