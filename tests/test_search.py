@@ -362,6 +362,7 @@ def test_tiny_search_from_the_cli_gives_a_model_that_beats_bicubic(tmp_path, fol
             "--budget-madds", "2k", "--device", "cpu", "--quiet"]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
+    assert "training images" in result.output  # quiet has no live view, but says what the run did
     config = json.loads((out / "config.json").read_text())
     assert config["searched"] is True and config["scale"] == 2
     history = json.loads((out / "search-history.json").read_text())

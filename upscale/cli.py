@@ -345,7 +345,7 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
               help="Steps between validations.")
 @click.option("--max-side", type=click.IntRange(64), default=2048, show_default=True,
               help="Larger training photos are shrunk to this side.")
-@click.option("--quiet", "-q", is_flag=True, help="No live view.")
+@click.option("--quiet", "-q", is_flag=True, help="No live view; the run's few messages still print.")
 @click.pass_context
 def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_mode, latency_ms, latency_at,
                    latency_device, latency_tile, prune, prune_steps, time_budget, epochs, steps, seed, resume, device,
@@ -368,8 +368,8 @@ def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_m
                           prune=prune, prune_steps=prune_steps)
     main_rank = os.environ.get("RANK", "0") == "0"
     command = typed_command(ctx, leave_out=("resume",))
-    result = search_with_live_view(config, list(train_dirs), list(val_dirs), out, device, resume,
-                                   quiet or not main_rank, command=command, max_side=max_side)
+    result = search_with_live_view(config, list(train_dirs), list(val_dirs), out, device, resume, quiet,
+                                   command=command, max_side=max_side, main_rank=main_rank)
     if result is not None:
         print_search_result(result)
 

@@ -55,11 +55,13 @@ def render(status: Status | None, note: str) -> Group:
 
 def search_with_live_view(config: SearchConfig, train: list[Path], val: list[Path], out: Path, device: str,
                           resume: bool, quiet: bool, command: str | None = None,
-                          max_side: int | None = 2048) -> SearchResult | None:
-    """Run the search with a live panel on stderr (nothing when quiet, or on torchrun ranks other than 0)."""
-    if quiet:
-        return run_search(config, train, val, out, device, resume, max_side, log=lambda line: None,
-                          command=command)
+                          max_side: int | None = 2048, main_rank: bool = True) -> SearchResult | None:
+    """Run the search with a live panel on stderr. Quiet, its few messages still print, one per line: a
+    background run's log must say that it resumed, or that its latency table was timed on a busy machine.
+    Torchrun ranks other than 0 print nothing."""
+    if quiet or not main_rank:
+        log = (lambda line: console.print(escape(line))) if main_rank else (lambda line: None)
+        return run_search(config, train, val, out, device, resume, max_side, log=log, command=command)
     state: dict = {"status": None, "note": "checking the input and preparing the data"}
     with Live(render(None, state["note"]), console=console, refresh_per_second=2, transient=True) as live:
 
