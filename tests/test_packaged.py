@@ -38,7 +38,8 @@ def test_packaged_model_is_complete_and_loads(name):
 def test_each_scale_defaults_to_its_best_packaged_model_on_set5():
     for scale, names in ((2, ("trinas-x2", "trinas-x2-searched", "trinas-x2-baseline")),
                          (3, ("trinas-x3", "trinas-x3-baseline")),
-                         (4, ("trinas-x4", "trinas-x4-hand", "trinas-x4-baseline", "trinas-x4-rt", "trinas-x4-rt-lite"))):
+                         (4, ("trinas-x4", "trinas-x4-hand", "trinas-x4-baseline", "trinas-x4-rt",
+                              "trinas-x4-rt-lite"))):
         set5 = {n: read_config(packaged_models()[n])["metrics"]["Set5"]["psnr"] for n in names}
         assert packaged_for_scale(scale) == max(set5, key=set5.get) == f"trinas-x{scale}"
 
@@ -130,12 +131,23 @@ def test_card_numbers_are_reproduced_by_eval(name):
         assert measured[dataset]["psnr"] > measured[dataset]["bicubic_psnr"] + 1.0
 
 
+def routes_to(factor: int) -> list[dict]:
+    """Every route to the factor as `benchmarks/routes.py --time 1280x720 --json` recorded it (scored and timed
+    as a user runs it, all in one run)."""
+    return [row for row in json.loads(ROUTES.read_text()) if row["factor"] == factor]
+
+
 def recorded_routes(factor: int) -> tuple[dict, list[dict]]:
-    """The factor's default and the routes to the factor that were faster than it, as `benchmarks/routes.py
-    --time 1280x720 --json` recorded them (every route scored and timed as a user runs it, in one run)."""
-    rows = [row for row in json.loads(ROUTES.read_text()) if row["factor"] == factor]
+    """The factor's default and the recorded routes to the factor that were faster than it."""
+    rows = routes_to(factor)
     own = next(row for row in rows if row["own"])
     return own, [row for row in rows if row is not own and row["ms"] < own["ms"]]
+
+
+def recorded_as_shipped(row: dict, config: dict) -> bool:
+    """The record scored the model its card describes (a retrained model needs the routes timed again)."""
+    return all(row[dataset] == pytest.approx(config["metrics"][dataset]["psnr"], abs=0.005)
+               for dataset in ("Set5", "Set14"))
 
 
 @pytest.mark.parametrize("factor", [2, 3, 4])
@@ -145,9 +157,8 @@ def test_a_scales_default_beats_every_cheaper_route_as_recorded(factor):
     its default is today's, with its card's PSNR. Dearer routes may score higher (at x3, the x4 model and a
     shrink); the README's routes table shows them with their time."""
     own, cheaper = recorded_routes(factor)
-    card = read_config(packaged_models()[packaged_for_scale(factor)])["metrics"]
     assert own["model"] == packaged_for_scale(factor)
-    assert all(own[dataset] == pytest.approx(card[dataset]["psnr"], abs=0.005) for dataset in ("Set5", "Set14"))
+    assert recorded_as_shipped(own, read_config(packaged_models()[own["model"]]))
     assert cheaper, "a factor with no faster route was timed wrongly"
     for route in cheaper:
         assert all(own[dataset] > route[dataset] for dataset in ("Set5", "Set14")), route["route"]
@@ -162,11 +173,10 @@ def test_every_packaged_model_beats_the_clearly_cheaper_routes_as_recorded(name)
     in under 95% of its time scores as high on either set. The record must hold the model as shipped (its
     card's PSNR). The baselines are left out by design: the searched models beat them at less time."""
     config = read_config(packaged_models()[name])
-    rows = [row for row in json.loads(ROUTES.read_text()) if row["factor"] == config["scale"]]
+    rows = routes_to(config["scale"])
     own = next((row for row in rows if row["route"] == name), None)
     assert own is not None, f"{name} is not in {ROUTES.name}: run benchmarks/routes.py again"
-    assert all(own[dataset] == pytest.approx(config["metrics"][dataset]["psnr"], abs=0.005)
-               for dataset in ("Set5", "Set14"))
+    assert recorded_as_shipped(own, config)
     for route in rows:
         if route["ms"] < SAME_COST * own["ms"]:
             assert all(own[dataset] > route[dataset] for dataset in ("Set5", "Set14")), route["route"]
