@@ -14,7 +14,7 @@ from conftest import each_module, fake_frame_times
 from PIL import Image
 
 from trinas import latency
-from trinas.latency import Device, LatencyTable, layer_module, layers_of
+from trinas.latency import Device, LatencyTable, layer_module, layers_of, parts_of
 from trinas.net import TriNet, fold
 from trinas.space import Cell, Genotype, SearchSpace, Upsample, baseline_genotype, random_genotype
 
@@ -25,12 +25,12 @@ GENOTYPE = Genotype(4, 8, (Cell(("rep3x3", "conv3x3"), (6, 8)), Upsample(2), Cel
 def test_the_layers_are_what_the_network_runs():
     layers = layers_of(GENOTYPE, 10, 12)
     kinds = [layer.kind for layer in layers]
-    assert kinds == ["head", "bicubic", "op", "relu", "op", "add", "up", "op", "add", "up", "tail", "add"]
+    assert kinds == ["head", "op", "relu", "op", "add", "up", "op", "add", "up", "tail", "bicubic", "add"]
     ops = [layer for layer in layers if layer.kind == "op"]
     # rep3x3 folds to a plain 3x3 conv, so it is timed as one (one table entry serves both kinds).
     assert [(o.args, o.height, o.width) for o in ops] == [(("conv3x3", 8, 6), 10, 12), (("conv3x3", 6, 8), 10, 12),
                                                           (("spanatt3x3", 8, 8), 20, 24)]
-    assert layers[-2].height == 40 and layers[-2].width == 48  # the tail at the output resolution
+    assert layers[-3].height == 40 and layers[-3].width == 48  # the tail at the output resolution
     # Every layer builds and runs at its size, and the network's own output has the size the layers end at.
     for layer in layers:
         module, channels = layer_module(layer)
@@ -39,12 +39,25 @@ def test_the_layers_are_what_the_network_runs():
     assert fold(TriNet(GENOTYPE))(torch.rand(1, 3, 10, 12)).shape[-2:] == (40, 48)
 
 
+def test_the_parts_are_the_network_modules_in_order():
+    """`parts_of` names the modules a diagnostic times inside the network: they must exist, in running order."""
+    net = fold(TriNet(GENOTYPE))
+    parts = parts_of(GENOTYPE, 10, 12)
+    names = [name for name, _ in parts]
+    assert names == ["head", "body.0", "body.1", "body.2", "body.3", "tail", "skip"]
+    modules = dict(net.named_modules())
+    assert all(name in modules for name in names[:-1])
+    assert [layer.kind for layer in parts[-1][1]] == ["bicubic", "add"]
+    shuffled = Genotype(2, 8, (Cell(("conv3x3",), (8,)),), tail="shuffle")
+    assert [name for name, _ in parts_of(shuffled, 10, 12)] == ["head", "body.0", "tail", "skip"]
+
+
 def test_operations_folded_to_the_same_module_share_their_timing():
     plain = Genotype(2, 16, (Cell(("conv3x3", "conv3x3"), (16, 16)), Upsample(2)))
     edge = Genotype(2, 16, (Cell(("ecb3x3", "rep3x3"), (16, 16)), Upsample(2)))
     assert [layer.key for layer in layers_of(edge, 32, 32)] == [layer.key for layer in layers_of(plain, 32, 32)]
     # ... which is right because inference runs the same module for them.
-    timed = layer_module(layers_of(edge, 32, 32)[2])[0]
+    timed = layer_module(next(layer for layer in layers_of(edge, 32, 32) if layer.kind == "op"))[0]
     for op in fold(TriNet(edge)).body[0].ops:
         assert type(op) is type(timed) and op.weight.shape == timed.weight.shape
 
@@ -413,3 +426,27 @@ def test_two_tables_of_one_machine_are_compared_on_stored_checks(fake_clock, cap
     (tmp_path / "short.json").write_text(json.dumps({"entries": {}}))
     with pytest.raises(SystemExit, match="lacks"):
         compare.main(["--table", str(tmp_path / "short.json"), "--check", str(check)])
+
+
+def test_layers_in_network_sets_each_module_beside_its_layers(fake_clock, monkeypatch, capsys):
+    """`benchmarks/layers_in_network.py`: one row per module of the network (head, cells and upsampler, tail,
+    skip) with its layers' table time, its time inside the network (here a stand-in clock that adds 2.5 ms per
+    module call) and their ratio, and the frame's."""
+    from tests.test_controls import load_script
+
+    script = load_script("layers_in_network")
+    now = [0.0]
+
+    def clock():
+        now[0] += 0.0025  # a module's two hooks read it one after the other: 2.5 ms a module call
+        return now[0]
+
+    monkeypatch.setattr(script.time, "perf_counter", clock)
+    script.main(["--model", "trinas-x2", "--frame", "96x64", "--threads", "1", "--rounds", "2"])
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line[:1].isalpha() and len(line.split()) > 4}
+    modules = ["head"] + [f"body.{i}" for i in range(4)] + ["tail", "skip"]
+    assert all(name in rows for name in modules + ["frame"])
+    assert all(float(rows[name][2]) == 2.5 for name in modules[:-1])  # one tile: one call of each module
+    table = LatencyTable(Device.current("cpu", 1))
+    assert float(rows["head"][1]) == round(table.raw_layer_ms(latency.Layer("head", (3, 24), 32, 48)), 1)

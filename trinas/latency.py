@@ -205,23 +205,29 @@ REFERENCE_LAYERS = (Layer("op", ("conv3x3", 32, 32), 128, 128), Layer("up", (24,
 
 def layers_of(genotype: Genotype, height: int, width: int) -> list[Layer]:
     """Every layer a TriNet of `genotype` runs on a height x width input."""
+    return [layer for _, layers in parts_of(genotype, height, width) for layer in layers]
+
+
+def parts_of(genotype: Genotype, height: int, width: int) -> list[tuple[str, list[Layer]]]:
+    """`layers_of` grouped by the network's modules, in the order they run: "head", "body.N" (a cell or an
+    upsampler), "tail", and "skip" (what runs outside them: the bicubic or nearest skip and the shuffle), so
+    a module's time inside the network can be set beside its layers' times alone."""
     c, w, s = genotype.channels, genotype.width, genotype.scale
+    head = ("head", [Layer("head", (c, w), height, width)])
     if genotype.tail == "shuffle":  # everything at the input resolution, then one shuffle
-        layers = [Layer("head", (c, w), height, width)]
-        for cell in genotype.cells:
-            layers += cell_layers(cell, w, height, width)
-        return layers + [Layer("tail", (w, c * s * s), height, width), Layer("nearest_add", (c, s), height, width),
-                         Layer("shuffle", (c, s), height, width)]
-    layers = [Layer("head", (c, w), height, width), Layer("bicubic", (c, s), height, width)]
+        cells = [(f"body.{b}", cell_layers(cell, w, height, width)) for b, cell in enumerate(genotype.cells)]
+        return [head, *cells, ("tail", [Layer("tail", (w, c * s * s), height, width)]),
+                ("skip", [Layer("nearest_add", (c, s), height, width), Layer("shuffle", (c, s), height, width)])]
+    parts = [head]
     h_, w_ = height, width
-    for step in genotype.path:
+    for b, step in enumerate(genotype.path):
         if isinstance(step, Upsample):
-            layers.append(Layer("up", (w, step.factor), h_, w_))
+            parts.append((f"body.{b}", [Layer("up", (w, step.factor), h_, w_)]))
             h_, w_ = h_ * step.factor, w_ * step.factor
-            continue
-        layers += cell_layers(step, w, h_, w_)
-    layers += [Layer("tail", (w, c), h_, w_), Layer("add", (c,), h_, w_)]
-    return layers
+        else:
+            parts.append((f"body.{b}", cell_layers(step, w, h_, w_)))
+    return parts + [("tail", [Layer("tail", (w, c), h_, w_)]),
+                    ("skip", [Layer("bicubic", (c, s), height, width), Layer("add", (c,), h_, w_)])]
 
 
 def cell_layers(cell: Cell, trunk: int, height: int, width: int) -> list[Layer]:
