@@ -79,6 +79,24 @@ def test_pruning_to_a_latency_budget_ends_within_it(tmp_path, fake_clock):
         prune_to_latency(net, table, tiles, 1e-9, sampler, batches=1, recover_steps=0, log=lambda line: None)
 
 
+def test_a_smaller_step_stops_closer_to_the_budget(tmp_path, fake_clock):
+    """A budget just under the network's time: steps of 4 overshoot it, steps of 2 (`upscale prune --step 2`)
+    take 2 channels and keep more of the network."""
+    table = LatencyTable(Device("cpu", 1, False, "test"), tmp_path)
+    genotype = Genotype(2, 16, (Cell(("conv3x3", "conv3x3"), (16, 16)), Upsample(2)))
+    tiles = [(16, 16)]
+    budget = 0.99 * table.frame_ms(genotype, tiles)
+    kept = {}
+    for step in (2, 4):
+        lines = []
+        pruned, _ = prune_to_latency(TriNet(genotype), table, tiles, budget, random_patches(), step=step,
+                                     batches=1, recover_steps=0, log=lines.append)
+        assert table.frame_ms(pruned.genotype, tiles) <= budget
+        assert len(lines) == 1 and f"pruned {step} channels" in lines[0]
+        kept[step] = table.frame_ms(pruned.genotype, tiles)
+    assert kept[2] > kept[4]
+
+
 def test_a_cut_of_one_step_that_saves_nothing_is_widened_until_it_saves(tmp_path, fake_clock, monkeypatch):
     """Convolutions on a vector unit of 8 channels cost as if every width were rounded up to 8: taking 4 of 16
     channels saves nothing, 8 does. Pruning takes the 8 rather than stopping short of the budget."""
@@ -172,6 +190,29 @@ def test_a_pruned_model_keeps_how_its_network_was_made(tmp_path, monkeypatch):
         card = (tmp_path / f"{name}-pruned" / "README.md").read_text()
         assert "baseline" not in card.split("## ")[0]
         assert ("chosen by hand" in card) == (name == "hand") and ("found by the TriNAS" in card) == (name != "hand")
+
+
+def test_upscale_prune_passes_its_channel_step(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import trinas.prune
+    from tests.conftest import make_tiny_model
+    from upscale.cli import main
+
+    asked = {}
+
+    def record(net, *args, step, **kwargs):
+        asked["step"] = step
+        return trinas.prune.PruneResult(net, [], before_ms=3.0, after_ms=1.5, fine_tune_steps=0)
+
+    monkeypatch.setattr(trinas.prune, "prune_for_frame", record)
+    model = make_tiny_model(tmp_path / "model")
+    args = ["prune", str(model), "--latency-ms", "2.0", "--at", "64x64", "--train", str(tmp_path)]
+    assert CliRunner().invoke(main, [*args, "--out", str(tmp_path / "a")]).exit_code == 0 and asked["step"] == 4
+    assert CliRunner().invoke(main, [*args, "--out", str(tmp_path / "b"), "--step", "2"]).exit_code == 0
+    assert asked["step"] == 2
+    refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "c"), "--step", "0"])
+    assert refused.exit_code != 0 and "--step" in refused.output and not (tmp_path / "c").exists()
 
 
 def test_a_failed_pruning_leaves_no_folder_behind(tmp_path, monkeypatch):

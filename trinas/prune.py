@@ -262,9 +262,11 @@ class PruneResult:
 def prune_for_frame(net: TriNet, train_dirs: list[Path], budget_ms: float, frame: tuple[int, int],
                     device_kind: str = "cpu", threads: int | None = None, tile: int | None = None,
                     fine_tune_steps: int = 2000, batch: int = 16, patch: int = 32, lr: float = 1e-4, seed: int = 0,
-                    checkpoint: Path | None = None, log: Callable[[str], None] = print) -> PruneResult:
+                    checkpoint: Path | None = None, step: int = 4,
+                    log: Callable[[str], None] = print) -> PruneResult:
     """Prune `net` until an output frame of `frame` (width, height) is predicted within `budget_ms` on the
-    device, as the engine cuts it into tiles, then fine-tune; the data are HR folders (LR by bicubic)."""
+    device, as the engine cuts it into tiles, `step` channels at a time, then fine-tune; the data are HR
+    folders (LR by bicubic)."""
     table = LatencyTable(Device.current(device_kind, threads, half=device_kind == "cuda"))
     if stale := table.verify():
         log(stale)
@@ -276,7 +278,7 @@ def prune_for_frame(net: TriNet, train_dirs: list[Path], budget_ms: float, frame
     calibrate_if_needed(table, SearchSpace(net.scale, tail=net.genotype.tail), tiles, log)
     before = table.frame_ms(net.genotype, tiles)
     log(f"{net.genotype.describe()}: {before:,.1f} ms predicted per {width}x{height} frame; budget {budget_ms:,.1f} ms")
-    pruned, steps = prune_to_latency(net, table, tiles, budget_ms, sampler, log=log)
+    pruned, steps = prune_to_latency(net, table, tiles, budget_ms, sampler, step=step, log=log)
     table.save()
     if steps and fine_tune_steps:
         config = TrainConfig(scale=net.scale, steps=fine_tune_steps, batch=batch, patch=patch, lr=lr, seed=seed,
