@@ -1,8 +1,8 @@
 """Where do layer times stop adding up? Each module's time inside the whole network against its layers' times alone.
 
 The latency table predicts a frame as the sum of its layers, each timed alone on one reused input
-(`trinas.latency`); some networks then run slower than that sum (session 23: the x3 search's six cells at width
-20 were predicted faster than `trinas-x3` and measured slower). This times every module of a folded network
+(`trinas.latency`); a network may run slower or faster than that sum (session 24 found a width-16 network at
+0.79x its sum, and that session 23's suspicion of width 20 was wrong). This times every module of a folded network
 (the head, each cell or upsampler, the tail; the skip and shuffle are what remains) inside the network, over
 the tiles the engine cuts one output frame into, and sets each beside the table's raw sum of its layers:
 
@@ -24,6 +24,7 @@ import torch
 from trinas.export import load_model
 from trinas.latency import Device, LatencyTable, busy_warning, parts_of
 from trinas.net import fold
+from trinas.search_config import frame_size
 from trinas.allocator import keep_freed_memory
 from trinas.tiling import engine_tile, tile_shapes
 from upscale.models import resolve
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     keep_freed_memory()  # as the engine runs
-    out_w, out_h = (int(v) for v in args.frame.lower().split("x"))
+    out_w, out_h = frame_size(args.frame)
     table = LatencyTable(Device.current("cpu", args.threads), args.cache)
     if busy := busy_warning(table.path):
         print(f"warning: {busy}")

@@ -19,11 +19,12 @@ from tests.test_search import shapes_image
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_script(name: str):
-    """A script of benchmarks/ as a module, with its folder on the path for the helpers it imports."""
-    if str(ROOT / "benchmarks") not in sys.path:
-        sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+def load_script(name: str, folder: str = "benchmarks"):
+    """A script of benchmarks/ (or another folder of the repository) as a module, with its folder on the path
+    for the helpers it imports."""
+    if str(ROOT / folder) not in sys.path:
+        sys.path.insert(0, str(ROOT / folder))
+    spec = importlib.util.spec_from_file_location(name, ROOT / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)

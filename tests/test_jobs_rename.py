@@ -1,20 +1,14 @@
 """`jobs/rename.py`: a packaged model renamed so a better one can take its name."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 from tests.conftest import make_tiny_model
+from tests.test_controls import load_script
 from trinas.export import CONFIG, read_config
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_rename():
-    spec = importlib.util.spec_from_file_location("rename", ROOT / "jobs" / "rename.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("rename", folder="jobs")
 
 
 def test_a_renamed_model_keeps_its_weights_and_says_what_it_was(tmp_path, monkeypatch, capsys):
