@@ -1,6 +1,6 @@
 """Do layer times add up? Predicted against measured frame time, for the packaged models and random genotypes.
 
-Each network is folded, cut into the engine's tiles for one output frame (`trinas.tiling.tile_shapes` with the
+Each network is folded, cut into the engine's tiles for one output frame (`trinas.tiling.frame_tiles` with the
 engine's CPU tile side and the model's receptive field as context), and timed whole over those tiles, every
 network interleaved over several rounds (`trinas.latency.measure_frames`); the prediction is
 `LatencyTable.frame_ms` over the same tiles, from the table the search uses (filled in as needed, kept in
@@ -34,7 +34,7 @@ from trinas.export import load_model
 from trinas.latency import Device, LatencyTable, busy_warning, measure_frames, measure_frames_in_fresh_process
 from trinas.net import receptive_radius
 from trinas.space import Genotype, SearchSpace, random_genotype
-from trinas.tiling import engine_tile, tile_shapes
+from trinas.tiling import engine_tile, frame_tiles
 from upscale.models import packaged_models
 
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.refit:
         return refit(args.refit, Device.current(args.device, args.threads), args.cache)
     out_w, out_h = (int(v) for v in args.frame.lower().split("x"))
-    # The tile side each scale's input is cut at: --tile, else the engine's on the CPU.
+    # The tile side each scale's input is cut at, as reported: --tile, else the engine's on the CPU.
     tile_of = {scale: engine_tile("cpu", out_h // scale, out_w // scale, args.tile) for scale in args.scale}
 
     device = Device.current(args.device, args.threads)
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.calibrate:
         other = np.random.default_rng(args.seed + 1000)
         networks = [(random_genotype(space_of(args, scale, i), other),  # the context of about four cells:
-                     tile_shapes(out_h // scale, out_w // scale, tile_of[scale], 8))
+                     frame_tiles("cpu", out_h, out_w, scale, 8, args.tile))
                     for scale in args.scale for i in range(args.calibrate)]
         fitted_ms = table.calibrate(networks)  # measured here
         fitted_on = [{"name": f"fit-x{g.scale}-{i:02d}", "spec": g.to_dict(), "tiles": tiles, "measured_ms": ms}
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
             if Genotype.from_dict(data).scale == scale:
                 genotypes[f"given-{i:02d}"] = Genotype.from_dict(data)
         for name, g in genotypes.items():
-            tiles = tile_shapes(out_h // scale, out_w // scale, tile_of[scale], receptive_radius(g))
+            tiles = frame_tiles("cpu", out_h, out_w, scale, receptive_radius(g), args.tile)
             checked[name] = (g, tuple(tiles))
     by_tiles: dict[tuple, dict] = {}
     for name, (g, tiles) in checked.items():

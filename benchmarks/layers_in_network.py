@@ -26,7 +26,7 @@ from trinas.latency import Device, LatencyTable, busy_warning, parts_of
 from trinas.net import fold
 from trinas.search_config import frame_size
 from trinas.allocator import keep_freed_memory
-from trinas.tiling import engine_tile, tile_shapes
+from trinas.tiling import frame_tiles
 from upscale.models import resolve
 
 
@@ -86,8 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.model:
         net = fold(load_model(resolve(spec))).eval().to(memory_format=torch.channels_last)
         genotype = net.genotype
-        h, w = out_h // genotype.scale, out_w // genotype.scale
-        tiles = tile_shapes(h, w, engine_tile("cpu", h, w, None), net.receptive_field)
+        tiles = frame_tiles("cpu", out_h, out_w, genotype.scale, net.receptive_field)
         alone: dict[str, float] = {}
         described: dict[str, str] = {}
         for th, tw in tiles:

@@ -227,3 +227,14 @@ def test_an_input_no_larger_than_one_tile_runs_whole_by_default(tmp_path, monkey
         counts = []
         up.run_tensor(torch.rand(1, 3, h, w), on_tile=lambda done, total: counts.append(total))
         assert counts == [expected] * expected
+
+
+def test_the_tiles_of_one_output_frame_are_the_engines():
+    """What the search, the pruning and the latency benchmarks time for one frame: the engine's tiles of its input."""
+    from trinas.tiling import CPU_TILE, frame_tiles, tile_shapes
+
+    assert frame_tiles("cpu", 720, 1280, 2, 8) == tile_shapes(360, 640, CPU_TILE, 8)
+    assert len(frame_tiles("cpu", 720, 1280, 2, 8)) == 6  # 640x360 at 256: three columns, two rows
+    assert frame_tiles("cpu", 720, 1280, 4, 8) == [(180, 320)]  # one tile's area or less: whole
+    assert frame_tiles("cpu", 720, 1280, 2, 8, tile=128) == tile_shapes(360, 640, 128, 8)
+    assert frame_tiles("cuda", 1080, 1920, 2, 8) == [(540, 960)]

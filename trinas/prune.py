@@ -27,7 +27,7 @@ from .net import TriNet, UpsampleBlock, fold
 from .operations import op_kind
 from .search_config import SearchInputError
 from .space import Cell, Genotype, SearchSpace, cell_widths, has_inner_width
-from .tiling import engine_tile, tile_shapes
+from .tiling import frame_tiles
 from .train import TrainConfig, train
 
 
@@ -271,8 +271,7 @@ def prune_for_frame(net: TriNet, train_dirs: list[Path], budget_ms: float, frame
     if stale := table.verify():
         log(stale)
     width, height = frame
-    tile = engine_tile(device_kind, height // net.scale, width // net.scale, tile)
-    tiles = tile_shapes(height // net.scale, width // net.scale, tile, net.receptive_field)
+    tiles = frame_tiles(device_kind, height, width, net.scale, net.receptive_field, tile)
     pairs = make_pairs(list_images(train_dirs), net.scale, patch)
     sampler = PatchSampler(pairs, net.scale, patch, seed)
     calibrate_if_needed(table, SearchSpace(net.scale, tail=net.genotype.tail), tiles, log)

@@ -14,7 +14,7 @@ from .latency import Device, LatencyTable, busy_warning, calibrate_if_needed
 from .search_config import SearchConfig, SearchInputError, frame_size
 from .search_state import Run
 from .supernet import ArchWeights
-from .tiling import engine_tile, tile_shapes
+from .tiling import frame_tiles
 
 # Context pixels per tile side the latency budget assumes (the engine reads a model's receptive field
 # around each tile; 8 is that of a network of about four cells).
@@ -36,7 +36,6 @@ def latency_model(config: SearchConfig, log: Callable[[str], None] = print, with
     (and read from) the device's latency table (`with_cells=False`: the fixed part only, in seconds)."""
     width, height = frame_size(config.latency_at)
     scale = config.space.scale
-    tile = engine_tile(config.latency_device, height // scale, width // scale, config.latency_tile)
     try:
         device = Device.current(config.latency_device, config.latency_threads, half=config.latency_device == "cuda")
     except ValueError as exc:
@@ -44,7 +43,7 @@ def latency_model(config: SearchConfig, log: Callable[[str], None] = print, with
     table = LatencyTable(device)
     if stale := table.verify():
         log(stale)
-    tiles = tile_shapes(height // scale, width // scale, tile, LATENCY_TILE_PAD)
+    tiles = frame_tiles(config.latency_device, height, width, scale, LATENCY_TILE_PAD, config.latency_tile)
     busy = busy_warning(table.path) if device.kind == "cpu" else None
     if with_cells:
         calibrate_if_needed(table, config.space, tiles, log)

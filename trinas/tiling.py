@@ -69,3 +69,11 @@ def plan_tiles(height: int, width: int, tile: int, pad: int) -> list[Tile]:
 def tile_shapes(height: int, width: int, tile: int, pad: int) -> list[tuple[int, int]]:
     """The input size (with context) of every tile of a height x width input."""
     return [(t.read_bottom - t.read_top, t.read_right - t.read_left) for t in plan_tiles(height, width, tile, pad)]
+
+
+def frame_tiles(device_kind: str, out_height: int, out_width: int, scale: int, pad: int,
+                tile: int | None = None) -> list[tuple[int, int]]:
+    """The input size (with `pad` of context) of every tile the engine cuts for one out_height x out_width output
+    frame at `scale` on a device kind (`tile` overrides the engine's side): what one frame costs, tile by tile."""
+    height, width = out_height // scale, out_width // scale
+    return tile_shapes(height, width, engine_tile(device_kind, height, width, tile), pad)
