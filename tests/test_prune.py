@@ -265,11 +265,12 @@ def test_search_then_prune_from_the_command_line(tmp_path, fake_clock):
             "--out", str(out), "--steps", "16", "--max-width", "6", "--max-cells", "2", "--max-cells-upsampled", "1",
             "--ops", space["ops"], "--batch", "4", "--patch", "8",
             "--latency-ms", f"{budget:.6f}", "--at", "64x64", "--latency-tile", "0", "--threads", "1", "--prune",
-            "--prune-steps", "2", "--device", "cpu", "--quiet"]
+            "--prune-steps", "2", "--prune-step", "1", "--device", "cpu", "--quiet"]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     pruned = read_config(out)["training"]["pruned"]
     assert pruned["predicted_ms_after"] <= budget + 1e-6
+    assert pruned["channel_step"] == 1  # --prune-step reached the pruning
     assert load_model(out).scale == 2 and load_model(out / "unpruned").scale == 2
 
 

@@ -74,10 +74,11 @@ class SearchConfig:
     latency_tile: int | None = None
     # Architecture search, then pruning search (Zhan et al.): with `prune`, the architecture is searched to a
     # latency budget `prune_headroom` times looser, and its channels are then pruned to the budget and the
-    # network fine-tuned for `prune_steps` (`trinas.prune`).
+    # network fine-tuned for `prune_steps` (`trinas.prune`), `prune_channel_step` channels removed at a time.
     prune: bool = False
     prune_headroom: float = 1.3
     prune_steps: int = 2000
+    prune_channel_step: int = 4
     multiplier_lr: float = 1e-3  # how fast the budget's multiplier grows per step over budget (dual ascent)
     # The augmented Lagrangian's quadratic term, (penalty / 2) * log(cost / budget)^2 (one-sided for a ceiling):
     # it damps the primal-dual loop. Without it the x2 search of ab48594 swung between 4,000 and 82,000
@@ -123,7 +124,8 @@ class SearchConfig:
         if self.relaxation not in RELAXATIONS:
             raise SearchInputError(f"unknown relaxation {self.relaxation!r}; use one of {', '.join(RELAXATIONS)}")
         if self.depth_finish not in DEPTH_FINISHES:
-            raise SearchInputError(f"unknown depth finish {self.depth_finish!r}; use one of {', '.join(DEPTH_FINISHES)}")
+            raise SearchInputError(f"unknown depth finish {self.depth_finish!r}; "
+                                   f"use one of {', '.join(DEPTH_FINISHES)}")
         if self.budget_gradient not in BUDGET_GRADIENTS:
             raise SearchInputError(f"unknown budget gradient {self.budget_gradient!r}; "
                                    f"use one of {', '.join(BUDGET_GRADIENTS)}")
@@ -216,8 +218,10 @@ def build_config(scale: int, *, budget_madds: str | float | None = None, time_bu
                  tail: str = "conv", batch: int = 16, patch: int = 32, val_every: int = 200,
                  relaxation: str = "sparsestmax", budget_gradient: str = "softmax", budget_penalty: float = 0.05,
                  budget_mode: str = "target", depth_finish: str = DEFAULT_DEPTH_FINISH,
-                 latency_ms: float | None = None, latency_at: str | None = None, latency_device: str = "cpu", latency_threads: int | None = None,
-                 latency_tile: int | None = None, prune: bool = False, prune_steps: int = 2000) -> SearchConfig:
+                 latency_ms: float | None = None, latency_at: str | None = None, latency_device: str = "cpu",
+                 latency_threads: int | None = None,
+                 latency_tile: int | None = None, prune: bool = False, prune_steps: int = 2000,
+                 prune_channel_step: int = 4) -> SearchConfig:
     """A search's options, as people write them, into a SearchConfig: the one place this happens.
 
     Give at most one length (steps, epochs or a time budget such as "2h"); none means a two-hour budget."""
@@ -234,7 +238,8 @@ def build_config(scale: int, *, budget_madds: str | float | None = None, time_bu
     return SearchConfig(space, batch=batch, patch=patch, seed=seed, val_every=val_every, relaxation=relaxation,
                         budget_gradient=budget_gradient, budget_penalty=budget_penalty, budget_mode=budget_mode,
                         depth_finish=depth_finish, latency_ms=latency_ms,
-                        latency_at=latency_at, latency_device=latency_device, latency_threads=latency_threads, latency_tile=latency_tile,
-                        prune=prune, prune_steps=prune_steps,
+                        latency_at=latency_at, latency_device=latency_device, latency_threads=latency_threads,
+                        latency_tile=latency_tile,
+                        prune=prune, prune_steps=prune_steps, prune_channel_step=prune_channel_step,
                         budget_madds=parse_count(budget_madds) if budget_madds is not None else None,
                         **(given or {"time_budget_s": parse_duration("2h")}))

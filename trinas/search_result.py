@@ -64,8 +64,9 @@ def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device
     if command:
         training["command"] = command
     search_info = {"space": config.space.to_dict(), "budget_madds": config.budget_madds,
-                   "budget_mode": config.budget_mode, "relaxation": config.relaxation, "depth_finish": config.depth_finish,
-                   "budget_gradient": config.budget_gradient, "budget_penalty": config.budget_penalty,
+                   "budget_mode": config.budget_mode, "relaxation": config.relaxation,
+                   "depth_finish": config.depth_finish, "budget_gradient": config.budget_gradient,
+                   "budget_penalty": config.budget_penalty,
                    **({"latency_ms": config.latency_ms, "latency_at": config.latency_at,
                        "latency_device": config.latency_device} if config.latency_ms else {}),
                    "arch_start": config.arch_start, "sparsemax_phase": config.sparsemax_phase,
@@ -106,14 +107,16 @@ def prune_found(result: SearchResult, data: SearchData, train_dirs: list[Path], 
     pruned = prune_for_frame(found, train_dirs, config.latency_ms, frame_size(config.latency_at),
                              config.latency_device, config.latency_threads, config.latency_tile,
                              fine_tune_steps=config.prune_steps, batch=config.batch, patch=config.patch,
-                             seed=config.seed, checkpoint=out / ".prune-checkpoint.pt", log=log)
+                             seed=config.seed, checkpoint=out / ".prune-checkpoint.pt",
+                             step=config.prune_channel_step, log=log)
     (out / ".prune-checkpoint.pt").unlink(missing_ok=True)
     net = pruned.net.eval()
     metrics = measure(net, data, config.scale)
     training = {**record["training"], "pruned": {
         "latency_ms": config.latency_ms, "at": config.latency_at, "device": config.latency_device,
         "predicted_ms_before": round(pruned.before_ms, 2), "predicted_ms_after": round(pruned.after_ms, 2),
-        "fine_tune_steps": pruned.fine_tune_steps, "unpruned": found.genotype.describe()}}
+        "fine_tune_steps": pruned.fine_tune_steps, "channel_step": config.prune_channel_step,
+        "unpruned": found.genotype.describe()}}
     save_model(net.cpu(), out, training=training, metrics=metrics, searched=True, search=record.get("search", {}))
     log(f"pruned to {net.genotype.describe()}: {pruned.after_ms:,.1f} ms predicted per {config.latency_at} frame "
         f"(was {pruned.before_ms:,.1f}); the unpruned network is in {out / 'unpruned'}")

@@ -310,6 +310,8 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
               "fine-tune (the unpruned model is kept in OUT/unpruned).")
 @click.option("--prune-steps", type=click.IntRange(0), default=2000, show_default=True,
               help="Fine-tuning steps after pruning.")
+@click.option("--prune-step", "prune_channel_step", type=click.IntRange(1), default=4, show_default=True,
+              help="Channels pruned at a time (as `upscale prune --step`).")
 @click.option("--time-budget", metavar="DURATION", help="Wall-clock length, e.g. 45m or 2h [default: 2h].")
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), help="Length in epochs instead of time.")
 @click.option("--steps", type=click.IntRange(1), help="Length in steps: the same result for the same seed.")
@@ -348,9 +350,9 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
 @click.option("--quiet", "-q", is_flag=True, help="No live view; the run's few messages still print.")
 @click.pass_context
 def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_mode, latency_ms, latency_at,
-                   latency_device, latency_tile, prune, prune_steps, time_budget, epochs, steps, seed, resume, device,
-                   threads, max_width, max_cells, max_cells_upsampled, ops_per_cell, tail, ops, relaxation,
-                   budget_penalty, budget_gradient, depth_finish, batch, patch, val_every, max_side, quiet):
+                   latency_device, latency_tile, prune, prune_steps, prune_channel_step, time_budget, epochs, steps,
+                   seed, resume, device, threads, max_width, max_cells, max_cells_upsampled, ops_per_cell, tail, ops,
+                   relaxation, budget_penalty, budget_gradient, depth_finish, batch, patch, val_every, max_side, quiet):
     """Search a network for your data and train it in one phase; --out becomes a model folder.
 
     Runs under torchrun too (`torchrun --nproc-per-node N -m upscale search ...`): rank 0 shows and writes."""
@@ -364,8 +366,9 @@ def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_m
                           batch=batch, patch=patch, val_every=val_every, relaxation=relaxation,
                           budget_gradient=budget_gradient, budget_penalty=budget_penalty,
                           budget_mode=budget_mode, depth_finish=depth_finish, latency_ms=latency_ms,
-                          latency_at=latency_at, latency_device=latency_device, latency_threads=threads, latency_tile=latency_tile,
-                          prune=prune, prune_steps=prune_steps)
+                          latency_at=latency_at, latency_device=latency_device, latency_threads=threads,
+                          latency_tile=latency_tile,
+                          prune=prune, prune_steps=prune_steps, prune_channel_step=prune_channel_step)
     main_rank = os.environ.get("RANK", "0") == "0"
     command = typed_command(ctx, leave_out=("resume",))
     result = search_with_live_view(config, list(train_dirs), list(val_dirs), out, device, resume, quiet,
@@ -426,7 +429,7 @@ def prune_command(ctx, spec, latency_ms, latency_at, train_dirs, out, latency_de
                                "latency_ms": latency_ms, "at": latency_at, "device": latency_device,
                                "predicted_ms_before": round(result.before_ms, 2),
                                "predicted_ms_after": round(result.after_ms, 2),
-                               "fine_tune_steps": result.fine_tune_steps,
+                               "fine_tune_steps": result.fine_tune_steps, "channel_step": channel_step,
                                "command": typed_command(ctx)}}
         # Pruning keeps the network's make-up: a hand-made model pruned is still hand-made, never a "baseline".
         made = {k: model.config.raw[k] for k in PROVENANCE if k in model.config.raw}
