@@ -6,7 +6,8 @@
 #      branch alive; jobs/common.sh), the curve kept in its checkpoint.
 # Start it on an idle machine (the latency table is timed at the search's start):
 #   nohup bash jobs/model.sh NAME SCALE LATENCY_MS STEPS [more search options] >> jobs/NAME.log 2>&1 &
-# TRAIN_OPTIONS adds options to the training (e.g. TRAIN_OPTIONS="--lr 2e-4").
+# TRAIN_OPTIONS adds options to the training (e.g. TRAIN_OPTIONS="--lr 2e-4"); PRUNE=no searches straight to
+# the budget, without the pruning (for a space whose width is capped, where pruning would narrow it further).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 usage 4+ "NAME SCALE LATENCY_MS STEPS [more search options]" "$@"
@@ -17,10 +18,11 @@ SEARCH=jobs/$name/search
 # .done, not config.json, says the search is over: the folder is a model (config.json) before its pruning ends,
 # and a rerun with --resume finishes the pruning.
 if [ ! -f "$SEARCH/.done" ]; then
-  resume=()
+  resume=() prune=(--prune)
+  [ "${PRUNE:-yes}" = no ] && prune=()
   [ -f "$SEARCH/search-checkpoint.pt" ] && resume=(--resume)
   upscale search --scale "$scale" --train "$TRAIN" --val "$VAL" --out "$SEARCH" --latency-ms "$latency_ms" \
-    --at 1280x720 --prune --steps 12000 --threads 2 --quiet "$@" "${resume[@]}"
+    --at 1280x720 "${prune[@]}" --steps 12000 --threads 2 --quiet "$@" "${resume[@]}"
   touch "$SEARCH/.done"
 fi
 train_model --scale "$scale" --genotype "$SEARCH" --init "$SEARCH" --work "jobs/$name/train" --steps "$steps" \
