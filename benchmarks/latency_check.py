@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.calibrate:
         other = np.random.default_rng(args.seed + 1000)
         networks = [(random_genotype(space_of(args, scale, i), other),  # the context of about four cells:
-                     frame_tiles("cpu", out_h, out_w, scale, 8, args.tile))
+                     frame_tiles("cpu", out_h, out_w, scale, 8, tile_of[scale]))
                     for scale in args.scale for i in range(args.calibrate)]
         fitted_ms = table.calibrate(networks)  # measured here
         fitted_on = [{"name": f"fit-x{g.scale}-{i:02d}", "spec": g.to_dict(), "tiles": tiles, "measured_ms": ms}
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
             if Genotype.from_dict(data).scale == scale:
                 genotypes[f"given-{i:02d}"] = Genotype.from_dict(data)
         for name, g in genotypes.items():
-            tiles = frame_tiles("cpu", out_h, out_w, scale, receptive_radius(g), args.tile)
+            tiles = frame_tiles("cpu", out_h, out_w, scale, receptive_radius(g), tile_of[scale])
             checked[name] = (g, tuple(tiles))
     by_tiles: dict[tuple, dict] = {}
     for name, (g, tiles) in checked.items():

@@ -25,7 +25,7 @@ from .data import PatchSampler, list_images, make_pairs
 from .latency import Device, LatencyTable, calibrate_if_needed
 from .net import TriNet, UpsampleBlock, fold
 from .operations import op_kind
-from .search_config import SearchInputError
+from .search_config import PRUNE_CHANNEL_STEP, SearchInputError
 from .space import Cell, Genotype, SearchSpace, cell_widths, has_inner_width
 from .tiling import frame_tiles
 from .train import TrainConfig, train
@@ -180,7 +180,7 @@ class PruneStep:
 
 
 def prune_to_latency(net: TriNet, table: LatencyTable, tiles: list[tuple[int, int]], budget_ms: float,
-                     sampler: PatchSampler, step: int = 4, min_width: int = 4, batches: int = 8,
+                     sampler: PatchSampler, step: int = PRUNE_CHANNEL_STEP, min_width: int = 4, batches: int = 8,
                      recover_steps: int = 50, lr: float = 1e-4, device: torch.device | str = "cpu",
                      log: Callable[[str], None] = print) -> tuple[TriNet, list[PruneStep]]:
     """Remove channels, `step` at a time, until the predicted frame time over `tiles` is within `budget_ms`.
@@ -262,7 +262,7 @@ class PruneResult:
 def prune_for_frame(net: TriNet, train_dirs: list[Path], budget_ms: float, frame: tuple[int, int],
                     device_kind: str = "cpu", threads: int | None = None, tile: int | None = None,
                     fine_tune_steps: int = 2000, batch: int = 16, patch: int = 32, lr: float = 1e-4, seed: int = 0,
-                    checkpoint: Path | None = None, step: int = 4,
+                    checkpoint: Path | None = None, step: int = PRUNE_CHANNEL_STEP,
                     log: Callable[[str], None] = print) -> PruneResult:
     """Prune `net` until an output frame of `frame` (width, height) is predicted within `budget_ms` on the
     device, as the engine cuts it into tiles, `step` channels at a time, then fine-tune; the data are HR

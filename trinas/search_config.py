@@ -23,6 +23,11 @@ class SearchInputError(ValueError):
     """Input that would waste hours: the message names the problem and the fix."""
 
 
+# Channels the pruning removes at a time (`upscale prune --step`, `upscale search --prune-step`): a smaller step
+# stops closer to a budget, a larger one needs fewer rounds.
+PRUNE_CHANNEL_STEP = 4
+
+
 @dataclass
 class SearchConfig:
     """Everything that defines a run; stored in the checkpoint (a resume must match it)."""
@@ -78,7 +83,7 @@ class SearchConfig:
     prune: bool = False
     prune_headroom: float = 1.3
     prune_steps: int = 2000
-    prune_channel_step: int = 4
+    prune_channel_step: int = PRUNE_CHANNEL_STEP
     multiplier_lr: float = 1e-3  # how fast the budget's multiplier grows per step over budget (dual ascent)
     # The augmented Lagrangian's quadratic term, (penalty / 2) * log(cost / budget)^2 (one-sided for a ceiling):
     # it damps the primal-dual loop. Without it the x2 search of ab48594 swung between 4,000 and 82,000
@@ -221,7 +226,7 @@ def build_config(scale: int, *, budget_madds: str | float | None = None, time_bu
                  latency_ms: float | None = None, latency_at: str | None = None, latency_device: str = "cpu",
                  latency_threads: int | None = None,
                  latency_tile: int | None = None, prune: bool = False, prune_steps: int = 2000,
-                 prune_channel_step: int = 4) -> SearchConfig:
+                 prune_channel_step: int = PRUNE_CHANNEL_STEP) -> SearchConfig:
     """A search's options, as people write them, into a SearchConfig: the one place this happens.
 
     Give at most one length (steps, epochs or a time budget such as "2h"); none means a two-hour budget."""

@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from trinas.operations import OPERATIONS
-from trinas.search_config import BUDGET_MODES, SEARCH_MAX_CELLS_UPSAMPLED, SEARCH_OPS, build_config
+from trinas.search_config import (BUDGET_MODES, PRUNE_CHANNEL_STEP, SEARCH_MAX_CELLS_UPSAMPLED, SEARCH_OPS,
+                                  build_config)
 from trinas.sparsestmax import BUDGET_GRADIENTS, RELAXATIONS
 from trinas.supernet import DEFAULT_DEPTH_FINISH, DEPTH_FINISHES
 from trinas.tiling import LATENCY_DEVICES
@@ -310,7 +311,8 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
               "fine-tune (the unpruned model is kept in OUT/unpruned).")
 @click.option("--prune-steps", type=click.IntRange(0), default=2000, show_default=True,
               help="Fine-tuning steps after pruning.")
-@click.option("--prune-step", "prune_channel_step", type=click.IntRange(1), default=4, show_default=True,
+@click.option("--prune-step", "prune_channel_step", type=click.IntRange(1), default=PRUNE_CHANNEL_STEP,
+              show_default=True,
               help="Channels pruned at a time (as `upscale prune --step`).")
 @click.option("--time-budget", metavar="DURATION", help="Wall-clock length, e.g. 45m or 2h [default: 2h].")
 @click.option("--epochs", type=click.FloatRange(min=0, min_open=True), help="Length in epochs instead of time.")
@@ -389,7 +391,7 @@ def search_command(ctx, scale, train_dirs, val_dirs, out, budget_madds, budget_m
               help="cpu (fp32), cpu-bf16 (as --precision bf16 runs) or cuda (fp16).")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads to time and train with.")
 @click.option("--steps", type=click.IntRange(0), default=2000, show_default=True, help="Fine-tuning steps.")
-@click.option("--step", "channel_step", type=click.IntRange(1), default=4, show_default=True,
+@click.option("--step", "channel_step", type=click.IntRange(1), default=PRUNE_CHANNEL_STEP, show_default=True,
               help="Channels removed at a time (a smaller step can stop closer to the budget: 20 channels less 4 "
                    "is a fifth of the width).")
 @click.option("--seed", type=int, default=0, show_default=True)
