@@ -33,6 +33,8 @@ import torch
 from trinas.export import load_model
 from trinas.latency import Device, LatencyTable, busy_warning, measure_frames, measure_frames_in_fresh_process
 from trinas.net import receptive_radius
+from trinas.search_config import SearchInputError, frame_size
+from trinas.search_losses import LATENCY_TILE_PAD
 from trinas.space import Genotype, SearchSpace, random_genotype
 from trinas.tiling import engine_tile, frame_tiles
 from upscale.models import packaged_models
@@ -63,7 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     if args.refit:
         return refit(args.refit, Device.current(args.device, args.threads), args.cache)
-    out_w, out_h = (int(v) for v in args.frame.lower().split("x"))
+    try:
+        out_w, out_h = frame_size(args.frame)
+    except SearchInputError as exc:
+        parser.error(str(exc))
     # The tile side each scale's input is cut at, as reported: --tile, else the engine's on the CPU.
     tile_of = {scale: engine_tile("cpu", out_h // scale, out_w // scale, args.tile) for scale in args.scale}
 
@@ -77,8 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     fitted_on: list[dict] = []
     if args.calibrate:
         other = np.random.default_rng(args.seed + 1000)
-        networks = [(random_genotype(space_of(args, scale, i), other),  # the context of about four cells:
-                     frame_tiles("cpu", out_h, out_w, scale, 8, tile_of[scale]))
+        networks = [(random_genotype(space_of(args, scale, i), other),  # the search's assumed context:
+                     frame_tiles("cpu", out_h, out_w, scale, LATENCY_TILE_PAD, tile_of[scale]))
                     for scale in args.scale for i in range(args.calibrate)]
         fitted_ms = table.calibrate(networks)  # measured here
         fitted_on = [{"name": f"fit-x{g.scale}-{i:02d}", "spec": g.to_dict(), "tiles": tiles, "measured_ms": ms}

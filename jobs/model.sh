@@ -9,6 +9,8 @@
 # TRAIN_OPTIONS adds options to the training (e.g. TRAIN_OPTIONS="--lr 2e-4"); PRUNE=no searches straight to
 # the budget, without the pruning (for a space whose width is capped, where pruning would narrow it further).
 set -euo pipefail
+# The body is one block, read whole before it runs: editing this file while a job runs it is then safe.
+{
 source "$(dirname "$0")/common.sh"
 usage 4+ "NAME SCALE LATENCY_MS STEPS [more search options]" "$@"
 name=$1 scale=$2 latency_ms=$3 steps=$4
@@ -27,3 +29,5 @@ if [ ! -f "$SEARCH/.done" ]; then
 fi
 train_model --scale "$scale" --genotype "$SEARCH" --init "$SEARCH" --work "jobs/$name/train" --steps "$steps" \
   --threads 2 --out "jobs/$name/model"
+exit
+}

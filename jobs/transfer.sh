@@ -7,6 +7,8 @@
 # that says on the card how the network was chosen (`--design`).
 #   nohup bash jobs/transfer.sh NAME SCALE STEPS THREADS >> jobs/NAME.log 2>&1 &
 set -euo pipefail
+# The body is one block, read whole before it runs: editing this file while a job runs it is then safe.
+{
 source "$(dirname "$0")/common.sh"
 usage 4 "NAME SCALE STEPS THREADS" "$@"
 name=$1 scale=$2 steps=$3 threads=$4
@@ -15,3 +17,5 @@ design=()
 train_model --scale "$scale" --genotype "jobs/$name/genotype.json" --init "${INIT:-weights/trinas-x2-searched}" \
   --work "jobs/$name/train" --steps "$steps" --threads "$threads" --out "jobs/$name/model" \
   "${design[@]}"
+exit
+}
