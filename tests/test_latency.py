@@ -169,6 +169,32 @@ def test_a_latency_budgeted_search_ends_within_its_budget(tmp_path, fake_clock):
     assert direct == pytest.approx(1.5 * table.network_ms(run.net.genotype, 32, 32))
 
 
+def test_a_frames_predicted_time_follows_the_context_each_network_reads(fake_clock):
+    """The engine reads a network's receptive field around each tile, so a deep network works on more pixels
+    per frame than a shallow one. The search's prediction follows each network's own tiles; one fixed context
+    (8 pixels, the reach of about four cells) under-counts a twelve-cell network (the x3-d search's 122 ms
+    for a network the table put at 145 ms over its own tiles)."""
+    from trinas.costs import latency_cost
+    from trinas.net import receptive_radius
+    from trinas.tiling import frame_tiles
+
+    space = SearchSpace(3, max_width=8, width_fractions=(0.5, 1.0), ops=("skip", "resblock3x3"), max_cells=12,
+                        tail="shuffle")
+    table = LatencyTable(Device.current("cpu", 1))
+
+    def tiles_at(pad):
+        return frame_tiles("cpu", 216, 384, 3, pad, 32)
+
+    fixed_context = latency_cost(space, table, tiles_at(8))
+    own_context = latency_cost(space, table, tiles_at(8), tiles_at=tiles_at)
+    for cells in (1, 4, 12):
+        genotype = Genotype(3, 8, tuple(Cell(("resblock3x3", "resblock3x3"), (8, 8)) for _ in range(cells)),
+                            tail="shuffle")
+        over_own_tiles = table.raw_frame_ms(genotype, tiles_at(receptive_radius(genotype)))
+        assert own_context.of(genotype) == pytest.approx(over_own_tiles, rel=0.03), cells
+    assert fixed_context.of(genotype) < 0.8 * over_own_tiles
+
+
 def test_a_prediction_times_its_missing_layers_together_in_bounded_groups(tmp_path, monkeypatch):
     """Interleaved timing only helps if the layers come together: one call for a network's layers, none for
     layers already in the table, and groups no larger than FILL_GROUP."""

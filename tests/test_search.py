@@ -85,7 +85,13 @@ RE_PARAMETERISABLE = ("conv3x3", "rep3x3", "ecb3x3", "spanatt3x3", "skip")
 @pytest.mark.parametrize("scale,ops_per_cell,tail,ops", [
     (2, 2, "conv", None), (3, 3, "conv", None), (4, 1, "conv", None), (4, 2, "conv", None), (6, 2, "conv", None),
     (4, 2, "shuffle", None), (3, 1, "shuffle", None), (2, 2, "conv", RE_PARAMETERISABLE)])
-def test_one_hot_supernet_is_exactly_its_derived_trinet(scale, ops_per_cell, tail, ops):
+def test_one_hot_supernet_is_exactly_its_derived_trinet(scale, ops_per_cell, tail, ops, fake_clock):
+    """... and each cost's expectation at one-hot distributions is that network's cost (the latency's with its
+    reach's context, `TileContext`)."""
+    from trinas.costs import latency_cost
+    from trinas.latency import Device, LatencyTable
+    from trinas.tiling import frame_tiles
+
     torch.manual_seed(scale * 10 + ops_per_cell)
     space = SearchSpace(scale, max_width=8, width_fractions=(0.25, 0.5, 1.0), ops_per_cell=ops_per_cell,
                         max_cells=3, max_cells_upsampled=1, max_upsampled_scale=scale,  # cells at every resolution
@@ -94,6 +100,11 @@ def test_one_hot_supernet_is_exactly_its_derived_trinet(scale, ops_per_cell, tai
     for p in supernet.parameters():
         torch.nn.init.normal_(p, std=0.2)  # the zero tail of a fresh supernet would hide every difference
     costs = madds_cost(space)
+
+    def tiles_at(pad):
+        return frame_tiles("cpu", 30 * scale, 40 * scale, scale, pad, 16)
+
+    latency = latency_cost(space, LatencyTable(Device.current("cpu", 1)), tiles_at(2), tiles_at=tiles_at)
     x = torch.rand(2, 3, 11, 9, dtype=torch.float64)
     for _ in range(4):
         for p in arch.parameters():
@@ -105,6 +116,7 @@ def test_one_hot_supernet_is_exactly_its_derived_trinet(scale, ops_per_cell, tai
         expected = float(costs.expected(weights.detach()))
         assert expected == pytest.approx(madds_per_output_pixel(net.genotype))
         assert costs.of(net.genotype) == pytest.approx(expected)
+        assert latency.of(net.genotype) == pytest.approx(float(latency.expected(weights.detach())))
 
 
 def test_a_cell_cannot_rescale_its_output_so_keep_and_op_weights_keep_their_meaning():

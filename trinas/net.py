@@ -169,22 +169,38 @@ def _add_identity(conv: nn.Conv2d, amount: float) -> None:
 
 
 def receptive_radius(genotype: Genotype) -> int:
-    """How many input pixels on each side an output pixel depends on: the context a tile needs.
+    """How many input pixels on each side an output pixel depends on: the context a tile needs
+    (`receptive_reach` rounded up, at least `least_radius`)."""
+    return max(least_radius(genotype.tail), math.ceil(receptive_reach(genotype) - 1e-9))
 
-    Each operation's reach (pixels each side, `OpKind.reach`) at resolution factor s is that divided by s
-    in input pixels. The bicubic skip reaches 2 input pixels.
-    """
-    reach, resolution = 1.0, 1  # the head conv
+
+def receptive_reach(genotype: Genotype) -> float:
+    """The reach of a network in input pixels, unrounded: each operation's reach (pixels each side,
+    `OpKind.reach`) at resolution factor s is that divided by s in input pixels, plus the fixed layers'
+    (`fixed_reach`)."""
+    reach, resolution = fixed_reach(tuple(s.factor for s in genotype.path if isinstance(s, Upsample))), 1
     for step in genotype.path:
         if isinstance(step, Upsample):
-            reach += 1 / resolution  # its 3x3 conv
             resolution *= step.factor
-            continue
-        reach += sum(op_kind(op).reach for op in step.ops) / resolution
-    reach += 1 / resolution  # the tail conv
-    if genotype.tail == "shuffle":  # no bicubic skip: the nearest one reaches no further than the pixel
-        return max(1, math.ceil(reach - 1e-9))
-    return max(2, math.ceil(reach - 1e-9))
+        else:
+            reach += sum(op_kind(op).reach for op in step.ops) / resolution
+    return reach
+
+
+def fixed_reach(factors: tuple[int, ...]) -> float:
+    """The reach of the layers every network has: the head conv, each upsampler's 3x3 conv and the tail conv,
+    in input pixels."""
+    reach, resolution = 1.0, 1  # the head conv
+    for factor in factors:
+        reach += 1 / resolution
+        resolution *= factor
+    return reach + 1 / resolution
+
+
+def least_radius(tail: str) -> int:
+    """The least context a tile needs: the bicubic skip reaches 2 input pixels; a shuffle tail has no skip
+    (the nearest one reaches no further than the pixel)."""
+    return 1 if tail == "shuffle" else 2
 
 
 def peak_floats_per_pixel(genotype: Genotype) -> float:

@@ -16,8 +16,8 @@ from .search_state import Run
 from .supernet import ArchWeights
 from .tiling import frame_tiles
 
-# Context pixels per tile side the latency budget assumes (the engine reads a model's receptive field
-# around each tile; 8 is that of a network of about four cells).
+# Context pixels per tile side the latency table's layers are timed with (8: the reach of about four cells);
+# the prediction then follows each network's own reach (`trinas.costs.TileContext`), as the engine does.
 LATENCY_TILE_PAD = 8
 
 
@@ -43,11 +43,14 @@ def latency_model(config: SearchConfig, log: Callable[[str], None] = print, with
     table = LatencyTable(device)
     if stale := table.verify():
         log(stale)
-    tiles = frame_tiles(config.latency_device, height, width, scale, LATENCY_TILE_PAD, config.latency_tile)
+    def tiles_at(pad: int) -> list[tuple[int, int]]:
+        return frame_tiles(config.latency_device, height, width, scale, pad, config.latency_tile)
+
+    tiles = tiles_at(LATENCY_TILE_PAD)
     busy = busy_warning(table.path) if device.kind == "cpu" else None
     if with_cells:
         calibrate_if_needed(table, config.space, tiles, log)
-    model = latency_cost(config.space, table, tiles, with_cells)
+    model = latency_cost(config.space, table, tiles, with_cells, tiles_at)
     if table.measured:
         log(f"timed {table.measured} layers on {device.kind} (kept in {table.path})")
         if busy:
