@@ -108,7 +108,7 @@ class CostModel:
         return total * self.context.factor(reach) if self.context is not None else total
 
     def cheapest(self) -> tuple[float, Genotype]:
-        """The cheapest network of the space under this cost (no cells, the trunk width where `fixed` is least)."""
+        """The cheapest network of the space under this cost: no cells, at the trunk width where that costs least."""
         return min(((self.of(g), g) for g in (_empty(self.space, w) for w in self.space.widths)),
                    key=lambda pair: pair[0])
 
