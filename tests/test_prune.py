@@ -271,6 +271,13 @@ def test_search_then_prune_from_the_command_line(tmp_path, fake_clock):
     pruned = read_config(out)["training"]["pruned"]
     assert pruned["predicted_ms_after"] <= budget + 1e-6
     assert pruned["channel_step"] == 1  # --prune-step reached the pruning
+    # The found network's predicted time is recorded and shown beside its budget (searched to 1.3x it, pruned
+    # into it), with the command that measures it.
+    found = read_config(out / "unpruned")["search"]["predicted_latency_ms"]
+    assert pruned["predicted_ms_before"] == pytest.approx(found, rel=1e-3) and found <= 1.3 * budget + 1e-6
+    assert f"{pruned['predicted_ms_after']:,.1f} ms per 64x64 frame on cpu (budget {budget:,.1f})" in result.output
+    assert f"upscale bench --model {out} --output 64x64" in result.output.replace("\n", "")
+    assert "predicted time per 64x64 frame on cpu" in (out / "report.md").read_text()
     assert load_model(out).scale == 2 and load_model(out / "unpruned").scale == 2
 
 

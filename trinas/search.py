@@ -277,8 +277,10 @@ def run_search(config: SearchConfig, train_dirs: list[Path], val_dirs: list[Path
     try:
         if not is_done(run) or not ranks.main:
             return None
-        limits = [(b.cost.of, b.limit) for b in budgets_of(config, lambda line: None)]  # from the saved table
-        result = finish(run, data, out, train_dirs, device, command, log, limits)
+        budgets = budgets_of(config, lambda line: None)  # from the saved table
+        limits = [(b.cost.of, b.limit) for b in budgets]
+        latency_of = next((b.cost.of for b in budgets if b.key == "latency_ms"), None)
+        result = finish(run, data, out, train_dirs, device, command, log, limits, latency_of)
         return prune_found(result, data, train_dirs, config, log) if config.prune else result
     finally:
         if ranks.world > 1 and dist.is_initialized():

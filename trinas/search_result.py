@@ -31,6 +31,9 @@ class SearchResult:
     seconds: float
     history: list[dict]
     files: list[str]
+    # With a latency budget: the predicted frame time of the network and what it was held to, e.g.
+    # {"predicted_ms": 141.2, "budget_ms": 144.0, "at": "1280x720", "device": "cpu"}.
+    latency: dict | None = None
 
 
 def measure(net, data: SearchData, scale: int, device: torch.device | str = "cpu") -> dict[str, dict[str, float]]:
@@ -44,8 +47,10 @@ def measure(net, data: SearchData, scale: int, device: torch.device | str = "cpu
 
 def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device: str = "auto",
            command: str | None = None, log: Callable[[str], None] = print,
-           limits: list[Limit] | None = None) -> SearchResult:
-    """Measure the final network on the validation sets and write the model folder and the report."""
+           limits: list[Limit] | None = None, latency_of: Callable[[Genotype], float] | None = None
+           ) -> SearchResult:
+    """Measure the final network on the validation sets and write the model folder and the report;
+    `latency_of`: the latency budget's prediction of a network, recorded for the one found."""
     from .export import save_model, write_config
     from .search_report import write_report
 
@@ -72,11 +77,16 @@ def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device
                    "arch_start": config.arch_start, "sparsemax_phase": config.sparsemax_phase,
                    "search_end": config.search_end,
                    "switched_at_step": next((r["step"] for r in run.history if r["phase"] == "train"), None)}
+    latency = None
+    if config.latency_ms and latency_of is not None:
+        latency = {"predicted_ms": round(latency_of(net.genotype), 2), "budget_ms": config.latency_ms,
+                   "at": config.latency_at, "device": config.latency_device}
+        search_info["predicted_latency_ms"] = latency["predicted_ms"]
     written = save_model(net.cpu(), out, training={k: v for k, v in training.items() if v is not None},
                          metrics=metrics, searched=True, search=search_info)
     madds = madds_per_output_pixel(net.genotype)
     result = SearchResult(Path(out), net.genotype, count_params(net), madds, config.budget_madds, metrics,
-                          run.step, run.elapsed_s, run.history, [])
+                          run.step, run.elapsed_s, run.history, [], latency)
     for cost, limit in limits or []:
         if cost(net.genotype) > limit * (1 + 1e-9):
             log(f"warning: the found network is over a budget ({cost(net.genotype):,.1f} against {limit:,.1f}); "
@@ -122,4 +132,6 @@ def prune_found(result: SearchResult, data: SearchData, train_dirs: list[Path], 
         f"(was {pruned.before_ms:,.1f}); the unpruned network is in {out / 'unpruned'}")
     result.genotype, result.params = net.genotype, count_params(net)
     result.madds_per_output_pixel, result.metrics = madds_per_output_pixel(net.genotype), metrics
+    result.latency = {"predicted_ms": round(pruned.after_ms, 2), "budget_ms": config.latency_ms,
+                      "at": config.latency_at, "device": config.latency_device}
     return result

@@ -11,6 +11,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from trinas.search import SearchConfig, SearchResult, Status, run_search
+from trinas.search_config import frame_size
 
 console = Console(stderr=True, soft_wrap=True)  # a message stays one line, whatever the width
 
@@ -85,9 +86,16 @@ def print_search_result(result: SearchResult) -> None:
     table.add_row("parameters", f"{result.params:,}")
     budget = f" (budget {result.budget_madds:,.0f})" if result.budget_madds else ""
     table.add_row("multiply-adds", f"{result.madds_per_output_pixel:,.0f} per output pixel{budget}")
+    if result.latency:
+        latency = result.latency
+        table.add_row("predicted time", f"{latency['predicted_ms']:,.1f} ms per {latency['at']} frame on "
+                                        f"{latency['device']} (budget {latency['budget_ms']:,.1f})")
     for name, m in result.metrics.items():
         table.add_row(f"{name} PSNR", f"{m['psnr']:.2f} dB (bicubic {m['bicubic_psnr']:.2f})")
     table.add_row("steps, time", f"{result.steps:,} steps in {_clock(result.seconds)}")
     table.add_row("report", ", ".join(result.files))
     Console().print(table)
     Console().print(f"use it: upscale image photo.png --model {escape(str(result.out))}")
+    if result.latency:
+        width, height = frame_size(result.latency["at"])
+        Console().print(f"measure it: upscale bench --model {escape(str(result.out))} --output {width}x{height}")
