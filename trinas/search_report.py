@@ -181,9 +181,8 @@ def write_report(result) -> list[str]:
     lines = ["# Search report", "", f"`{genotype.describe()}`", "", "![architecture](architecture.png)", "",
              "| | |", "|---|---|", f"| scale | x{genotype.scale} |", f"| parameters | {result.params:,} |",
              f"| multiply-adds per output pixel | {result.madds_per_output_pixel:,.0f} (budget {budget}) |",
-             *([f"| predicted time per {result.latency['at']} frame on {result.latency['device']} | "
-                f"{result.latency['predicted_ms']:,.1f} ms (budget {result.latency['budget_ms']:,.1f}) |"]
-               if result.latency else []),
+             *([f"| predicted time per {result.latency.at} frame on {result.latency.device} | "
+                f"{result.latency.ms:,.1f} ms (budget {result.latency.budget_ms:,.1f}) |"] if result.latency else []),
              f"| steps | {result.steps:,} |", f"| time | {result.seconds / 60:.1f} min |", "",
              "| validation set | PSNR (dB) | SSIM | bicubic PSNR | bicubic SSIM |", "|---|---|---|---|---|"]
     for name, m in result.metrics.items():

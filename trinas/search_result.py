@@ -20,6 +20,19 @@ from .sparsestmax import MAX_RADIUS
 
 
 @dataclass
+class PredictedTime:
+    """A latency-budgeted search's network: its predicted time per output frame and the budget it was held to."""
+    ms: float
+    budget_ms: float
+    at: str  # the output frame, "1280x720"
+    device: str
+
+    @classmethod
+    def under(cls, config: SearchConfig, ms: float) -> "PredictedTime":
+        return cls(round(ms, 2), config.latency_ms, config.latency_at, config.latency_device)
+
+
+@dataclass
 class SearchResult:
     out: Path
     genotype: Genotype
@@ -31,9 +44,7 @@ class SearchResult:
     seconds: float
     history: list[dict]
     files: list[str]
-    # With a latency budget: the predicted frame time of the network and what it was held to, e.g.
-    # {"predicted_ms": 141.2, "budget_ms": 144.0, "at": "1280x720", "device": "cpu"}.
-    latency: dict | None = None
+    latency: PredictedTime | None = None  # with a latency budget
 
 
 def measure(net, data: SearchData, scale: int, device: torch.device | str = "cpu") -> dict[str, dict[str, float]]:
@@ -79,9 +90,8 @@ def finish(run: Run, data: SearchData, out: Path, train_dirs: list[Path], device
                    "switched_at_step": next((r["step"] for r in run.history if r["phase"] == "train"), None)}
     latency = None
     if config.latency_ms and latency_of is not None:
-        latency = {"predicted_ms": round(latency_of(net.genotype), 2), "budget_ms": config.latency_ms,
-                   "at": config.latency_at, "device": config.latency_device}
-        search_info["predicted_latency_ms"] = latency["predicted_ms"]
+        latency = PredictedTime.under(config, latency_of(net.genotype))
+        search_info["predicted_latency_ms"] = latency.ms
     written = save_model(net.cpu(), out, training={k: v for k, v in training.items() if v is not None},
                          metrics=metrics, searched=True, search=search_info)
     madds = madds_per_output_pixel(net.genotype)
@@ -132,6 +142,5 @@ def prune_found(result: SearchResult, data: SearchData, train_dirs: list[Path], 
         f"(was {pruned.before_ms:,.1f}); the unpruned network is in {out / 'unpruned'}")
     result.genotype, result.params = net.genotype, count_params(net)
     result.madds_per_output_pixel, result.metrics = madds_per_output_pixel(net.genotype), metrics
-    result.latency = {"predicted_ms": round(pruned.after_ms, 2), "budget_ms": config.latency_ms,
-                      "at": config.latency_at, "device": config.latency_device}
+    result.latency = PredictedTime.under(config, pruned.after_ms)
     return result

@@ -86,10 +86,9 @@ def print_search_result(result: SearchResult) -> None:
     table.add_row("parameters", f"{result.params:,}")
     budget = f" (budget {result.budget_madds:,.0f})" if result.budget_madds else ""
     table.add_row("multiply-adds", f"{result.madds_per_output_pixel:,.0f} per output pixel{budget}")
-    if result.latency:
-        latency = result.latency
-        table.add_row("predicted time", f"{latency['predicted_ms']:,.1f} ms per {latency['at']} frame on "
-                                        f"{latency['device']} (budget {latency['budget_ms']:,.1f})")
+    if latency := result.latency:
+        table.add_row("predicted time", f"{latency.ms:,.1f} ms per {latency.at} frame on {latency.device} "
+                                        f"(budget {latency.budget_ms:,.1f})")
     for name, m in result.metrics.items():
         table.add_row(f"{name} PSNR", f"{m['psnr']:.2f} dB (bicubic {m['bicubic_psnr']:.2f})")
     table.add_row("steps, time", f"{result.steps:,} steps in {_clock(result.seconds)}")
@@ -97,5 +96,5 @@ def print_search_result(result: SearchResult) -> None:
     Console().print(table)
     Console().print(f"use it: upscale image photo.png --model {escape(str(result.out))}")
     if result.latency:
-        width, height = frame_size(result.latency["at"])
+        width, height = frame_size(result.latency.at)
         Console().print(f"measure it: upscale bench --model {escape(str(result.out))} --output {width}x{height}")
