@@ -174,8 +174,8 @@ def test_a_pruned_model_keeps_how_its_network_was_made(tmp_path, monkeypatch):
     from trinas.export import CONFIG, read_config
     from upscale.cli import main
 
-    monkeypatch.setattr(trinas.prune, "prune_for_frame", lambda net, *args, **kwargs: trinas.prune.PruneResult(
-        net, [], before_ms=3.0, after_ms=1.5, fine_tune_steps=0))
+    monkeypatch.setattr(trinas.prune, "prune_for_frame", lambda net, *args, step, **kwargs: trinas.prune.PruneResult(
+        net, [], before_ms=3.0, after_ms=1.5, fine_tune_steps=0, channel_step=step))
     made = {"hand": {"design": "the x2 search's cells, repeated", "derived_from": "trinas-x2-searched"},
             "searched": {"searched": True, "search": {"steps": 7}}}
     for name, keys in made.items():
@@ -197,20 +197,21 @@ def test_upscale_prune_passes_its_channel_step(tmp_path, monkeypatch):
 
     import trinas.prune
     from tests.conftest import make_tiny_model
+    from trinas.export import read_config
     from upscale.cli import main
 
     asked = {}
 
     def record(net, *args, step, **kwargs):
         asked["step"] = step
-        return trinas.prune.PruneResult(net, [], before_ms=3.0, after_ms=1.5, fine_tune_steps=0)
+        return trinas.prune.PruneResult(net, [], before_ms=3.0, after_ms=1.5, fine_tune_steps=0, channel_step=step)
 
     monkeypatch.setattr(trinas.prune, "prune_for_frame", record)
     model = make_tiny_model(tmp_path / "model")
     args = ["prune", str(model), "--latency-ms", "2.0", "--at", "64x64", "--train", str(tmp_path)]
     assert CliRunner().invoke(main, [*args, "--out", str(tmp_path / "a")]).exit_code == 0 and asked["step"] == 4
     assert CliRunner().invoke(main, [*args, "--out", str(tmp_path / "b"), "--step", "2"]).exit_code == 0
-    assert asked["step"] == 2
+    assert asked["step"] == 2 and read_config(tmp_path / "b")["training"]["pruned"]["channel_step"] == 2
     refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "c"), "--step", "0"])
     assert refused.exit_code != 0 and "--step" in refused.output and not (tmp_path / "c").exists()
 

@@ -257,6 +257,12 @@ class PruneResult:
     before_ms: float
     after_ms: float
     fine_tune_steps: int
+    channel_step: int
+
+    def record(self) -> dict:
+        """What a pruned model's config keeps of its pruning, the same from `upscale prune` and `search --prune`."""
+        return {"predicted_ms_before": round(self.before_ms, 2), "predicted_ms_after": round(self.after_ms, 2),
+                "fine_tune_steps": self.fine_tune_steps, "channel_step": self.channel_step}
 
 
 def prune_for_frame(net: TriNet, train_dirs: list[Path], budget_ms: float, frame: tuple[int, int],
@@ -285,4 +291,4 @@ def prune_for_frame(net: TriNet, train_dirs: list[Path], budget_ms: float, frame
         train(pruned, sampler, [], config, Path(checkpoint) if checkpoint else Path("prune-checkpoint.pt"),
               log=log)
     return PruneResult(pruned.eval(), steps, before, table.frame_ms(pruned.genotype, tiles),
-                       fine_tune_steps if steps else 0)
+                       fine_tune_steps if steps else 0, step)

@@ -134,9 +134,7 @@ def prune_found(result: SearchResult, data: SearchData, train_dirs: list[Path], 
     metrics = measure(net, data, config.scale)
     training = {**record["training"], "pruned": {
         "latency_ms": config.latency_ms, "at": config.latency_at, "device": config.latency_device,
-        "predicted_ms_before": round(pruned.before_ms, 2), "predicted_ms_after": round(pruned.after_ms, 2),
-        "fine_tune_steps": pruned.fine_tune_steps, "channel_step": config.prune_channel_step,
-        "unpruned": found.genotype.describe()}}
+        **pruned.record(), "unpruned": found.genotype.describe()}}
     save_model(net.cpu(), out, training=training, metrics=metrics, searched=True, search=record.get("search", {}))
     log(f"pruned to {net.genotype.describe()}: {pruned.after_ms:,.1f} ms predicted per {config.latency_at} frame "
         f"(was {pruned.before_ms:,.1f}); the unpruned network is in {out / 'unpruned'}")

@@ -429,10 +429,7 @@ def prune_command(ctx, spec, latency_ms, latency_at, train_dirs, out, latency_de
         training = {**model.config.get("training", {}),
                     "pruned": {"from": spec, "unpruned": unpruned,
                                "latency_ms": latency_ms, "at": latency_at, "device": latency_device,
-                               "predicted_ms_before": round(result.before_ms, 2),
-                               "predicted_ms_after": round(result.after_ms, 2),
-                               "fine_tune_steps": result.fine_tune_steps, "channel_step": channel_step,
-                               "command": typed_command(ctx)}}
+                               **result.record(), "command": typed_command(ctx)}}
         # Pruning keeps the network's make-up: a hand-made model pruned is still hand-made, never a "baseline".
         made = {k: model.config.raw[k] for k in PROVENANCE if k in model.config.raw}
         save_model(result.net.cpu(), staging, training=training, **made, name=out.name)
