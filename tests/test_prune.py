@@ -174,8 +174,8 @@ def test_a_pruned_model_keeps_how_its_network_was_made(tmp_path, monkeypatch):
     from trinas.export import CONFIG, read_config
     from upscale.cli import main
 
-    monkeypatch.setattr(trinas.prune, "prune_for_frame", lambda net, *args, step, **kwargs: trinas.prune.PruneResult(
-        net, [], before_ms=3.0, after_ms=1.5, fine_tune_steps=0, channel_step=step))
+    monkeypatch.setattr(trinas.prune, "prune_for_frame", lambda net, dirs, budget, frame, kind, *args, step, **kwargs:
+                        trinas.prune.PruneResult(net, [], 3.0, 1.5, 0, step, budget, frame, kind))
     made = {"hand": {"design": "the x2 search's cells, repeated", "derived_from": "trinas-x2-searched"},
             "searched": {"searched": True, "search": {"steps": 7}}}
     for name, keys in made.items():
@@ -202,9 +202,9 @@ def test_upscale_prune_passes_its_channel_step(tmp_path, monkeypatch):
 
     asked = {}
 
-    def record(net, *args, step, **kwargs):
+    def record(net, dirs, budget, frame, kind, *args, step, **kwargs):
         asked["step"] = step
-        return trinas.prune.PruneResult(net, [], before_ms=3.0, after_ms=1.5, fine_tune_steps=0, channel_step=step)
+        return trinas.prune.PruneResult(net, [], 3.0, 1.5, 0, step, budget, frame, kind)
 
     monkeypatch.setattr(trinas.prune, "prune_for_frame", record)
     model = make_tiny_model(tmp_path / "model")
@@ -212,6 +212,10 @@ def test_upscale_prune_passes_its_channel_step(tmp_path, monkeypatch):
     assert CliRunner().invoke(main, [*args, "--out", str(tmp_path / "a")]).exit_code == 0 and asked["step"] == 4
     assert CliRunner().invoke(main, [*args, "--out", str(tmp_path / "b"), "--step", "2"]).exit_code == 0
     assert asked["step"] == 2 and read_config(tmp_path / "b")["training"]["pruned"]["channel_step"] == 2
+    # the budget is recorded as the pruning read it: the frame written the one way
+    assert CliRunner().invoke(main, [*args[:5], "64X48", *args[6:], "--out", str(tmp_path / "d")]).exit_code == 0
+    pruned = read_config(tmp_path / "d")["training"]["pruned"]
+    assert (pruned["latency_ms"], pruned["at"], pruned["device"]) == (2.0, "64x48", "cpu")
     refused = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "c"), "--step", "0"])
     assert refused.exit_code != 0 and "--step" in refused.output and not (tmp_path / "c").exists()
 
@@ -272,6 +276,7 @@ def test_search_then_prune_from_the_command_line(tmp_path, fake_clock):
     pruned = read_config(out)["training"]["pruned"]
     assert pruned["predicted_ms_after"] <= budget + 1e-6
     assert pruned["channel_step"] == 1  # --prune-step reached the pruning
+    assert pruned["latency_ms"] == pytest.approx(budget) and (pruned["at"], pruned["device"]) == ("64x64", "cpu")
     # The found network's predicted time is recorded and shown beside its budget (searched to 1.3x it, pruned
     # into it), with the command that measures it.
     found = read_config(out / "unpruned")["search"]["predicted_latency_ms"]

@@ -258,10 +258,15 @@ class PruneResult:
     after_ms: float
     fine_tune_steps: int
     channel_step: int
+    budget_ms: float
+    frame: tuple[int, int]  # (width, height) of the output frame the budget is for
+    device_kind: str
 
     def record(self) -> dict:
         """What a pruned model's config keeps of its pruning, the same from `upscale prune` and `search --prune`."""
-        return {"predicted_ms_before": round(self.before_ms, 2), "predicted_ms_after": round(self.after_ms, 2),
+        width, height = self.frame
+        return {"latency_ms": self.budget_ms, "at": f"{width}x{height}", "device": self.device_kind,
+                "predicted_ms_before": round(self.before_ms, 2), "predicted_ms_after": round(self.after_ms, 2),
                 "fine_tune_steps": self.fine_tune_steps, "channel_step": self.channel_step}
 
 
@@ -291,4 +296,4 @@ def prune_for_frame(net: TriNet, train_dirs: list[Path], budget_ms: float, frame
         train(pruned, sampler, [], config, Path(checkpoint) if checkpoint else Path("prune-checkpoint.pt"),
               log=log)
     return PruneResult(pruned.eval(), steps, before, table.frame_ms(pruned.genotype, tiles),
-                       fine_tune_steps if steps else 0, step)
+                       fine_tune_steps if steps else 0, step, budget_ms, frame, device_kind)

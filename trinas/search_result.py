@@ -132,9 +132,7 @@ def prune_found(result: SearchResult, data: SearchData, train_dirs: list[Path], 
     (out / ".prune-checkpoint.pt").unlink(missing_ok=True)
     net = pruned.net.eval()
     metrics = measure(net, data, config.scale)
-    training = {**record["training"], "pruned": {
-        "latency_ms": config.latency_ms, "at": config.latency_at, "device": config.latency_device,
-        **pruned.record(), "unpruned": found.genotype.describe()}}
+    training = {**record["training"], "pruned": {**pruned.record(), "unpruned": found.genotype.describe()}}
     save_model(net.cpu(), out, training=training, metrics=metrics, searched=True, search=record.get("search", {}))
     log(f"pruned to {net.genotype.describe()}: {pruned.after_ms:,.1f} ms predicted per {config.latency_at} frame "
         f"(was {pruned.before_ms:,.1f}); the unpruned network is in {out / 'unpruned'}")

@@ -427,9 +427,7 @@ def prune_command(ctx, spec, latency_ms, latency_at, train_dirs, out, latency_de
                                  step=channel_step, log=lambda line: console.print(escape(line)))
         (staging / "fine-tune-checkpoint.pt").unlink(missing_ok=True)
         training = {**model.config.get("training", {}),
-                    "pruned": {"from": spec, "unpruned": unpruned,
-                               "latency_ms": latency_ms, "at": latency_at, "device": latency_device,
-                               **result.record(), "command": typed_command(ctx)}}
+                    "pruned": {"from": spec, "unpruned": unpruned, **result.record(), "command": typed_command(ctx)}}
         # Pruning keeps the network's make-up: a hand-made model pruned is still hand-made, never a "baseline".
         made = {k: model.config.raw[k] for k in PROVENANCE if k in model.config.raw}
         save_model(result.net.cpu(), staging, training=training, **made, name=out.name)
