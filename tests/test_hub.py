@@ -675,6 +675,9 @@ def test_cli_push(fake_hub, tiny, monkeypatch):
 def test_models_list_shows_packaged_and_cached_models(fake_hub, tiny, tmp_path, monkeypatch):
     packaged = tmp_path / "weights"
     make_tiny_model(packaged / "trinas-x4", scale=4)  # no "hub" record yet: still listed
+    better = make_tiny_model(packaged / "trinas-x4-better", scale=4)
+    write_config(better, {**read_config(better), "metrics": {"Set5": {"psnr": 30.0, "ssim": 0.8, "bicubic_psnr": 28.0,
+                                                                      "bicubic_ssim": 0.75}}})
     monkeypatch.setattr(models, "weights_root", lambda: packaged)
     config = read_config(tiny)
     write_config(tiny, {**config, "metrics": {"Set5": {"psnr": 33.5, "ssim": 0.91, "bicubic_psnr": 30.0,
@@ -689,9 +692,12 @@ def test_models_list_shows_packaged_and_cached_models(fake_hub, tiny, tmp_path, 
     assert rows["trinas-x4"]["hub"] is None
     assert rows["hf:alice/tiny"]["source"] == "cache" and rows["hf:alice/tiny"]["psnr"] == {"Set5": 33.5}
     assert rows["hf:alice/tiny"]["params"] == config["params"]
+    # the one --scale 4 picks (recorded figures beat none), and only packaged models are defaults
+    assert [spec for spec, row in rows.items() if row["default"]] == ["trinas-x4-better"]
 
-    table = CliRunner().invoke(main, ["models", "list"])
+    table = CliRunner().invoke(main, ["models", "list"], terminal_width=200)
     assert table.exit_code == 0 and "trinas-x4" in table.stdout and "33.50" in table.stdout
+    assert "x4, default" in table.stdout
 
 
 def test_models_info_shows_the_hub_record_and_the_card(fake_hub, tmp_path, monkeypatch):

@@ -543,10 +543,12 @@ def models_push(ctx, folder, repo, private, message, as_json):
 def _models_table(entries):
     from rich.table import Table
 
-    table = Table("model", "source", "scale", "params", "PSNR (dB)", "hub")
+    table = Table("model", "source", "scale", "params", "PSNR (dB)", "hub",
+                  caption="default: what --scale picks for its factor (the best Set5 PSNR packaged)")
     for e in entries:
         psnr = ", ".join(f"{name} {value:.2f}" for name, value in e.psnr.items()) or "-"
-        table.add_row(escape(e.spec), e.source, f"x{e.scale}", f"{e.params:,}", psnr, escape(e.hub or "-"))
+        scale = f"x{e.scale}, default" if e.default else f"x{e.scale}"
+        table.add_row(escape(e.spec), e.source, scale, f"{e.params:,}", psnr, escape(e.hub or "-"))
     return table
 
 

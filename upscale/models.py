@@ -156,6 +156,7 @@ class ModelEntry:
     psnr: dict[str, float] = field(default_factory=dict)
     hub: str | None = None  # hf:owner/repo@revision this model corresponds to
     commit: str | None = None
+    default: bool = False  # the packaged model `--scale` picks for its factor
 
     @classmethod
     def from_config(cls, config: dict[str, Any], **fields: Any) -> "ModelEntry":
@@ -199,6 +200,9 @@ def packaged_entries() -> list[ModelEntry]:
         entries.append(ModelEntry.from_config(config, spec=name, source="packaged", folder=folder,
                                               hub=str(record) if record else None,
                                               commit=record.revision if record else None))
+    defaults = {packaged_for_scale(scale) for scale in {entry.scale for entry in entries}}
+    for entry in entries:
+        entry.default = entry.name in defaults
     return entries
 
 
