@@ -699,6 +699,10 @@ def test_models_list_shows_packaged_and_cached_models(fake_hub, tiny, tmp_path, 
     assert table.exit_code == 0 and "trinas-x4" in table.stdout and "33.50" in table.stdout
     assert "x4, default" in table.stdout
 
+    (packaged / "trinas-x4" / "config.json").write_text("{damaged")  # the others are still listed
+    rows = json.loads(CliRunner().invoke(main, ["models", "list", "--json"]).stdout)
+    assert [row["spec"] for row in rows if row["source"] == "packaged"] == ["trinas-x4-better"]
+
 
 def test_models_info_shows_the_hub_record_and_the_card(fake_hub, tmp_path, monkeypatch):
     packaged = tmp_path / "weights"

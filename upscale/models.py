@@ -200,9 +200,12 @@ def packaged_entries() -> list[ModelEntry]:
         entries.append(ModelEntry.from_config(config, spec=name, source="packaged", folder=folder,
                                               hub=str(record) if record else None,
                                               commit=record.revision if record else None))
-    defaults = {packaged_for_scale(scale) for scale in {entry.scale for entry in entries}}
+    try:
+        defaults = {packaged_for_scale(scale) for scale in {entry.scale for entry in entries}}
+    except ModelFormatError:
+        defaults = set()  # a damaged packaged config: still list the others, marking no default
     for entry in entries:
-        entry.default = entry.name in defaults
+        entry.default = entry.spec in defaults
     return entries
 
 
