@@ -755,3 +755,49 @@ def test_a_stopped_frames_out_run_resumes_after_its_last_frame(tmp_path, monkeyp
     assert names == sorted(p.name for p in (tmp_path / "whole").iterdir())  # nothing hidden is left
     for name in names:
         assert (tmp_path / "part" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
+
+
+# ----------------------------------------------------------------------------- --outscale
+def test_outscale_resizes_each_frame_as_an_image_is_resized_to_even_sides(tmp_path):
+    from PIL import Image
+
+    from upscale.engine import resize_to
+
+    src = make_clip(tmp_path / "in.mkv", frames=4, size=(34, 18), audio=False)
+    upscale_frames(src, tmp_path / "x2", Nearest())
+    report = upscale_frames(src, tmp_path / "x225", Nearest(), VideoOptions(outscale=2.25))
+    assert report.frames == 4
+    for i in range(1, 5):
+        plain = np.asarray(Image.open(tmp_path / "x2" / f"frame_{i:06d}.png"))
+        resized = np.asarray(Image.open(tmp_path / "x225" / f"frame_{i:06d}.png"))
+        assert resized.shape == (40, 76, 3)  # 40.5 x 76.5, each side to its nearest even number
+        assert np.array_equal(resized, resize_to(plain, 40, 76))  # the model, then the image path's resize
+    upscale_video(src, tmp_path / "out.mp4", Nearest(), VideoOptions(outscale=1.5))
+    assert {(f.width, f.height) for f in video_frames(tmp_path / "out.mp4")} == {(52, 28)}  # 4:2:0 needs even
+    upscale_video(src, tmp_path / "same.mp4", Nearest(), VideoOptions(outscale=2.0))
+    assert {(f.width, f.height) for f in video_frames(tmp_path / "same.mp4")} == {(68, 36)}
+    with pytest.raises(VideoError, match="--outscale 0.01 makes 34x18 frames empty"):
+        upscale_video(src, tmp_path / "empty.mp4", Nearest(), VideoOptions(outscale=0.01))
+    assert not (tmp_path / "empty.mp4").exists() and leftovers(tmp_path) == []
+
+
+def test_a_stopped_run_resumes_only_at_its_own_outscale(tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=12, audio=False)
+    options = VideoOptions(segment_frames=4, batch=2, outscale=1.5)
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(src, tmp_path / "out.mkv", Nearest(), options, progress=_interrupt_at(6))
+    with pytest.raises(VideoError, match=r"other settings \(outscale\)"):
+        upscale_video(src, tmp_path / "out.mkv", Nearest(), replace(options, outscale=1.75, resume=True))
+    report = upscale_video(src, tmp_path / "out.mkv", Nearest(), replace(options, resume=True))
+    assert report.resumed_after >= 4 and report.frames == 12
+    assert {(f.width, f.height) for f in video_frames(tmp_path / "out.mkv")} == {(W * 3 // 2, H * 3 // 2)}
+
+
+def test_cli_outscale_picks_the_packaged_model_for_the_factor_and_names_outputs_by_it(tmp_path, tiny_model_dir):
+    src = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
+    resized = CliRunner().invoke(main, ["video", str(src), "--model", str(tiny_model_dir), "--outscale", "1.5", "-q"])
+    assert resized.exit_code == 0, resized.output
+    assert "x1.5 (x2 and a resize)" in resized.output and len(video_frames(tmp_path / "in_x1.5.mp4")) == 3
+    own = CliRunner().invoke(main, ["video", str(src), "--outscale", "3", "-o", str(tmp_path / "x3.mkv"), "-q"])
+    assert own.exit_code == 0, own.output
+    assert "frames x3 on" in own.output and video_frames(tmp_path / "x3.mkv")[0].width == W * 3  # trinas-x3

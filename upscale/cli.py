@@ -241,6 +241,8 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, com
               help="Output video (its extension picks the container: .mkv keeps every stream, .mp4, .mov, .webm), "
                    "or a folder for several inputs [default: NAME_xN beside each input].")
 @engine_options
+@click.option("--outscale", type=click.FloatRange(min=0, min_open=True),
+              help="Final factor: the model, then a high-quality resize to even sides (e.g. 2.25 for 480p to 1080p).")
 @click.option("--codec", help="Video encoder [default: libx264; libvpx-vp9 for .webm], e.g. libx265, ffv1.")
 @click.option("--crf", type=click.IntRange(0, 63), help="Constant quality, lower is better [default: 18 for x264].")
 @click.option("--preset", help="Encoder speed preset, e.g. veryfast, slow (x264/x265), 0-13 (SVT-AV1).")
@@ -265,9 +267,9 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, com
                    "convert, none.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
-def video_command(ctx, sources, output, model_spec, scale, device, precision, tile, tile_pad, compiled, codec, crf,
-                  preset, pix_fmt, fmt, start, end, frames_out, batch, overwrite, resume, compat, audio, subtitles,
-                  quiet):
+def video_command(ctx, sources, output, model_spec, scale, device, precision, tile, tile_pad, compiled, outscale,
+                  codec, crf, preset, pix_fmt, fmt, start, end, frames_out, batch, overwrite, resume, compat, audio,
+                  subtitles, quiet):
     """Upscale videos (files, folders and globs); timestamps, audio, subtitles, rotation, colour tags,
     metadata and chapters are kept.
 
@@ -276,7 +278,7 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
     from .video import VideoOptions, parse_time
 
     options = VideoOptions(codec, crf, preset, pix_fmt, parse_time(start), parse_time(end), batch, overwrite,
-                           resume, audio=audio, subtitles=subtitles, compat=compat)
+                           resume, audio=audio, subtitles=subtitles, compat=compat, outscale=outscale)
     engine = (model_spec, scale, device, precision, tile, tile_pad, compiled)
     one_file = len(sources) == 1 and not Path(sources[0]).is_dir() and not any(c in sources[0] for c in "*?[")
     if frames_out is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import os
 import queue
 import re
@@ -29,6 +30,7 @@ import torch
 
 from trinas.files import read_bounded
 
+from .engine import resize_to
 from .video_output import FramesSink, assemble, check_container, frames_done, plan_encoding
 from .video_read import ReadStats, open_input, plan_reading, read_frames
 from .video_segments import (Manifest, SegmentWriter, check_same_settings, clear, partial_folder,
@@ -44,6 +46,17 @@ MAX_BATCH_BYTES = 256 << 20  # the engine's float32 output for one batch stays u
 FRAMES_MANIFEST = ".upscale-frames.json"  # the settings of a --frames-out run, until it is complete
 MAX_FRAMES_MANIFEST = 1 << 16
 _END = object()
+
+
+def output_size(width: int, height: int, scale: int, outscale: float | None) -> tuple[int, int]:
+    """(width, height) of the output frames: the model's, or --outscale's rounded to even sides, which the 4:2:0
+    and 4:2:2 video that most encoders write needs (a frame of 640x480 at 2.25 is 1440x1080)."""
+    if outscale is None or math.isclose(outscale, scale):
+        return width * scale, height * scale
+    size = (2 * round(width * outscale / 2), 2 * round(height * outscale / 2))
+    if min(size) < 2:
+        raise VideoError(f"--outscale {outscale:g} makes {width}x{height} frames empty; use a larger factor")
+    return size
 
 
 class _Stopped(Exception):
@@ -68,8 +81,8 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, upscaler, opti
     report = VideoReport(output=dst)
     state: dict = {}
 
-    def sink_for(source, plan, first, batch):
-        encoding = plan_encoding(plan, first, upscaler.scale, options, report)
+    def sink_for(source, plan, first, batch, size):
+        encoding = plan_encoding(plan, first, size, options, report)
         settings = _settings(src, upscaler, options, encoding, batch)
         manifest = _manifest_for(folder, kept, settings)
         check_container(folder / f".tmp-check{dst.suffix}", source, plan, first, encoding, options, report)
@@ -121,7 +134,7 @@ def upscale_frames(src: str | os.PathLike, folder: str | os.PathLike, upscaler, 
     write_atomically(manifest, json.dumps(settings).encode())
     report = VideoReport(output=folder)
 
-    def sink_for(source, plan, first, batch):
+    def sink_for(source, plan, first, batch, size):
         return FramesSink(folder, plan.video.time_base, done), done
 
     stats = _process(src, upscaler, options, report, sink_for, progress, cancel)
@@ -193,12 +206,13 @@ def _process(src: Path, upscaler, options: VideoOptions, report: VideoReport, si
             span = "" if plan.start is None and plan.end is None else " between --start and --end"
             raise VideoError(f"{src} has no video frames{span}")
         batch = _batch_size(options.batch, first.width, first.height, upscaler.scale)
-        sink, skip = sink_for(source, plan, first, batch)
+        size = output_size(first.width, first.height, upscaler.scale, options.outscale)
+        sink, skip = sink_for(source, plan, first, batch, size)
         report.resumed_after = counter.done = skip
         deep = max(c.bits for c in first.format.components) > 8
         to_frame = _converter(first.width, first.height, "rgb48le" if deep else "rgb24")
         _pipeline(itertools.islice(itertools.chain([first], frames), skip, None), to_frame, upscaler, sink,
-                  batch, cancel or threading.Event(), progress, plan.total, counter, report, threads)
+                  batch, size, cancel or threading.Event(), progress, plan.total, counter, report, threads)
     finally:
         busy = {t.name for t in threads if t.is_alive()}  # only after Ctrl-C, and only for a moment
         if sink is not None and "video-encoder" not in busy:
@@ -262,9 +276,12 @@ def _manifest_for(folder: Path, kept: Manifest | None, settings: dict) -> Manife
 def _identity(src: Path, upscaler, options: VideoOptions) -> dict:
     """The input, the model and the span: what every resume must match."""
     info = src.stat()
-    return {"input": [os.path.realpath(src), info.st_size, info.st_mtime_ns],
-            "model": _model_identity(upscaler), "scale": upscaler.scale,
-            "start": str(options.start), "end": str(options.end)}
+    identity = {"input": [os.path.realpath(src), info.st_size, info.st_mtime_ns],
+                "model": _model_identity(upscaler), "scale": upscaler.scale,
+                "start": str(options.start), "end": str(options.end)}
+    if options.outscale is not None:  # only when given, so a stopped run of an earlier version still resumes
+        identity["outscale"] = options.outscale
+    return identity
 
 
 def _settings(src: Path, upscaler, options: VideoOptions, encoding, batch: int) -> dict:
@@ -290,8 +307,8 @@ def _model_identity(upscaler) -> str:
     return digest.hexdigest()
 
 
-def _pipeline(frames: Iterator[av.VideoFrame], to_frame, upscaler, sink, batch: int, cancel: threading.Event,
-              progress, total: int | None, stats: _Counter, report: VideoReport,
+def _pipeline(frames: Iterator[av.VideoFrame], to_frame, upscaler, sink, batch: int, size: tuple[int, int],
+              cancel: threading.Event, progress, total: int | None, stats: _Counter, report: VideoReport,
               threads: list[threading.Thread]) -> None:
     """Decoder, engine and encoder threads with bounded queues; this thread reports progress and reacts
     to cancel and Ctrl-C. `threads` receives the workers (all finished unless interrupted)."""
@@ -312,7 +329,7 @@ def _pipeline(frames: Iterator[av.VideoFrame], to_frame, upscaler, sink, batch: 
             if item is not _END:
                 pending.append(item)
             if item is _END or len(pending) >= batch:
-                for frame, pixels in zip(pending, _upscale_batch(upscaler, [f.pixels for f in pending], stop)):
+                for frame, pixels in zip(pending, _upscale_batch(upscaler, [f.pixels for f in pending], stop, size)):
                     _put(upscaled, replace(frame, pixels=pixels), stop)
                 pending = []
             if item is _END:
@@ -407,8 +424,10 @@ def _batch_size(wanted: int, width: int, height: int, scale: int) -> int:
     return max(1, min(int(wanted), MAX_BATCH_BYTES // per_frame))
 
 
-def _upscale_batch(upscaler, frames: list[np.ndarray], stop: threading.Event) -> list[np.ndarray]:
-    """N HxWx3 uint8/uint16 frames -> N scaled frames of the same type, in one engine call."""
+def _upscale_batch(upscaler, frames: list[np.ndarray], stop: threading.Event,
+                   size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """N HxWx3 uint8/uint16 frames -> N scaled frames of the same type, in one engine call, resized to `size`
+    (width, height) where it differs from the model's, as `upscale image --outscale` resizes."""
     if not frames:
         return []
     dtype = frames[0].dtype
@@ -426,6 +445,8 @@ def _upscale_batch(upscaler, frames: list[np.ndarray], stop: threading.Event) ->
         y = y.expand(-1, 3, -1, -1)
     y = y.mul(peak).round_().clamp_(0, peak).permute(0, 2, 3, 1)
     out = y.to(torch.uint8).numpy() if dtype == np.uint8 else y.to(torch.int32).numpy().astype(dtype)
+    if size is not None and size != (out.shape[2], out.shape[1]):
+        return [resize_to(frame, size[1], size[0]) for frame in out]
     return [np.ascontiguousarray(frame) for frame in out]
 
 

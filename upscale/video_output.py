@@ -34,9 +34,10 @@ PARTIAL_TIMESTAMPS = ".timestamps.partial"  # the times of the frames written so
 COMPAT_PIX_FMT = "yuv420p"  # 8-bit 4:2:0: what every hardware decoder and browser plays
 
 
-def plan_encoding(plan: Plan, first: av.VideoFrame, scale: int, options: VideoOptions,
+def plan_encoding(plan: Plan, first: av.VideoFrame, size: tuple[int, int], options: VideoOptions,
                   report: VideoReport) -> Encoding:
-    """Encoder, settings, pixel format and colour tags of the output video, decided once from the first frame."""
+    """Encoder, settings, pixel format and colour tags of the output video of `size` (width, height), decided
+    once from the first frame."""
     video = plan.video
     codec = options.codec or ("libvpx-vp9" if report.output.suffix.lower() == ".webm" else "libx264")
     try:
@@ -59,7 +60,7 @@ def plan_encoding(plan: Plan, first: av.VideoFrame, scale: int, options: VideoOp
         range_, space = LIMITED_RANGE, BT709
     return Encoding(encoder.name, _codec_options(encoder.name, options, report),
                     video.average_rate or video.guessed_rate or 25, video.time_base,
-                    first.width * scale, first.height * scale, pix_fmt, SWS_COLORSPACE.get(int(space)),
+                    *size, pix_fmt, SWS_COLORSPACE.get(int(space)),
                     int(range_) or None, (range_, space, first.color_primaries, first.color_trc),
                     video.sample_aspect_ratio)
 

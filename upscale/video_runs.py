@@ -5,6 +5,7 @@ with progress, the report's lines and the hint to --resume after a stop. Importe
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import traceback
 from pathlib import Path
@@ -22,7 +23,7 @@ from .video_output import frames_done
 
 def to_frames(src: Path, folder: Path, engine: tuple, options, quiet: bool) -> None:
     check_targets(src, None, folder, options.overwrite or options.resume)  # before the model loads
-    upscaler = build_upscaler(*engine)
+    upscaler = build_upscaler(*engine, outscale=options.outscale)
     try:
         with progress_bar(quiet) as on_progress:
             report = upscale_frames(src, folder, upscaler, options, progress=on_progress)
@@ -37,7 +38,7 @@ def to_frames(src: Path, folder: Path, engine: tuple, options, quiet: bool) -> N
 
 def one_video(src: Path, output: Path, engine: tuple, options, quiet: bool) -> None:
     check_targets(src, output, None, options.overwrite)  # before the model loads: a path error costs nothing
-    upscaler = build_upscaler(*engine)
+    upscaler = build_upscaler(*engine, outscale=options.outscale)
     print_report(run_video(src, output, upscaler, options, quiet), upscaler, options, output)
 
 
@@ -56,8 +57,9 @@ def many_videos(sources: list[str], output: Path | None, fmt: str | None, engine
                 debug: bool) -> None:
     """Several videos, folders and globs: names mirrored like `upscale image`, finished outputs skipped, one
     failure never stops the others, and every failure listed at the end (exit 1)."""
-    upscaler = build_upscaler(*engine)
-    plan = plan_jobs(sources, OutputOptions(output, None, fmt, options.overwrite), upscaler.scale, VIDEOS)
+    upscaler = build_upscaler(*engine, outscale=options.outscale)
+    plan = plan_jobs(sources, OutputOptions(output, None, fmt, options.overwrite), options.outscale or upscaler.scale,
+                     VIDEOS)
     failures = list(plan.failures)
     done = 0
     for number, job in enumerate(plan.jobs, 1):
@@ -93,7 +95,9 @@ def print_report(report, upscaler, options, target: Path) -> None:
         hint = "" if plain else " (--compat: 8-bit 4:2:0 for every player)"
         console.print(f"video: {report.video_format}{hint}", highlight=False)
     resumed = f" (continued after {report.resumed_after} frames)" if report.resumed_after else ""
-    console.print(f"[green]upscaled {report.frames} frames x{upscaler.scale} on {upscaler.device} in "
+    resized = options.outscale and not math.isclose(options.outscale, upscaler.scale)
+    factor = f"x{options.outscale:g} (x{upscaler.scale} and a resize)" if resized else f"x{upscaler.scale}"
+    console.print(f"[green]upscaled {report.frames} frames {factor} on {upscaler.device} in "
                   f"{report.seconds:.1f}s ({report.fps:.1f} frames/s){resumed}[/] -> {escape(str(target))}")
 
 
