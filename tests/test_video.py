@@ -801,3 +801,17 @@ def test_cli_outscale_picks_the_packaged_model_for_the_factor_and_names_outputs_
     own = CliRunner().invoke(main, ["video", str(src), "--outscale", "3", "-o", str(tmp_path / "x3.mkv"), "-q"])
     assert own.exit_code == 0, own.output
     assert "frames x3 on" in own.output and video_frames(tmp_path / "x3.mkv")[0].width == W * 3  # trinas-x3
+
+
+def test_cli_tta_reaches_the_engine(tmp_path, tiny_model_dir):
+    from PIL import Image
+
+    src = make_clip(tmp_path / "in.mkv", frames=2, audio=False)
+    upscale_frames(src, tmp_path / "api", Upscaler.from_pretrained(str(tiny_model_dir), tile=0, tta=True))
+    for flag in ("--tta", None):
+        args = ["video", str(src), "--frames-out", str(tmp_path / str(flag)), "--model", str(tiny_model_dir),
+                "--tile", "0", "-q"]
+        assert CliRunner().invoke(main, args + ([flag] if flag else [])).exit_code == 0
+    frame = "frame_000001.png"
+    api, tta, plain = (np.asarray(Image.open(tmp_path / name / frame)) for name in ("api", "--tta", "None"))
+    assert np.array_equal(tta, api) and not np.array_equal(plain, api)

@@ -243,6 +243,7 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, com
 @engine_options
 @click.option("--outscale", type=click.FloatRange(min=0, min_open=True),
               help="Final factor: the model, then a high-quality resize to even sides (e.g. 2.25 for 480p to 1080p).")
+@TTA_OPTION
 @click.option("--codec", help="Video encoder [default: libx264; libvpx-vp9 for .webm], e.g. libx265, ffv1.")
 @click.option("--crf", type=click.IntRange(0, 63), help="Constant quality, lower is better [default: 18 for x264].")
 @click.option("--preset", help="Encoder speed preset, e.g. veryfast, slow (x264/x265), 0-13 (SVT-AV1).")
@@ -268,7 +269,7 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, com
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 def video_command(ctx, sources, output, model_spec, scale, device, precision, tile, tile_pad, compiled, outscale,
-                  codec, crf, preset, pix_fmt, fmt, start, end, frames_out, batch, overwrite, resume, compat, audio,
+                  tta, codec, crf, preset, pix_fmt, fmt, start, end, frames_out, batch, overwrite, resume, compat, audio,
                   subtitles, quiet):
     """Upscale videos (files, folders and globs); timestamps, audio, subtitles, rotation, colour tags,
     metadata and chapters are kept.
@@ -279,7 +280,8 @@ def video_command(ctx, sources, output, model_spec, scale, device, precision, ti
 
     options = VideoOptions(codec, crf, preset, pix_fmt, parse_time(start), parse_time(end), batch, overwrite,
                            resume, audio=audio, subtitles=subtitles, compat=compat, outscale=outscale)
-    engine = (model_spec, scale, device, precision, tile, tile_pad, compiled)
+    engine = dict(model_spec=model_spec, scale=scale, device=device, precision=precision, tile=tile, tile_pad=tile_pad,
+                  compiled=compiled, tta=tta)  # build_upscaler's arguments
     one_file = len(sources) == 1 and not Path(sources[0]).is_dir() and not any(c in sources[0] for c in "*?[")
     if frames_out is not None:
         if output is not None or not one_file:

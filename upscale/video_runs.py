@@ -21,9 +21,9 @@ from .video import check_targets, upscale_frames
 from .video_output import frames_done
 
 
-def to_frames(src: Path, folder: Path, engine: tuple, options, quiet: bool) -> None:
+def to_frames(src: Path, folder: Path, engine: dict, options, quiet: bool) -> None:
     check_targets(src, None, folder, options.overwrite or options.resume)  # before the model loads
-    upscaler = build_upscaler(*engine, outscale=options.outscale)
+    upscaler = build_upscaler(**engine, outscale=options.outscale)
     try:
         with progress_bar(quiet) as on_progress:
             report = upscale_frames(src, folder, upscaler, options, progress=on_progress)
@@ -36,9 +36,9 @@ def to_frames(src: Path, folder: Path, engine: tuple, options, quiet: bool) -> N
     print_report(report, upscaler, options, folder)
 
 
-def one_video(src: Path, output: Path, engine: tuple, options, quiet: bool) -> None:
+def one_video(src: Path, output: Path, engine: dict, options, quiet: bool) -> None:
     check_targets(src, output, None, options.overwrite)  # before the model loads: a path error costs nothing
-    upscaler = build_upscaler(*engine, outscale=options.outscale)
+    upscaler = build_upscaler(**engine, outscale=options.outscale)
     print_report(run_video(src, output, upscaler, options, quiet), upscaler, options, output)
 
 
@@ -53,11 +53,11 @@ def run_video(src: Path, output: Path, upscaler, options, quiet: bool):
         raise
 
 
-def many_videos(sources: list[str], output: Path | None, fmt: str | None, engine: tuple, options, quiet: bool,
+def many_videos(sources: list[str], output: Path | None, fmt: str | None, engine: dict, options, quiet: bool,
                 debug: bool) -> None:
     """Several videos, folders and globs: names mirrored like `upscale image`, finished outputs skipped, one
     failure never stops the others, and every failure listed at the end (exit 1)."""
-    upscaler = build_upscaler(*engine, outscale=options.outscale)
+    upscaler = build_upscaler(**engine, outscale=options.outscale)
     plan = plan_jobs(sources, OutputOptions(output, None, fmt, options.overwrite), options.outscale or upscaler.scale,
                      VIDEOS)
     failures = list(plan.failures)
