@@ -101,7 +101,7 @@ def op_kind(name: str) -> OpKind:
 def relu_new(y: torch.Tensor) -> torch.Tensor:
     """ReLU of a tensor the caller has just made and holds alone: at inference (no gradients) written into it,
     saving a pass that allocates and fills a new tensor of the same size. With the residual adds done the same
-    way (`add_to_new`), `trinas-x4-rt` took 0.89x the time per 1280x720 frame on our 2-core CPU,
+    way (`add_to_new`), the first `trinas-x4-rt` took 0.89x the time per 1280x720 frame on our 2-core CPU,
     `trinas-x4-hand` (then named `trinas-x4`) and `trinas-x2` 0.96x
     (`benchmarks/results/in-place-relu-add-2026-12-03.txt`). Training keeps the out-of-place form, whose graph
     autograd needs."""

@@ -226,7 +226,8 @@ def _smallest_cut_that_saves(genotype: Genotype, group: Group, table: LatencyTab
     """The fewest channels, a multiple of `step`, whose removal from `group` makes the network predicted faster,
     and the milliseconds saved; None if no cut down to `min_width` does. One step alone may save nothing: on
     an AMD EPYC (AVX2) a 3x3 convolution from 24 to 12 channels took longer than from 24 to 16, and the
-    pruning of `trinas-x4-rt` stopped at 47 ms, twice its budget, with every single step of 4 saving nothing."""
+    pruning of the first `trinas-x4-rt` stopped at 47 ms, twice its budget, with every single step of 4 saving
+    nothing."""
     width = width_of(genotype, group)
     for cut in range(step, width - min_width + 1, step):
         saved = current - table.frame_ms(shrunk(genotype, {group: width - cut}), tiles)

@@ -49,7 +49,7 @@ def engine_tile(device_kind: str, height: int, width: int, tile: int | None = No
 def whole_if_one_tile(height: int, width: int, tile: int) -> int:
     """`tile`, or 0 (the whole input) where the input's area is at most one tile's. Cut at 256, a 320x180 input
     is two tiles, the second mostly context: it ran at 0.88-0.92x the speed of the whole on our 2-core CPU
-    (`trinas-x4-rt`, `trinas-x2`), while 640x360 ran faster tiled and 480x270 went either way
+    (the first `trinas-x4-rt`, `trinas-x2`), while 640x360 ran faster tiled and 480x270 went either way
     (`benchmarks/results/bench-tiles-small-inputs-2026-12-03.txt`). No more memory than a tile's."""
     return 0 if tile > 0 and height * width <= tile * tile else tile
 

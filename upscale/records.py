@@ -16,7 +16,7 @@ from .errors import UpscaleError
 from .models import HUB_PREFIX, resolve
 
 # A rerun of the same measurement on the same machine and day replaces it; another machine's figure is kept
-# (machines of one name differ: `trinas-x4-rt` made 27.7 frames/s on one "AMD EPYC" and 12.4 on another).
+# (machines of one name differ: the first `trinas-x4-rt` made 27.7 frames/s on one "AMD EPYC" and 12.4 on another).
 SPEED_KEY = ("how", "device", "device_name", "precision", "threads", "input", "date")
 
 
