@@ -3,8 +3,10 @@ the earlier `trinas-x4-rt` keeps its card, figures and weights in `jobs/x4-rt-kd
 
 Records that named the earlier model by its packaged name now name its folder, so every command on a card
 still points at the files it ran on: `weights/trinas-x4-rt` before `x4-rt-kd` was `jobs/x4-rt/model` (the
-same weights, sha256 c1accc...), and `trinas-x4-rt` after it is `jobs/x4-rt-kd/model`. Run once, from the
-repository root, after `bash jobs/package.sh trinas-x4-rt jobs/x4-rt-mid/model`:
+same weights, sha256 c1accc...), and `trinas-x4-rt` after it is `jobs/x4-rt-kd/model`: in the configs (and so
+the cards) of both packaged real-time models and of `jobs/x4-rt-mid` (its two folders were added to the list
+after the first run and rewritten with the same `renamed`). Run once (the note it appends is not idempotent),
+from the repository root, after `bash jobs/package.sh trinas-x4-rt jobs/x4-rt-mid/model`:
 
     python jobs/x4-rt-rename.py OLD_CONFIG_JSON
 """
