@@ -702,6 +702,7 @@ def test_models_list_shows_packaged_and_cached_models(fake_hub, tiny, tmp_path, 
     (packaged / "trinas-x4" / "config.json").write_text("{damaged")  # the others are still listed
     rows = json.loads(CliRunner().invoke(main, ["models", "list", "--json"]).stdout)
     assert [row["spec"] for row in rows if row["source"] == "packaged"] == ["trinas-x4-better"]
+    assert not any(row["default"] for row in rows)  # --scale 4 would fail on the damaged one: no default claimed
 
 
 def test_models_info_shows_the_hub_record_and_the_card(fake_hub, tmp_path, monkeypatch):

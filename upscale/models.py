@@ -50,12 +50,20 @@ def packaged_for_scale(scale: int) -> str:
     config records it), so a faster model never becomes the default by being newer or searched; without
     recorded figures, a searched one before the baseline. Or a clear error listing the scales we ship."""
     configs = {name: read_config(folder) for name, folder in packaged_models().items()}
-    fitting = [name for name, config in configs.items() if config["scale"] == scale]
-    if fitting:
-        return max(fitting, key=lambda name: (_validation_psnr(configs[name]), bool(configs[name].get("searched"))))
+    best = _best_for_scale(configs, scale)
+    if best is not None:
+        return best
     scales = sorted({config["scale"] for config in configs.values()})
     raise ModelNotFound(f"no packaged model for x{scale} (packaged: {', '.join(f'x{s}' for s in scales)}); "
                         f"use --model with a folder or hf: spec, or --outscale {scale} with a packaged model")
+
+
+def _best_for_scale(configs: dict[str, dict], scale: int) -> str | None:
+    """Of the named configs, the one `packaged_for_scale` picks for the scale, or None if none has it."""
+    fitting = [name for name, config in configs.items() if config["scale"] == scale]
+    if not fitting:
+        return None
+    return max(fitting, key=lambda name: (_validation_psnr(configs[name]), bool(configs[name].get("searched"))))
 
 
 def _validation_psnr(config: dict) -> float:
@@ -190,20 +198,18 @@ def packaged_entries() -> list[ModelEntry]:
     """Packaged models; one without a hub record is listed all the same."""
     from .hub import hub_record
 
-    entries = []
+    entries, configs, damaged = [], {}, False
     for name, folder in packaged_models().items():
         try:
-            config = read_config(folder)
+            configs[name] = config = read_config(folder)
         except ModelFormatError:
+            damaged = True  # still list the others, but mark no default: `--scale` would fail on this one
             continue
         record = hub_record(config)
         entries.append(ModelEntry.from_config(config, spec=name, source="packaged", folder=folder,
                                               hub=str(record) if record else None,
                                               commit=record.revision if record else None))
-    try:
-        defaults = {packaged_for_scale(scale) for scale in {entry.scale for entry in entries}}
-    except ModelFormatError:
-        defaults = set()  # a damaged packaged config: still list the others, marking no default
+    defaults = set() if damaged else {_best_for_scale(configs, entry.scale) for entry in entries}
     for entry in entries:
         entry.default = entry.spec in defaults
     return entries
