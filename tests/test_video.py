@@ -758,7 +758,7 @@ def test_a_stopped_frames_out_run_resumes_after_its_last_frame(tmp_path, monkeyp
 
 
 # ----------------------------------------------------------------------------- --outscale
-def test_outscale_resizes_each_frame_as_an_image_is_resized_to_even_sides(tmp_path):
+def test_outscale_resizes_each_frame_as_an_image_is_resized(tmp_path):
     from PIL import Image
 
     from upscale.engine import resize_to
@@ -770,10 +770,27 @@ def test_outscale_resizes_each_frame_as_an_image_is_resized_to_even_sides(tmp_pa
     for i in range(1, 5):
         plain = np.asarray(Image.open(tmp_path / "x2" / f"frame_{i:06d}.png"))
         resized = np.asarray(Image.open(tmp_path / "x225" / f"frame_{i:06d}.png"))
-        assert resized.shape == (40, 76, 3)  # 40.5 x 76.5, each side to its nearest even number
+        assert resized.shape == (40, 76, 3)  # 40.5 x 76.5, as round() makes an image's sides
         assert np.array_equal(resized, resize_to(plain, 40, 76))  # the model, then the image path's resize
-    upscale_video(src, tmp_path / "out.mp4", Nearest(), VideoOptions(outscale=1.5))
-    assert {(f.width, f.height) for f in video_frames(tmp_path / "out.mp4")} == {(52, 28)}  # 4:2:0 needs even
+    upscale_frames(src, tmp_path / "x15", Nearest(), VideoOptions(outscale=1.5))
+    assert Image.open(tmp_path / "x15" / "frame_000001.png").size == (51, 27)  # PNG frames: the exact size
+
+
+@pytest.mark.parametrize("options, size", [
+    ({}, (52, 28)),  # libx264 in 4:2:0 needs even sides: 51 x 27 rounds to the nearest even numbers
+    ({"pix_fmt": "yuv422p"}, (52, 27)),  # 4:2:2 halves only the width of its chroma
+    ({"pix_fmt": "yuv444p"}, (51, 27)),
+    ({"codec": "ffv1", "pix_fmt": "yuv444p"}, (51, 27)),
+])
+def test_outscale_rounds_video_sides_only_as_far_as_the_pixel_format_needs(tmp_path, options, size):
+    src = make_clip(tmp_path / "in.mkv", frames=2, size=(34, 18), audio=False)
+    report = upscale_video(src, tmp_path / "out.mkv", Nearest(), VideoOptions(outscale=1.5, **options))
+    assert {(f.width, f.height) for f in video_frames(tmp_path / "out.mkv")} == {size}
+    assert report.frames == 2
+
+
+def test_outscale_to_the_models_own_factor_or_to_nothing(tmp_path):
+    src = make_clip(tmp_path / "in.mkv", frames=2, size=(34, 18), audio=False)
     upscale_video(src, tmp_path / "same.mp4", Nearest(), VideoOptions(outscale=2.0))
     assert {(f.width, f.height) for f in video_frames(tmp_path / "same.mp4")} == {(68, 36)}
     with pytest.raises(VideoError, match="--outscale 0.01 makes 34x18 frames empty"):

@@ -242,7 +242,8 @@ def bench_command(ctx, model_spec, scale, device, precision, tile, tile_pad, com
                    "or a folder for several inputs [default: NAME_xN beside each input].")
 @engine_options
 @click.option("--outscale", type=click.FloatRange(min=0, min_open=True),
-              help="Final factor: the model, then a high-quality resize to even sides (e.g. 2.25 for 480p to 1080p).")
+              help="Final factor: the model, then a high-quality resize (to even sides for 4:2:0; "
+                   "e.g. 2.25 for 480p to 1080p).")
 @TTA_OPTION
 @click.option("--codec", help="Video encoder [default: libx264; libvpx-vp9 for .webm], e.g. libx265, ffv1.")
 @click.option("--crf", type=click.IntRange(0, 63), help="Constant quality, lower is better [default: 18 for x264].")

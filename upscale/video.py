@@ -10,6 +10,7 @@ other streams (`video_output.assemble`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -48,13 +49,15 @@ MAX_FRAMES_MANIFEST = 1 << 16
 _END = object()
 
 
-def output_size(width: int, height: int, scale: int, outscale: float | None) -> tuple[int, int]:
-    """(width, height) of the output frames: the model's, or --outscale's rounded to even sides, which the 4:2:0
-    and 4:2:2 video that most encoders write needs (a frame of 640x480 at 2.25 is 1440x1080)."""
+def output_size(width: int, height: int, scale: int, outscale: float | None,
+                steps: tuple[int, int] = (1, 1)) -> tuple[int, int]:
+    """(width, height) of the output frames: the model's, or --outscale's with each side rounded to a multiple
+    of its step, the chroma subsampling of the pixel format written (2, 2 for the 4:2:0 video most encoders
+    write: a frame of 640x480 at 2.25 is 1440x1080; 1, 1 for PNG frames and 4:4:4, as `upscale image` rounds)."""
     if outscale is None or math.isclose(outscale, scale):
         return width * scale, height * scale
-    size = (2 * round(width * outscale / 2), 2 * round(height * outscale / 2))
-    if min(size) < 2:
+    size = (steps[0] * round(width * outscale / steps[0]), steps[1] * round(height * outscale / steps[1]))
+    if min(size) < 1:
         raise VideoError(f"--outscale {outscale:g} makes {width}x{height} frames empty; use a larger factor")
     return size
 
@@ -81,13 +84,13 @@ def upscale_video(src: str | os.PathLike, dst: str | os.PathLike, upscaler, opti
     report = VideoReport(output=dst)
     state: dict = {}
 
-    def sink_for(source, plan, first, batch, size):
-        encoding = plan_encoding(plan, first, size, options, report)
+    def sink_for(source, plan, first, batch, size_for):
+        encoding = plan_encoding(plan, first, size_for, options, report)
         settings = _settings(src, upscaler, options, encoding, batch)
         manifest = _manifest_for(folder, kept, settings)
         check_container(folder / f".tmp-check{dst.suffix}", source, plan, first, encoding, options, report)
         state.update(manifest=manifest, first=first)
-        return SegmentWriter(folder, manifest, encoding), manifest.frames_done
+        return SegmentWriter(folder, manifest, encoding), manifest.frames_done, (encoding.width, encoding.height)
 
     try:
         stats = _process(src, upscaler, options, report, sink_for, progress, cancel)
@@ -134,8 +137,8 @@ def upscale_frames(src: str | os.PathLike, folder: str | os.PathLike, upscaler, 
     write_atomically(manifest, json.dumps(settings).encode())
     report = VideoReport(output=folder)
 
-    def sink_for(source, plan, first, batch, size):
-        return FramesSink(folder, plan.video.time_base, done), done
+    def sink_for(source, plan, first, batch, size_for):
+        return FramesSink(folder, plan.video.time_base, done), done, size_for((1, 1))  # PNG: any size
 
     stats = _process(src, upscaler, options, report, sink_for, progress, cancel)
     _remove_stale_frames(folder, report.frames)
@@ -206,8 +209,8 @@ def _process(src: Path, upscaler, options: VideoOptions, report: VideoReport, si
             span = "" if plan.start is None and plan.end is None else " between --start and --end"
             raise VideoError(f"{src} has no video frames{span}")
         batch = _batch_size(options.batch, first.width, first.height, upscaler.scale)
-        size = output_size(first.width, first.height, upscaler.scale, options.outscale)
-        sink, skip = sink_for(source, plan, first, batch, size)
+        size_for = functools.partial(output_size, first.width, first.height, upscaler.scale, options.outscale)
+        sink, skip, size = sink_for(source, plan, first, batch, size_for)  # the sink knows how sides must round
         report.resumed_after = counter.done = skip
         deep = max(c.bits for c in first.format.components) > 8
         to_frame = _converter(first.width, first.height, "rgb48le" if deep else "rgb24")

@@ -11,7 +11,7 @@ import heapq
 import struct
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import av
 
@@ -34,10 +34,11 @@ PARTIAL_TIMESTAMPS = ".timestamps.partial"  # the times of the frames written so
 COMPAT_PIX_FMT = "yuv420p"  # 8-bit 4:2:0: what every hardware decoder and browser plays
 
 
-def plan_encoding(plan: Plan, first: av.VideoFrame, size: tuple[int, int], options: VideoOptions,
-                  report: VideoReport) -> Encoding:
-    """Encoder, settings, pixel format and colour tags of the output video of `size` (width, height), decided
-    once from the first frame."""
+def plan_encoding(plan: Plan, first: av.VideoFrame, size_for: Callable[[tuple[int, int]], tuple[int, int]],
+                  options: VideoOptions, report: VideoReport) -> Encoding:
+    """Encoder, settings, pixel format, size and colour tags of the output video, decided once from the first
+    frame. `size_for(steps)` is the frame size (width, height) with sides rounded to multiples of the chosen
+    pixel format's chroma subsampling."""
     video = plan.video
     codec = options.codec or ("libvpx-vp9" if report.output.suffix.lower() == ".webm" else "libx264")
     try:
@@ -60,7 +61,7 @@ def plan_encoding(plan: Plan, first: av.VideoFrame, size: tuple[int, int], optio
         range_, space = LIMITED_RANGE, BT709
     return Encoding(encoder.name, _codec_options(encoder.name, options, report),
                     video.average_rate or video.guessed_rate or 25, video.time_base,
-                    *size, pix_fmt, SWS_COLORSPACE.get(int(space)),
+                    *size_for(chroma_steps(pix_fmt)), pix_fmt, SWS_COLORSPACE.get(int(space)),
                     int(range_) or None, (range_, space, first.color_primaries, first.color_trc),
                     video.sample_aspect_ratio)
 
@@ -204,6 +205,13 @@ def _codec_options(name: str, options: VideoOptions, report: VideoReport) -> dic
     if name == "libx265":  # x265 prints its own banner and statistics to stderr unless told not to
         result["x265-params"] = "log-level=error"
     return result
+
+
+def chroma_steps(pix_fmt: str) -> tuple[int, int]:
+    """Luma pixels per chroma sample across and down: (2, 2) for 4:2:0, (2, 1) for 4:2:2, (1, 1) for 4:4:4 and
+    RGB; a frame's sides must be multiples of them."""
+    fmt, probe = av.VideoFormat(pix_fmt), 1 << 12
+    return probe // fmt.chroma_width(probe), probe // fmt.chroma_height(probe)
 
 
 def _pix_fmt(encoder, first: av.VideoFrame, options: VideoOptions) -> str:

@@ -37,7 +37,7 @@ class VideoOptions:
     audio: str = "copy"             # copy (converting what the container cannot hold), reencode, none
     subtitles: str = "copy"         # copy (converting what the container cannot hold), convert, none
     compat: bool = False            # 8-bit 4:2:0, which every player takes, whatever the source
-    outscale: float | None = None   # the final factor: the model, then a resize to even sides (None: the model's)
+    outscale: float | None = None   # the final factor: the model, then a resize (sides as the pixel format needs; None: the model's)
 
 
 @dataclass
