@@ -13,7 +13,7 @@ from upscale.models import packaged_for_scale, packaged_models, weights_root
 from upscale import Upscaler
 
 VAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "val"
-ROUTES = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "routes-epyc-zen3-2026-12-05-s29.json"
+ROUTES = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "routes-epyc-zen3-2026-12-05-s30.json"
 PACKAGED = ["trinas-x2", "trinas-x2-searched", "trinas-x2-baseline", "trinas-x3", "trinas-x3-baseline", "trinas-x4",
             "trinas-x4-baseline", "trinas-x4-rt", "trinas-x4-rt-lite"]
 BASELINES = {2: "trinas-x2-baseline", 3: "trinas-x3-baseline", 4: "trinas-x4-baseline"}
