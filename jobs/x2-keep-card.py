@@ -3,8 +3,9 @@ card's figures in `jobs/x2-on/model`, the run that made it (the same weights, sh
 
 Copies the scores, self-ensemble scores, speed records and search controls of the packaged config given (the
 replaced `weights/trinas-x2`, saved before packaging) into `jobs/x2-on/model`, named by that folder in its
-card and in each speed command instead of by the packaged name, and redraws its card. Run once, from the repository root, before
-`bash jobs/package.sh trinas-x2 jobs/x2-long/model` has replaced the files (or with a saved copy of them):
+card and in each speed command instead of by the packaged name, and redraws its card. Run once, from the
+repository root, before `bash jobs/package.sh trinas-x2 jobs/x2-long/model` has replaced the files (or with a
+saved copy of them):
 
     python jobs/x2-keep-card.py OLD_CONFIG_JSON
 """
